@@ -1,0 +1,132 @@
+//! Typed configuration, loaded once at startup from environment variables (or flags).
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/smo1` | PostgreSQL, the source of truth |
+//! | `DATABASE_MAX_CONNECTIONS` | `16` | pool size per origin instance |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | Redis: link cache and rate limits |
+//! | `REDIS_KEY_PREFIX` | empty | prefix of every Redis key (tests isolate by prefix) |
+//! | `CLICKHOUSE_URL` | `http://127.0.0.1:8123` | ClickHouse HTTP interface |
+//! | `CLICKHOUSE_USER` | `default` | ClickHouse user |
+//! | `CLICKHOUSE_PASSWORD` | empty | ClickHouse password (secret) |
+//! | `ORIGIN_BIND` | `127.0.0.1:8080` | address the origin listens on |
+//! | `INTERNAL_SECRET` | required | shared secret the edge sends to `/internal/*` (secret) |
+//! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve; destinations may not point there |
+//! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{slug}` entries |
+//! | `NEGATIVE_CACHE_TTL_SECS` | `30` | TTL of "no such link" entries |
+//! | `BRIDGE_BIND` | `127.0.0.1:8079` | address of the local Upstash REST bridge |
+//! | `UPSTASH_REDIS_REST_TOKEN` | required for the bridge | token the bridge expects (secret) |
+//! | `RUST_LOG` | `info` | log filter; `LOG_FORMAT=json` for JSON lines |
+//!
+//! A bad value fails at start and names the variable (clap reports it).
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A secret value: never printed by `Debug` or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            Err("must not be empty".into())
+        } else {
+            Ok(Self(s.to_owned()))
+        }
+    }
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|secs| *secs > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is not a positive number of seconds"))
+}
+
+/// Where the data lives; shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct DataConfig {
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/smo1")]
+    pub database_url: String,
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
+    pub redis_key_prefix: String,
+    #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
+    pub clickhouse_url: String,
+    #[arg(long, env = "CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+    #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<Secret>,
+}
+
+/// Everything `smo1-origin serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct OriginConfig {
+    #[command(flatten)]
+    pub data: DataConfig,
+    #[arg(long, env = "ORIGIN_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    #[arg(long, env = "INTERNAL_SECRET", hide_env_values = true)]
+    pub internal_secret: Secret,
+    #[arg(long, env = "SHORT_DOMAINS", default_value = "localhost", value_delimiter = ',')]
+    pub short_domains: Vec<String>,
+    #[arg(long, env = "LINK_CACHE_TTL_SECS", default_value = "300", value_parser = parse_secs)]
+    pub link_cache_ttl: Duration,
+    #[arg(long, env = "NEGATIVE_CACHE_TTL_SECS", default_value = "30", value_parser = parse_secs)]
+    pub negative_cache_ttl: Duration,
+}
+
+/// Everything `smo1-origin bridge` needs.
+#[derive(Debug, Clone, Args)]
+pub struct BridgeConfig {
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    #[arg(long, env = "BRIDGE_BIND", default_value = "127.0.0.1:8079")]
+    pub bind: SocketAddr,
+    #[arg(long, env = "UPSTASH_REDIS_REST_TOKEN", hide_env_values = true)]
+    pub token: Secret,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let secret: Secret = "hunter2".parse().unwrap();
+        assert_eq!(format!("{secret:?}"), "Secret([redacted])");
+        assert!("".parse::<Secret>().is_err());
+    }
+
+    #[test]
+    fn durations_must_be_positive_seconds() {
+        assert_eq!(parse_secs("300"), Ok(Duration::from_secs(300)));
+        assert!(parse_secs("0").is_err());
+        assert!(parse_secs("5m").is_err());
+    }
+}

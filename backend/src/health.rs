@@ -1,0 +1,83 @@
+//! `/healthz` (the process is alive) and `/readyz` (each dependency's state).
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::time::Duration;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    postgres: Dependency,
+    redis: Dependency,
+    clickhouse: Dependency,
+}
+
+#[derive(Serialize)]
+struct Dependency {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl<E: std::fmt::Display> From<Result<(), E>> for Dependency {
+    fn from(result: Result<(), E>) -> Self {
+        match result {
+            Ok(()) => Self { status: "up", error: None },
+            Err(e) => Self { status: "down", error: Some(e.to_string()) },
+        }
+    }
+}
+
+/// Each check is bounded so a hung dependency cannot hang the probe.
+async fn bounded<E: std::fmt::Display>(
+    check: impl std::future::Future<Output = Result<(), E>>,
+) -> Dependency {
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(result) => result.into(),
+        Err(_) => Err::<(), _>("timed out after 2s").into(),
+    }
+}
+
+#[tracing::instrument(skip(state))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let (postgres, redis, clickhouse) = tokio::join!(
+        bounded(async {
+            sqlx::query("SELECT 1").execute(&state.db).await.map(drop)
+        }),
+        bounded(state.redis.ping()),
+        bounded(clickhouse_ping(&state)),
+    );
+    let ready = [&postgres, &redis, &clickhouse]
+        .iter()
+        .all(|d| d.status == "up");
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = Readiness {
+        status: if ready { "ready" } else { "degraded" },
+        postgres,
+        redis,
+        clickhouse,
+    };
+    (status, Json(body))
+}
+
+async fn clickhouse_ping(state: &AppState) -> Result<(), reqwest::Error> {
+    let data = &state.config.data;
+    let mut request = state
+        .http
+        .get(format!("{}/?query=SELECT%201", data.clickhouse_url.trim_end_matches('/')))
+        .header("X-ClickHouse-User", &data.clickhouse_user);
+    if let Some(password) = &data.clickhouse_password {
+        request = request.header("X-ClickHouse-Key", password.expose());
+    }
+    request.send().await?.error_for_status().map(drop)
+}

@@ -1,0 +1,26 @@
+//! SMO1 origin: the source-of-truth service over PostgreSQL, the read-through writer of the
+//! edge's Redis cache, a redirect server of its own, and the local Upstash REST bridge.
+
+pub mod bridge;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod links;
+pub mod redirect;
+pub mod server;
+pub mod state;
+pub mod testkit;
+
+/// Installs the global tracing subscriber: `RUST_LOG` filters, `LOG_FORMAT=json` for JSON lines.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

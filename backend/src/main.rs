@@ -1,0 +1,98 @@
+//! `smo1-origin`: one binary, one subcommand per job.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use smo1_core::link::RedirectType;
+use smo1_origin::config::{BridgeConfig, DataConfig, OriginConfig};
+use smo1_origin::links::{repo, service};
+use smo1_origin::state::AppState;
+use smo1_origin::{bridge, db, server};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(name = "smo1-origin", version, about = "SMO1 origin service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the origin API, internal endpoints and redirects.
+    Serve(OriginConfig),
+    /// Apply pending PostgreSQL migrations and exit.
+    Migrate(DataConfig),
+    /// Serve the local Upstash REST bridge in front of Redis.
+    Bridge(BridgeConfig),
+    /// Create (or re-point) a demo link with a custom slug, for local use.
+    Seed {
+        #[command(flatten)]
+        origin: OriginConfig,
+        #[arg(long, default_value = "demo@smo1.local")]
+        email: String,
+        #[arg(long, default_value = "demo")]
+        slug: String,
+        #[arg(long, default_value = "https://example.com/")]
+        destination: String,
+        #[arg(long, default_value_t = 302)]
+        redirect_type: u16,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    smo1_origin::init_tracing();
+    match Cli::parse().command {
+        Command::Serve(config) => {
+            let listener = TcpListener::bind(config.bind)
+                .await
+                .with_context(|| format!("binding ORIGIN_BIND {}", config.bind))?;
+            tracing::info!(addr = %listener.local_addr()?, "origin listening");
+            let state = AppState::new(config)?;
+            server::serve(listener, server::app(state), server::shutdown_signal()).await?;
+        }
+        Command::Migrate(config) => {
+            let pool = db::pool(&config)?;
+            db::migrate(&pool).await.context("applying migrations")?;
+            tracing::info!("migrations applied");
+        }
+        Command::Bridge(config) => {
+            let listener = TcpListener::bind(config.bind)
+                .await
+                .with_context(|| format!("binding BRIDGE_BIND {}", config.bind))?;
+            let state = bridge::BridgeState::connect(&config.redis_url, config.token)
+                .await
+                .context("connecting to Redis")?;
+            tracing::info!(addr = %listener.local_addr()?, "upstash bridge listening");
+            server::serve(listener, bridge::router(state), server::shutdown_signal()).await?;
+        }
+        Command::Seed {
+            origin,
+            email,
+            slug,
+            destination,
+            redirect_type,
+        } => {
+            let redirect_type = RedirectType::try_from(redirect_type).map_err(anyhow::Error::msg)?;
+            let state = AppState::new(origin)?;
+            let user_id = repo::upsert_user(&state.db, &email).await?;
+            match repo::find_by_slug(&state.db, &slug).await? {
+                Some(existing) => {
+                    let id = existing.link_id.parse()?;
+                    service::update_destination(&state, id, &destination).await?;
+                }
+                None => {
+                    let input = service::CreateLink {
+                        custom_slug: Some(slug.clone()),
+                        destination: destination.clone(),
+                        redirect_type,
+                        ..Default::default()
+                    };
+                    service::create(&state, user_id, input).await?;
+                }
+            }
+            println!("link /{slug} -> {destination}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Assembling the origin's router and serving it.
+
+use crate::error::{AppError, LoggedCause};
+use crate::state::AppState;
+use crate::{health, links, redirect};
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest request body the origin reads (JSON bodies are small; this caps abuse).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The whole origin as a router, apart from binding a port (tests serve it on port 0).
+pub fn app(state: AppState) -> Router {
+    let internal = links::internal_router().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        require_internal_secret,
+    ));
+    Router::new()
+        .merge(health::router())
+        .merge(internal)
+        .merge(redirect::router())
+        .layer(
+            TraceLayer::new_for_http().on_response(
+                |response: &Response, latency: Duration, _span: &tracing::Span| {
+                    if let Some(LoggedCause(cause)) = response.extensions().get::<LoggedCause>() {
+                        tracing::error!(status = %response.status(), ?latency, cause, "request failed");
+                    } else {
+                        tracing::debug!(status = %response.status(), ?latency, "response");
+                    }
+                },
+            ),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(10),
+        ))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// `/internal/*` is for the edge only: `Authorization: Bearer <INTERNAL_SECRET>`.
+async fn require_internal_secret(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let expected = state.config.internal_secret.expose();
+    if constant_time_eq::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+        Ok(next.run(request).await)
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

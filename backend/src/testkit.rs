@@ -1,0 +1,222 @@
+//! Test support shared by the origin's integration tests and the end-to-end tests: a fresh
+//! PostgreSQL database per test (cloned from a template migrated once), a Redis key prefix per
+//! test, and the origin and bridge served in-process on free ports.
+//!
+//! `TEST_DATABASE_URL` names the server's maintenance database
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
+
+use crate::config::{DataConfig, OriginConfig, Secret};
+use crate::state::AppState;
+use crate::{bridge, server};
+use sqlx::{Connection, Executor, PgConnection};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret";
+pub const TEST_UPSTASH_TOKEN: &str = "test-upstash-token";
+
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn clickhouse_url() -> String {
+    std::env::var("TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+fn database_url(name: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// Template name derived from the migrations, so a new migration gets a new template.
+fn template_name() -> String {
+    let fingerprint = crate::db::MIGRATOR
+        .iter()
+        .flat_map(|m| m.checksum.iter().copied())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("smo1_tpl_{fingerprint:016x}")
+}
+
+/// A database of its own for one test, dropped when the value is dropped.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let template = template_name();
+        let mut admin = PgConnection::connect(&admin_url())
+            .await
+            .expect("connect to the PostgreSQL maintenance database");
+        // Serialise template creation across test processes.
+        admin
+            .execute("SELECT pg_advisory_lock(727271)")
+            .await
+            .expect("advisory lock");
+        let ready: Option<bool> =
+            sqlx::query_scalar("SELECT datistemplate FROM pg_database WHERE datname = $1")
+                .bind(&template)
+                .fetch_optional(&mut admin)
+                .await
+                .expect("look up template");
+        if ready != Some(true) {
+            if ready.is_some() {
+                // A run died while migrating it.
+                admin
+                    .execute(format!("DROP DATABASE \"{template}\" WITH (FORCE)").as_str())
+                    .await
+                    .expect("drop broken template");
+            }
+            admin
+                .execute(format!("CREATE DATABASE \"{template}\"").as_str())
+                .await
+                .expect("create template");
+            let mut conn = PgConnection::connect(&database_url(&template))
+                .await
+                .expect("connect to template");
+            crate::db::MIGRATOR
+                .run(&mut conn)
+                .await
+                .expect("migrate template");
+            conn.close().await.expect("close template connection");
+            admin
+                .execute(format!("ALTER DATABASE \"{template}\" IS_TEMPLATE true").as_str())
+                .await
+                .expect("mark template");
+        }
+        admin
+            .execute("SELECT pg_advisory_unlock(727271)")
+            .await
+            .expect("advisory unlock");
+        let name = format!("smo1_test_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"").as_str())
+            .await
+            .expect("create test database");
+        Self {
+            url: database_url(&name),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async context; a short-lived runtime on its own thread does the I/O.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ = admin
+                        .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A fresh Redis key prefix, so parallel tests never see each other's keys.
+pub fn redis_prefix() -> String {
+    format!("test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// Origin config pointing at `db` and the test Redis / ClickHouse, on port 0.
+pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
+    OriginConfig {
+        data: DataConfig {
+            database_url: db.url.clone(),
+            database_max_connections: 5,
+            redis_url: redis_url(),
+            redis_key_prefix: redis_prefix.to_owned(),
+            clickhouse_url: clickhouse_url(),
+            clickhouse_user: "default".into(),
+            clickhouse_password: None,
+        },
+        bind: "127.0.0.1:0".parse().expect("address"),
+        internal_secret: Secret::new(TEST_INTERNAL_SECRET),
+        short_domains: vec!["sho.rt".into(), "localhost".into()],
+        link_cache_ttl: Duration::from_secs(300),
+        negative_cache_ttl: Duration::from_secs(30),
+    }
+}
+
+/// A server running in this process until dropped.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub async fn start(router: axum::Router) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server::serve(listener, router, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections and waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The origin app over `config`, served in-process.
+pub async fn start_origin(config: OriginConfig) -> (AppState, RunningServer) {
+    let state = AppState::new(config).expect("origin state");
+    let server = RunningServer::start(server::app(state.clone())).await;
+    (state, server)
+}
+
+/// The Upstash bridge over the test Redis, served in-process.
+pub async fn start_bridge() -> RunningServer {
+    let state = bridge::BridgeState::connect(&redis_url(), Secret::new(TEST_UPSTASH_TOKEN))
+        .await
+        .expect("bridge connects to Redis");
+    RunningServer::start(bridge::router(state)).await
+}

@@ -1,0 +1,109 @@
+//! Destination URL validation (SPEC §6): what a link may point to.
+
+use url::{Host, Url};
+
+/// Longest destination accepted; longer URLs break in browsers and proxies.
+pub const MAX_LEN: usize = 2048;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestinationError {
+    Empty,
+    TooLong,
+    Malformed,
+    /// `javascript:`, `data:`, `ftp:` … only http and https redirect safely.
+    Scheme,
+    Credentials,
+    MissingHost,
+    /// Points at one of our own short domains, which would loop.
+    OwnDomain,
+}
+
+impl std::fmt::Display for DestinationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "destination is empty",
+            Self::TooLong => "destination is longer than 2048 characters",
+            Self::Malformed => "destination is not a valid absolute URL",
+            Self::Scheme => "destination must use http or https",
+            Self::Credentials => "destination must not contain a user name or password",
+            Self::MissingHost => "destination must name a host",
+            Self::OwnDomain => "destination must not point at this short domain",
+        })
+    }
+}
+
+impl std::error::Error for DestinationError {}
+
+/// Validates `raw` and returns it normalised. `own_hosts` are the short domains we serve
+/// (compared case-insensitively, ports ignored).
+pub fn validate(raw: &str, own_hosts: &[String]) -> Result<Url, DestinationError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(DestinationError::Empty);
+    }
+    if raw.len() > MAX_LEN {
+        return Err(DestinationError::TooLong);
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(DestinationError::Malformed);
+    }
+    let url = Url::parse(raw).map_err(|_| DestinationError::Malformed)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(DestinationError::Scheme);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(DestinationError::Credentials);
+    }
+    let host = match url.host() {
+        Some(Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
+        Some(host) => host.to_string(),
+        None => return Err(DestinationError::MissingHost),
+    };
+    if own_hosts.iter().any(|own| own.eq_ignore_ascii_case(&host)) {
+        return Err(DestinationError::OwnDomain);
+    }
+    if url.as_str().len() > MAX_LEN {
+        return Err(DestinationError::TooLong);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own() -> Vec<String> {
+        vec!["sho.rt".into()]
+    }
+
+    #[test]
+    fn accepts_http_and_https() {
+        assert_eq!(
+            validate(" https://Example.com/a?b=1 ", &own()).unwrap().as_str(),
+            "https://example.com/a?b=1"
+        );
+        assert!(validate("http://127.0.0.1:8080/", &own()).is_ok());
+    }
+
+    #[test]
+    fn rejects_what_spec_6_lists() {
+        let cases = [
+            ("", DestinationError::Empty),
+            ("javascript:alert(1)", DestinationError::Scheme),
+            ("data:text/html,<b>x</b>", DestinationError::Scheme),
+            ("ftp://example.com/", DestinationError::Scheme),
+            ("https://user:pw@example.com/", DestinationError::Credentials),
+            ("https://user@example.com/", DestinationError::Credentials),
+            ("https://SHO.RT/abc", DestinationError::OwnDomain),
+            ("https://sho.rt./abc", DestinationError::OwnDomain),
+            ("example.com/path", DestinationError::Malformed),
+            ("https://exa mple.com/", DestinationError::Malformed),
+            ("https://example.com/\n", DestinationError::Malformed),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(validate(raw, &own()), Err(expected), "{raw:?}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_LEN));
+        assert_eq!(validate(&long, &own()), Err(DestinationError::TooLong));
+    }
+}

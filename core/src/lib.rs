@@ -1,0 +1,12 @@
+//! Pure logic shared by the SMO1 edge worker (wasm32) and the origin (native).
+//!
+//! Everything here is deterministic and I/O free so it compiles into both binaries and is unit
+//! tested natively: slug rules, the cached link record, how a record resolves to a response,
+//! UTM merging, destination validation and the HTML pages visitors see.
+
+pub mod destination;
+pub mod link;
+pub mod pages;
+pub mod resolve;
+pub mod slug;
+pub mod utm;

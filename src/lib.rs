@@ -1,0 +1,31 @@
+//! SMO1 edge worker: resolves `/{slug}` from the Upstash cache, falls back to the origin on a
+//! miss, and answers with a redirect or a page. This file only wires events to handlers.
+
+mod config;
+mod fetch;
+mod origin;
+mod redirect;
+mod respond;
+mod upstash;
+
+use smo1_core::pages::Page;
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let head = match req.method() {
+        Method::Get => false,
+        Method::Head => true,
+        _ => return respond::method_not_allowed(),
+    };
+    let path = req.path();
+    match path.trim_start_matches('/') {
+        "" => respond::page(Page::Home, head),
+        slug => redirect::handle(&req, &env, slug, head).await,
+    }
+}
