@@ -1,0 +1,132 @@
+# Shared setup for scripts/dev and scripts/test: installs what is missing (idempotently, fast when
+# everything is present) and starts PostgreSQL, Redis and ClickHouse when they are down.
+# Sourced, not executed.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Pinned tool versions. WASM_BINDGEN_VERSION must equal the wasm-bindgen crate in Cargo.lock.
+WORKER_BUILD_VERSION=0.8.7
+WASM_BINDGEN_VERSION=0.2.130
+NEXTEST_VERSION=0.9.143
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
+export PATH="$HOME/.cargo/bin:$PATH"
+# worker-build would download these from GitHub; point it at local binaries instead.
+export WASM_BINDGEN_BIN=wasm-bindgen
+export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
+export WRANGLER_SEND_METRICS=false
+export CLOUDFLARE_CF_FETCH_ENABLED=false
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_packages() {
+  local missing=()
+  command -v psql >/dev/null || missing+=(postgresql postgresql-contrib)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v clickhouse-server >/dev/null || missing+=(clickhouse-server clickhouse-client)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v node >/dev/null || missing+=(nodejs npm)
+  if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+ensure_rust_tools() {
+  command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (https://rustup.rs)"
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "rustup target add wasm32-unknown-unknown"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+    log "cargo install worker-build $WORKER_BUILD_VERSION"
+    cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
+  fi
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+    # Not --locked: its lockfile names a webpki-roots release the registry no longer serves.
+    log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+}
+
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "cargo install cargo-nextest $NEXTEST_VERSION"
+    cargo install cargo-nextest --version "$NEXTEST_VERSION" --locked
+  fi
+}
+
+ensure_npm_packages() {
+  local stamp="node_modules/.smo1-lock.sha256"
+  local want
+  want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "npm ci"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$want" > "$stamp"
+  fi
+}
+
+wait_for() { # wait_for NAME SECONDS CMD...
+  local name="$1" seconds="$2"; shift 2
+  for _ in $(seq $((seconds * 10))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  die "$name did not come up within ${seconds}s"
+}
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG; }
+clickhouse_up() { curl -sf 'http://127.0.0.1:8123/?query=SELECT%201' | grep -q 1; }
+
+ensure_services() {
+  if ! pg_up; then
+    log "starting PostgreSQL"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+    wait_for PostgreSQL 30 pg_up
+  fi
+  if ! redis_up; then
+    log "starting Redis"
+    as_root mkdir -p /var/lib/redis /var/log/redis
+    as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+      --appendonly no --dir /var/lib/redis --logfile /var/log/redis/smo1.log
+    wait_for Redis 30 redis_up
+  fi
+  if ! clickhouse_up; then
+    log "starting ClickHouse"
+    as_root mkdir -p /var/log/clickhouse-server
+    as_root setsid nohup clickhouse-server --config-file=/etc/clickhouse-server/config.xml \
+      >/var/log/clickhouse-server/smo1-start.log 2>&1 < /dev/null &
+    wait_for ClickHouse 90 clickhouse_up
+  fi
+}
+
+build_worker() {
+  log "building the wasm worker (worker-build --release)"
+  worker-build --release 2>&1 | grep -v '^\s*Compiling ' >&2
+  [ -f build/index.js ] && [ -f build/index_bg.wasm ] || die "worker build produced no build/index.js"
+}
+
+setup() {
+  ensure_packages
+  ensure_rust_tools
+  ensure_npm_packages
+  ensure_services
+}

@@ -1,0 +1,265 @@
+//! End-to-end harness: the built worker (`build/index.js` + `build/index_bg.wasm`) running in a
+//! real workerd, wired to an in-process origin and Upstash bridge over the real PostgreSQL and
+//! Redis. Every stack has its own database and Redis key prefix, so tests run in parallel.
+
+use redis::AsyncCommands;
+use smo1_origin::config::OriginConfig;
+use smo1_origin::state::AppState;
+use smo1_origin::testkit::{self, RunningServer, TestDb};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The workerd binary wrangler ships (installed by `npm ci`), or `WORKERD_BIN`.
+fn workerd_bin() -> PathBuf {
+    std::env::var_os("WORKERD_BIN").map_or_else(
+        || repo_root().join("node_modules/@cloudflare/workerd-linux-64/bin/workerd"),
+        PathBuf::from,
+    )
+}
+
+/// A port nothing listens on: bound, then released.
+pub fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// What the worker is pointed at; `None` for a dependency that should be unreachable.
+pub struct Wiring {
+    pub upstash: bool,
+    pub origin: bool,
+}
+
+impl Default for Wiring {
+    fn default() -> Self {
+        Self {
+            upstash: true,
+            origin: true,
+        }
+    }
+}
+
+pub struct Stack {
+    pub state: AppState,
+    pub origin: Option<RunningServer>,
+    pub worker_url: String,
+    pub http: reqwest::Client,
+    pub redis: redis::aio::MultiplexedConnection,
+    pub prefix: String,
+    _bridge: RunningServer,
+    _workerd: Child,
+    _dir: TempDir,
+    _db: TestDb,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(Wiring::default()).await
+    }
+
+    pub async fn start_with(wiring: Wiring) -> Self {
+        let db = TestDb::new().await;
+        let prefix = testkit::redis_prefix();
+        let config: OriginConfig = testkit::origin_config(&db, &prefix);
+        let (state, origin) = testkit::start_origin(config).await;
+        let bridge = testkit::start_bridge().await;
+        let upstash_url = if wiring.upstash { bridge.url() } else { closed_port_url() };
+        let origin_url = if wiring.origin { origin.url() } else { closed_port_url() };
+        let dir = TempDir::new();
+        let port = free_port();
+        let config_path = dir.path.join("workerd.capnp");
+        std::fs::write(
+            &config_path,
+            workerd_config(&dir.path, port, &upstash_url, &origin_url, &prefix),
+        )
+        .expect("write workerd config");
+        let workerd = Command::new(workerd_bin())
+            .arg("serve")
+            .arg(&config_path)
+            .arg("--verbose")
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start workerd {:?}: {e}", workerd_bin()));
+        let worker_url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let mut workerd = workerd;
+        wait_until_serving(&http, &worker_url, &mut workerd).await;
+        let redis = redis::Client::open(testkit::redis_url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to Redis");
+        Self {
+            state,
+            origin: Some(origin),
+            worker_url,
+            http,
+            redis,
+            prefix,
+            _bridge: bridge,
+            _workerd: workerd,
+            _dir: dir,
+            _db: db,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.worker_url))
+            .send()
+            .await
+            .expect("request to worker")
+    }
+
+    pub async fn head(&self, path: &str) -> reqwest::Response {
+        self.http
+            .head(format!("{}{path}", self.worker_url))
+            .send()
+            .await
+            .expect("request to worker")
+    }
+
+    /// The raw `link:{slug}` value in Redis.
+    pub async fn cached(&self, slug: &str) -> Option<String> {
+        let mut redis = self.redis.clone();
+        redis
+            .get(smo1_core::link::cache_key(&self.prefix, slug))
+            .await
+            .expect("redis get")
+    }
+
+    pub async fn cache_ttl(&self, slug: &str) -> i64 {
+        let mut redis = self.redis.clone();
+        redis
+            .ttl(smo1_core::link::cache_key(&self.prefix, slug))
+            .await
+            .expect("redis ttl")
+    }
+
+    pub async fn put_cache(&self, slug: &str, raw: &str) {
+        let mut redis = self.redis.clone();
+        redis
+            .set_ex::<_, _, ()>(smo1_core::link::cache_key(&self.prefix, slug), raw, 300)
+            .await
+            .expect("redis set");
+    }
+
+    /// Stops the origin: later cache misses cannot be answered.
+    pub async fn stop_origin(&mut self) {
+        if let Some(origin) = self.origin.take() {
+            origin.stop().await;
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+async fn wait_until_serving(http: &reqwest::Client, url: &str, workerd: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = workerd.try_wait() {
+            panic!("workerd exited with {status} (run with TEST_LOG=1 to see why)");
+        }
+        if let Ok(response) = http.get(url).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "workerd did not serve {url} within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The capnp config: the built worker plus a network service that may reach 127.0.0.1.
+/// workerd embeds only paths relative to the config, so the modules are copied beside it.
+fn workerd_config(
+    dir: &Path,
+    port: u16,
+    upstash_url: &str,
+    origin_url: &str,
+    prefix: &str,
+) -> String {
+    let build = repo_root().join("build");
+    let module = |name: &'static str| -> &'static str {
+        let path = build.join(name);
+        std::fs::copy(&path, dir.join(name)).unwrap_or_else(|e| {
+            panic!(
+                "{} is missing ({e}): build the worker first (scripts/test does)",
+                path.display()
+            )
+        });
+        name
+    };
+    format!(
+        r#"using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .edge),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "main")],
+);
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "index.js", esModule = embed "{js}"),
+    (name = "index_bg.wasm", wasm = embed "{wasm}"),
+  ],
+  compatibilityDate = "2026-04-01",
+  globalOutbound = "internet",
+  bindings = [
+    (name = "UPSTASH_REDIS_REST_URL", text = "{upstash_url}"),
+    (name = "UPSTASH_REDIS_REST_TOKEN", text = "{token}"),
+    (name = "ORIGIN_URL", text = "{origin_url}"),
+    (name = "INTERNAL_SECRET", text = "{secret}"),
+    (name = "CACHE_KEY_PREFIX", text = "{prefix}"),
+  ],
+);
+"#,
+        js = module("index.js"),
+        wasm = module("index_bg.wasm"),
+        token = testkit::TEST_UPSTASH_TOKEN,
+        secret = testkit::TEST_INTERNAL_SECRET,
+    )
+}
+
+/// A scratch directory removed on drop.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("smo1-e2e-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new(&self.path));
+    }
+}
