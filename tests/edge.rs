@@ -26,7 +26,9 @@ fn custom(slug: &str, destination: &str) -> service::CreateLink {
 }
 
 fn location(response: &reqwest::Response) -> &str {
-    response.headers()["location"].to_str().expect("ascii location")
+    response.headers()["location"]
+        .to_str()
+        .expect("ascii location")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -76,7 +78,10 @@ async fn cache_hit_is_served_without_the_origin() {
 async fn an_update_is_visible_at_once() {
     let stack = Stack::start().await;
     let link = create(&stack, custom("moving", "https://example.com/old")).await;
-    assert_eq!(location(&stack.get("/moving").await), "https://example.com/old");
+    assert_eq!(
+        location(&stack.get("/moving").await),
+        "https://example.com/old"
+    );
     assert!(stack.cached("moving").await.is_some());
 
     service::update_destination(&stack.state, link.id, "https://example.com/new")
@@ -84,7 +89,10 @@ async fn an_update_is_visible_at_once() {
         .expect("update");
 
     assert_eq!(stack.cached("moving").await, None, "update invalidates");
-    assert_eq!(location(&stack.get("/moving").await), "https://example.com/new");
+    assert_eq!(
+        location(&stack.get("/moving").await),
+        "https://example.com/new"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -123,10 +131,18 @@ async fn expired_and_disabled_links_are_410() {
 
     let response = stack.get("/old-news").await;
     assert_eq!(response.status(), StatusCode::GONE);
-    assert!(response.text().await.unwrap().contains("This link has expired"));
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("This link has expired"));
     let response = stack.get("/switched-off").await;
     assert_eq!(response.status(), StatusCode::GONE);
-    assert!(response.text().await.unwrap().contains("This link is disabled"));
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("This link is disabled"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -149,7 +165,13 @@ async fn malformed_slugs_are_404_without_any_lookup() {
         origin: false,
     })
     .await;
-    for path in ["/a.b", "/a%20b", "/x/y", &format!("/{}", "a".repeat(65)), "/%E2%9C%93"] {
+    for path in [
+        "/a.b",
+        "/a%20b",
+        "/x/y",
+        &format!("/{}", "a".repeat(65)),
+        "/%E2%9C%93",
+    ] {
         let response = stack.get(path).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
@@ -185,7 +207,10 @@ async fn each_redirect_type_is_honoured() {
         let mut input = custom(slug, "https://example.com/");
         input.redirect_type = kind;
         create(&stack, input).await;
-        assert_eq!(stack.get(&format!("/{slug}")).await.status().as_u16(), status);
+        assert_eq!(
+            stack.get(&format!("/{slug}")).await.status().as_u16(),
+            status
+        );
     }
 }
 
@@ -243,7 +268,11 @@ async fn origin_unreachable_on_a_miss_is_a_502_page() {
     let response = stack.get("/uncached").await;
 
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
-    assert!(response.text().await.unwrap().contains("Link service unreachable"));
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("Link service unreachable"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -257,7 +286,11 @@ async fn cache_and_origin_unreachable_is_a_503_page() {
     let response = stack.get("/uncached").await;
 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(response.text().await.unwrap().contains("Temporarily unavailable"));
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("Temporarily unavailable"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -46,7 +46,9 @@ pub fn router(state: BridgeState) -> Router {
         .route("/pipeline", post(pipeline))
         .route("/multi-exec", post(multi_exec))
         .route("/{*command}", get(path_command).post(path_command))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(16 * 1024 * 1024))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            16 * 1024 * 1024,
+        ))
         .with_state(state)
 }
 
@@ -146,7 +148,9 @@ fn to_json(value: Value, base64: bool) -> Json_ {
         Value::Boolean(b) => json!(i64::from(b)),
         Value::VerbatimString { text: t, .. } => text(t),
         Value::BigNumber(n) => text(n.to_string()),
-        Value::ServerError(e) => json!({ "error": format!("{} {}", e.code(), e.details().unwrap_or_default()) }),
+        Value::ServerError(e) => {
+            json!({ "error": format!("{} {}", e.code(), e.details().unwrap_or_default()) })
+        }
     }
 }
 

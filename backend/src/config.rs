@@ -68,7 +68,11 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 /// Where the data lives; shared by every subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct DataConfig {
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/smo1")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/smo1"
+    )]
     pub database_url: String,
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
@@ -93,7 +97,12 @@ pub struct OriginConfig {
     pub bind: SocketAddr,
     #[arg(long, env = "INTERNAL_SECRET", hide_env_values = true)]
     pub internal_secret: Secret,
-    #[arg(long, env = "SHORT_DOMAINS", default_value = "localhost", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "SHORT_DOMAINS",
+        default_value = "localhost",
+        value_delimiter = ','
+    )]
     pub short_domains: Vec<String>,
     #[arg(long, env = "LINK_CACHE_TTL_SECS", default_value = "300", value_parser = parse_secs)]
     pub link_cache_ttl: Duration,

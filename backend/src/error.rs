@@ -59,7 +59,9 @@ impl IntoResponse for AppError {
             .into_response();
         if status.is_server_error() {
             // Picked up by the trace layer, which logs the cause once.
-            response.extensions_mut().insert(LoggedCause(self.to_string()));
+            response
+                .extensions_mut()
+                .insert(LoggedCause(self.to_string()));
         }
         response
     }

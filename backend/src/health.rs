@@ -10,7 +10,10 @@ use std::time::Duration;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/readyz", get(readyz))
 }
 
@@ -32,8 +35,14 @@ struct Dependency {
 impl<E: std::fmt::Display> From<Result<(), E>> for Dependency {
     fn from(result: Result<(), E>) -> Self {
         match result {
-            Ok(()) => Self { status: "up", error: None },
-            Err(e) => Self { status: "down", error: Some(e.to_string()) },
+            Ok(()) => Self {
+                status: "up",
+                error: None,
+            },
+            Err(e) => Self {
+                status: "down",
+                error: Some(e.to_string()),
+            },
         }
     }
 }
@@ -51,16 +60,18 @@ async fn bounded<E: std::fmt::Display>(
 #[tracing::instrument(skip(state))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let (postgres, redis, clickhouse) = tokio::join!(
-        bounded(async {
-            sqlx::query("SELECT 1").execute(&state.db).await.map(drop)
-        }),
+        bounded(async { sqlx::query("SELECT 1").execute(&state.db).await.map(drop) }),
         bounded(state.redis.ping()),
         bounded(clickhouse_ping(&state)),
     );
     let ready = [&postgres, &redis, &clickhouse]
         .iter()
         .all(|d| d.status == "up");
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Readiness {
         status: if ready { "ready" } else { "degraded" },
         postgres,
@@ -74,7 +85,10 @@ async fn clickhouse_ping(state: &AppState) -> Result<(), reqwest::Error> {
     let data = &state.config.data;
     let mut request = state
         .http
-        .get(format!("{}/?query=SELECT%201", data.clickhouse_url.trim_end_matches('/')))
+        .get(format!(
+            "{}/?query=SELECT%201",
+            data.clickhouse_url.trim_end_matches('/')
+        ))
         .header("X-ClickHouse-User", &data.clickhouse_user);
     if let Some(password) = &data.clickhouse_password {
         request = request.header("X-ClickHouse-Key", password.expose());

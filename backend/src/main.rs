@@ -73,7 +73,8 @@ async fn main() -> anyhow::Result<()> {
             destination,
             redirect_type,
         } => {
-            let redirect_type = RedirectType::try_from(redirect_type).map_err(anyhow::Error::msg)?;
+            let redirect_type =
+                RedirectType::try_from(redirect_type).map_err(anyhow::Error::msg)?;
             let state = AppState::new(origin)?;
             let user_id = repo::upsert_user(&state.db, &email).await?;
             match repo::find_by_slug(&state.db, &slug).await? {

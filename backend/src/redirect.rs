@@ -47,7 +47,11 @@ async fn redirect(
             return page(Page::Unavailable);
         }
     };
-    match resolve(&entry.link, chrono::Utc::now().timestamp(), query.as_deref()) {
+    match resolve(
+        &entry.link,
+        chrono::Utc::now().timestamp(),
+        query.as_deref(),
+    ) {
         Resolution::Redirect { status, location } => redirect_response(status, &location),
         Resolution::NotFound => page(Page::NotFound),
         Resolution::Gone(GoneReason::Expired) => page(Page::Expired),
@@ -66,7 +70,10 @@ fn redirect_response(status: u16, location: &str) -> Response {
         status,
         [
             (header::LOCATION, location),
-            (header::CACHE_CONTROL, HeaderValue::from_static(REDIRECT_CACHE_CONTROL)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(REDIRECT_CACHE_CONTROL),
+            ),
         ],
     )
         .into_response()

@@ -27,17 +27,15 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(internal)
         .merge(redirect::router())
-        .layer(
-            TraceLayer::new_for_http().on_response(
-                |response: &Response, latency: Duration, _span: &tracing::Span| {
-                    if let Some(LoggedCause(cause)) = response.extensions().get::<LoggedCause>() {
-                        tracing::error!(status = %response.status(), ?latency, cause, "request failed");
-                    } else {
-                        tracing::debug!(status = %response.status(), ?latency, "response");
-                    }
-                },
-            ),
-        )
+        .layer(TraceLayer::new_for_http().on_response(
+            |response: &Response, latency: Duration, _span: &tracing::Span| {
+                if let Some(LoggedCause(cause)) = response.extensions().get::<LoggedCause>() {
+                    tracing::error!(status = %response.status(), ?latency, cause, "request failed");
+                } else {
+                    tracing::debug!(status = %response.status(), ?latency, "response");
+                }
+            },
+        ))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(10),

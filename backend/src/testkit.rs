@@ -32,7 +32,9 @@ pub fn clickhouse_url() -> String {
 
 fn database_url(name: &str) -> String {
     let admin = admin_url();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
     format!("{base}/{name}")
 }
 
@@ -123,7 +125,9 @@ impl Drop for TestDb {
             runtime.block_on(async {
                 if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
                     let _ = admin
-                        .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+                        .execute(
+                            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str(),
+                        )
                         .await;
                 }
             });

@@ -79,7 +79,9 @@ mod tests {
     #[test]
     fn accepts_http_and_https() {
         assert_eq!(
-            validate(" https://Example.com/a?b=1 ", &own()).unwrap().as_str(),
+            validate(" https://Example.com/a?b=1 ", &own())
+                .unwrap()
+                .as_str(),
             "https://example.com/a?b=1"
         );
         assert!(validate("http://127.0.0.1:8080/", &own()).is_ok());
@@ -92,7 +94,10 @@ mod tests {
             ("javascript:alert(1)", DestinationError::Scheme),
             ("data:text/html,<b>x</b>", DestinationError::Scheme),
             ("ftp://example.com/", DestinationError::Scheme),
-            ("https://user:pw@example.com/", DestinationError::Credentials),
+            (
+                "https://user:pw@example.com/",
+                DestinationError::Credentials,
+            ),
             ("https://user@example.com/", DestinationError::Credentials),
             ("https://SHO.RT/abc", DestinationError::OwnDomain),
             ("https://sho.rt./abc", DestinationError::OwnDomain),

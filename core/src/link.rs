@@ -211,7 +211,10 @@ mod tests {
 
     #[test]
     fn redirect_types_are_statuses() {
-        assert_eq!(serde_json::to_string(&RedirectType::Temporary).unwrap(), "307");
+        assert_eq!(
+            serde_json::to_string(&RedirectType::Temporary).unwrap(),
+            "307"
+        );
         assert_eq!(
             serde_json::from_str::<RedirectType>("301").unwrap(),
             RedirectType::Permanent

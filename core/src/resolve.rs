@@ -5,7 +5,10 @@ use crate::utm;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    Redirect { status: u16, location: String },
+    Redirect {
+        status: u16,
+        location: String,
+    },
     /// The link exists but needs a PIN or password first.
     Protected(Protection),
     /// The link existed but no longer redirects.
@@ -72,8 +75,14 @@ mod tests {
         let mut record = sample_record();
         record.expires_at = Some(100);
         let link = CachedLink::Found(record);
-        assert!(matches!(resolve(&link, 99, None), Resolution::Redirect { .. }));
-        assert_eq!(resolve(&link, 100, None), Resolution::Gone(GoneReason::Expired));
+        assert!(matches!(
+            resolve(&link, 99, None),
+            Resolution::Redirect { .. }
+        ));
+        assert_eq!(
+            resolve(&link, 100, None),
+            Resolution::Gone(GoneReason::Expired)
+        );
     }
 
     #[test]

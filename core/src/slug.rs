@@ -14,9 +14,34 @@ pub const UID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 
 /// Paths the product uses or may use itself; compared case-insensitively.
 pub const RESERVED: &[&str] = &[
-    "about", "admin", "api", "app", "assets", "auth", "dashboard", "docs", "favicon", "health",
-    "healthz", "help", "internal", "login", "logout", "metrics", "openapi", "pricing", "readyz",
-    "robots", "settings", "signup", "static", "status", "v1", "v2", "webhooks", "www",
+    "about",
+    "admin",
+    "api",
+    "app",
+    "assets",
+    "auth",
+    "dashboard",
+    "docs",
+    "favicon",
+    "health",
+    "healthz",
+    "help",
+    "internal",
+    "login",
+    "logout",
+    "metrics",
+    "openapi",
+    "pricing",
+    "readyz",
+    "robots",
+    "settings",
+    "signup",
+    "static",
+    "status",
+    "v1",
+    "v2",
+    "webhooks",
+    "www",
 ];
 
 /// Why a custom slug was refused.

@@ -71,8 +71,16 @@ impl Stack {
         let config: OriginConfig = testkit::origin_config(&db, &prefix);
         let (state, origin) = testkit::start_origin(config).await;
         let bridge = testkit::start_bridge().await;
-        let upstash_url = if wiring.upstash { bridge.url() } else { closed_port_url() };
-        let origin_url = if wiring.origin { origin.url() } else { closed_port_url() };
+        let upstash_url = if wiring.upstash {
+            bridge.url()
+        } else {
+            closed_port_url()
+        };
+        let origin_url = if wiring.origin {
+            origin.url()
+        } else {
+            closed_port_url()
+        };
         let dir = TempDir::new();
         let port = free_port();
         let config_path = dir.path.join("workerd.capnp");
@@ -188,7 +196,10 @@ async fn wait_until_serving(http: &reqwest::Client, url: &str, workerd: &mut Chi
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "workerd did not serve {url} within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "workerd did not serve {url} within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,0 +1,160 @@
+//! The PostgreSQL data model (SPEC §2) as the migrations create it.
+
+use smo1_origin::testkit::TestDb;
+use sqlx::PgPool;
+
+async fn pool(db: &TestDb) -> PgPool {
+    PgPool::connect(&db.url).await.expect("connect")
+}
+
+async fn user(pool: &PgPool, email: &str) -> uuid::Uuid {
+    sqlx::query_scalar("INSERT INTO users (email) VALUES ($1) RETURNING id")
+        .bind(email)
+        .fetch_one(pool)
+        .await
+        .expect("insert user")
+}
+
+fn constraint(error: sqlx::Error) -> String {
+    error
+        .as_database_error()
+        .and_then(|e| e.constraint().map(str::to_owned))
+        .unwrap_or_else(|| panic!("expected a constraint violation, got {error}"))
+}
+
+#[tokio::test]
+async fn every_table_enum_and_extension_exists() {
+    let db = TestDb::new().await;
+    let pool = pool(&db).await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'
+           AND table_name <> '_sqlx_migrations' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables,
+        [
+            "achievements",
+            "api_keys",
+            "click_outbox",
+            "links",
+            "protection_attempts",
+            "user_achievements",
+            "users",
+            "webhook_events",
+            "xp_events"
+        ]
+    );
+    let enums: Vec<String> =
+        sqlx::query_scalar("SELECT typname::text FROM pg_type WHERE typtype = 'e' ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        enums,
+        [
+            "achievement_category",
+            "link_status",
+            "protection_type",
+            "subscription_tier",
+            "xp_event_type"
+        ]
+    );
+    let extensions: Vec<String> = sqlx::query_scalar(
+        "SELECT extname::text FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(extensions, ["pg_trgm", "uuid-ossp"]);
+}
+
+#[tokio::test]
+async fn custom_slugs_are_unique_only_where_set() {
+    let db = TestDb::new().await;
+    let pool = pool(&db).await;
+    let owner = user(&pool, "a@example.com").await;
+    let insert = |uid: &'static str, slug: Option<&'static str>| {
+        sqlx::query(
+            "INSERT INTO links (user_id, uid, custom_slug, destination) VALUES ($1, $2, $3, 'https://e.com/')",
+        )
+        .bind(owner)
+        .bind(uid)
+        .bind(slug)
+        .execute(&pool)
+    };
+    insert("aaaaaaa", None).await.unwrap();
+    insert("bbbbbbb", None).await.unwrap();
+    insert("ccccccc", Some("mine")).await.unwrap();
+    let error = insert("ddddddd", Some("mine")).await.unwrap_err();
+    assert_eq!(constraint(error), "links_custom_slug_key");
+    let error = insert("aaaaaaa", None).await.unwrap_err();
+    assert_eq!(constraint(error), "links_uid_key");
+}
+
+#[tokio::test]
+async fn emails_are_unique_regardless_of_case() {
+    let db = TestDb::new().await;
+    let pool = pool(&db).await;
+    user(&pool, "Ann@Example.com").await;
+    let error = sqlx::query("INSERT INTO users (email) VALUES ('ann@example.COM')")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert_eq!(constraint(error), "users_email_lower_key");
+}
+
+#[tokio::test]
+async fn updated_at_follows_every_update() {
+    let db = TestDb::new().await;
+    let pool = pool(&db).await;
+    let id = user(&pool, "t@example.com").await;
+    sqlx::query("UPDATE users SET created_at = now() - interval '1 day', updated_at = now() - interval '1 day' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET display_name = 'T' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let fresh: bool = sqlx::query_scalar(
+        "SELECT updated_at > now() - interval '1 minute' AND created_at < now() - interval '1 hour' FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(fresh);
+}
+
+#[tokio::test]
+async fn slug_search_uses_the_trigram_index() {
+    let db = TestDb::new().await;
+    let pool = pool(&db).await;
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'links' AND indexdef LIKE '%gin_trgm_ops%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+}
+
+#[tokio::test]
+async fn protected_links_always_carry_a_hash() {
+    let db = TestDb::new().await;
+    let pool = pool(&db).await;
+    let owner = user(&pool, "p@example.com").await;
+    let error = sqlx::query(
+        "INSERT INTO links (user_id, uid, destination, protection_type) VALUES ($1, 'ppppppp', 'https://e.com/', 'pin')",
+    )
+    .bind(owner)
+    .execute(&pool)
+    .await
+    .unwrap_err();
+    assert_eq!(constraint(error), "links_protection_hash_matches");
+}
