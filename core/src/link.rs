@@ -26,7 +26,7 @@ pub struct CacheEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CachedLink {
-    Found(LinkCacheRecord),
+    Found(Box<LinkCacheRecord>),
     /// Negative entry: cached briefly so a slug scan cannot hammer PostgreSQL.
     Missing,
 }
@@ -35,7 +35,7 @@ impl CacheEntry {
     pub fn found(record: LinkCacheRecord) -> Self {
         Self {
             v: SCHEMA_VERSION,
-            link: CachedLink::Found(record),
+            link: CachedLink::Found(Box::new(record)),
         }
     }
 

@@ -62,7 +62,7 @@ mod tests {
             ..Utm::default()
         };
         assert_eq!(
-            resolve(&CachedLink::Found(record), 0, Some("ref=a")),
+            resolve(&CachedLink::Found(Box::new(record)), 0, Some("ref=a")),
             Resolution::Redirect {
                 status: 308,
                 location: "https://example.com/a?x=1&utm_medium=email&ref=a".into()
@@ -74,7 +74,7 @@ mod tests {
     fn expiry_is_checked_against_now() {
         let mut record = sample_record();
         record.expires_at = Some(100);
-        let link = CachedLink::Found(record);
+        let link = CachedLink::Found(Box::new(record));
         assert!(matches!(
             resolve(&link, 99, None),
             Resolution::Redirect { .. }
@@ -90,18 +90,18 @@ mod tests {
         let mut record = sample_record();
         record.status = LinkStatus::Disabled;
         assert_eq!(
-            resolve(&CachedLink::Found(record.clone()), 0, None),
+            resolve(&CachedLink::Found(Box::new(record.clone())), 0, None),
             Resolution::Gone(GoneReason::Disabled)
         );
         record.status = LinkStatus::Expired;
         assert_eq!(
-            resolve(&CachedLink::Found(record.clone()), 0, None),
+            resolve(&CachedLink::Found(Box::new(record.clone())), 0, None),
             Resolution::Gone(GoneReason::Expired)
         );
         record.status = LinkStatus::Active;
         record.protection = Protection::Pin;
         assert_eq!(
-            resolve(&CachedLink::Found(record), 0, None),
+            resolve(&CachedLink::Found(Box::new(record)), 0, None),
             Resolution::Protected(Protection::Pin)
         );
         assert_eq!(resolve(&CachedLink::Missing, 0, None), Resolution::NotFound);
