@@ -103,7 +103,8 @@ mod tests {
             ("https://sho.rt./abc", DestinationError::OwnDomain),
             ("example.com/path", DestinationError::Malformed),
             ("https://exa mple.com/", DestinationError::Malformed),
-            ("https://example.com/\n", DestinationError::Malformed),
+            ("https://example.com/a\nb", DestinationError::Malformed),
+            ("https://exa\tmple.com/", DestinationError::Malformed),
         ];
         for (raw, expected) in cases {
             assert_eq!(validate(raw, &own()), Err(expected), "{raw:?}");
