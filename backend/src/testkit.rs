@@ -101,7 +101,12 @@ impl TestDb {
             .execute("SELECT pg_advisory_unlock(727271)")
             .await
             .expect("advisory unlock");
-        let name = format!("smo1_test_{}", uuid::Uuid::new_v4().simple());
+        // The creation time in the name lets `scripts/test` drop only databases of killed runs.
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        let name = format!("smo1_test_{created}_{}", uuid::Uuid::new_v4().simple());
         admin
             .execute(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"").as_str())
             .await
