@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod links;
+pub mod metrics;
 pub mod redirect;
 pub mod server;
 pub mod state;

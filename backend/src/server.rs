@@ -2,7 +2,7 @@
 
 use crate::error::{AppError, LoggedCause};
 use crate::state::AppState;
-use crate::{health, links, redirect};
+use crate::{health, links, metrics, redirect};
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
@@ -25,6 +25,7 @@ pub fn app(state: AppState) -> Router {
     ));
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(internal)
         .merge(redirect::router())
         .layer(TraceLayer::new_for_http().on_response(

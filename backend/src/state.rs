@@ -11,6 +11,7 @@ pub struct AppState {
     pub redis: Redis,
     pub http: reqwest::Client,
     pub config: Arc<OriginConfig>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 impl AppState {
@@ -22,6 +23,7 @@ impl AppState {
                 .timeout(std::time::Duration::from_secs(5))
                 .build()?,
             config: Arc::new(config),
+            metrics: crate::metrics::handle(),
         })
     }
 }

@@ -248,3 +248,24 @@ async fn test_databases_are_isolated() {
     assert_ne!(a.db.name, b.db.name);
     assert_ne!(a.prefix, b.prefix);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_lookups_and_cache_failures() {
+    let app =
+        TestApp::start_with(|c| c.data.redis_url = format!("redis://127.0.0.1:{}", closed_port()))
+            .await;
+    app.internal_get("/internal/links/unknown").await;
+
+    let response = app.get("/metrics").await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(r#"smo1_link_lookups_total{outcome="missing"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("smo1_link_cache_write_failures_total 1"),
+        "{text}"
+    );
+}

@@ -10,11 +10,15 @@ use uuid::Uuid;
 /// The entry for `slug` from PostgreSQL, written to Redis (positive TTL, or the short negative
 /// TTL for unknown slugs). A Redis failure is logged, never fatal: PostgreSQL answered.
 pub async fn load_and_cache(state: &AppState, slug: &str) -> Result<CacheEntry> {
-    let (entry, ttl) = match repo::find_by_slug(&state.db, slug).await? {
+    let found = repo::find_by_slug(&state.db, slug).await?;
+    let outcome = if found.is_some() { "found" } else { "missing" };
+    metrics::counter!("smo1_link_lookups_total", "outcome" => outcome).increment(1);
+    let (entry, ttl) = match found {
         Some(record) => (CacheEntry::found(record), state.config.link_cache_ttl),
         None => (CacheEntry::missing(), state.config.negative_cache_ttl),
     };
     if let Err(e) = state.redis.put_link(slug, &entry, ttl).await {
+        metrics::counter!("smo1_link_cache_write_failures_total").increment(1);
         tracing::warn!(error = %e, slug, "could not write link cache entry");
     }
     Ok(entry)
@@ -25,7 +29,10 @@ pub async fn resolve_cached(state: &AppState, slug: &str) -> Result<CacheEntry> 
     match state.redis.get_link(slug).await {
         Ok(Some(entry)) => return Ok(entry),
         Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "link cache unavailable, reading PostgreSQL"),
+        Err(e) => {
+            metrics::counter!("smo1_link_cache_read_failures_total").increment(1);
+            tracing::warn!(error = %e, "link cache unavailable, reading PostgreSQL");
+        }
     }
     load_and_cache(state, slug).await
 }
