@@ -1,5 +1,6 @@
 //! Outgoing HTTP with a deadline: a hung dependency must not hold a visitor longer than that.
 
+use base64::Engine;
 use futures_util::future::{select, Either};
 use std::time::Duration;
 use worker::wasm_bindgen::JsValue;
@@ -20,18 +21,40 @@ impl std::fmt::Display for FetchError {
     }
 }
 
-/// Sends one request with a bearer token and an optional JSON body, aborting after `timeout`.
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    Bearer(&'a str),
+    Basic { user: &'a str, password: &'a str },
+}
+
+impl Auth<'_> {
+    fn header(self) -> String {
+        match self {
+            Self::Bearer(token) => format!("Bearer {token}"),
+            Self::Basic { user, password } => {
+                let pair = format!("{user}:{password}");
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+        }
+    }
+}
+
+/// Sends one request with credentials and an optional JSON body, aborting after `timeout`.
 pub async fn send(
     method: Method,
     url: &str,
-    bearer: &str,
+    auth: Auth<'_>,
     json_body: Option<String>,
     timeout: Duration,
 ) -> Result<Response, FetchError> {
     let network = |e: worker::Error| FetchError::Network(e.to_string());
     let headers = Headers::new();
     headers
-        .set("Authorization", &format!("Bearer {bearer}"))
+        .set("Authorization", &auth.header())
         .map_err(network)?;
     let mut init = RequestInit::new();
     init.with_method(method);

@@ -1,6 +1,7 @@
 //! SMO1 edge worker: resolves `/{slug}` from the Upstash cache, falls back to the origin on a
 //! miss, and answers with a redirect or a page. This file only wires events to handlers.
 
+mod clicks;
 mod config;
 mod fetch;
 mod origin;
@@ -17,7 +18,7 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let head = match req.method() {
         Method::Get => false,
         Method::Head => true,
@@ -26,6 +27,6 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     match path.trim_start_matches('/') {
         "" => respond::page(Page::Home, head),
-        slug => redirect::handle(&req, &env, slug, head).await,
+        slug => redirect::handle(&req, &env, &ctx, slug, head).await,
     }
 }

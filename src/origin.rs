@@ -1,7 +1,7 @@
 //! The origin's read-through lookup: `GET /internal/links/{slug}` answers the cache entry
 //! (found or missing) after writing it to Redis itself.
 
-use crate::fetch::{self, FetchError};
+use crate::fetch::{self, Auth, FetchError};
 use smo1_core::link::CacheEntry;
 use std::time::Duration;
 use worker::Method;
@@ -28,7 +28,7 @@ impl std::fmt::Display for OriginError {
 
 pub async fn lookup(origin_url: &str, secret: &str, slug: &str) -> Result<CacheEntry, OriginError> {
     let url = format!("{origin_url}/internal/links/{slug}");
-    let mut response = fetch::send(Method::Get, &url, secret, None, TIMEOUT)
+    let mut response = fetch::send(Method::Get, &url, Auth::Bearer(secret), None, TIMEOUT)
         .await
         .map_err(OriginError::Fetch)?;
     let status = response.status_code();

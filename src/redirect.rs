@@ -2,14 +2,21 @@
 
 use crate::config::EdgeConfig;
 use crate::upstash::Upstash;
-use crate::{origin, respond};
-use smo1_core::link::{self, CacheEntry};
+use crate::{clicks, origin, respond};
+use smo1_core::click;
+use smo1_core::link::{self, CacheEntry, CachedLink};
 use smo1_core::pages::Page;
 use smo1_core::resolve::{resolve, GoneReason, Resolution};
 use smo1_core::slug;
-use worker::{console_error, console_warn, Date, Env, Request, Response, Result};
+use worker::{console_error, console_warn, Context, Date, Env, Request, Response, Result};
 
-pub async fn handle(req: &Request, env: &Env, slug: &str, head: bool) -> Result<Response> {
+pub async fn handle(
+    req: &Request,
+    env: &Env,
+    ctx: &Context,
+    slug: &str,
+    head: bool,
+) -> Result<Response> {
     if !slug::is_resolvable(slug) {
         return respond::page(Page::NotFound, head);
     }
@@ -19,9 +26,18 @@ pub async fn handle(req: &Request, env: &Env, slug: &str, head: bool) -> Result<
         Err(page) => return respond::page(page, head),
     };
     let now = (Date::now().as_millis() / 1000) as i64;
-    let query = req.url()?.query().map(str::to_owned);
+    let (qr, query) = click::take_qr_marker(req.url()?.query());
     match resolve(&entry.link, now, query.as_deref()) {
-        Resolution::Redirect { status, location } => respond::redirect(status, &location),
+        Resolution::Redirect { status, location } => {
+            if let (Some(clicks), CachedLink::Found(record)) = (config.clicks, &entry.link) {
+                let now = u32::try_from(now).unwrap_or(u32::MAX);
+                match clicks::build(req, record, &location, qr, now, &clicks.visitor_salt) {
+                    Some(event) => ctx.wait_until(clicks::send(event, clicks)),
+                    None => console_error!("no click id: crypto.randomUUID is unavailable"),
+                }
+            }
+            respond::redirect(status, &location)
+        }
         Resolution::NotFound => respond::page(Page::NotFound, head),
         Resolution::Gone(GoneReason::Expired) => respond::page(Page::Expired, head),
         Resolution::Gone(GoneReason::Disabled) => respond::page(Page::Disabled, head),

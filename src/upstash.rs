@@ -3,7 +3,7 @@
 //! `upstash-redis-rs` targets native reqwest, not `worker::Fetch`, so it does not build for the
 //! Workers runtime (see docs/DEPENDENCIES.md); the edge needs one command, `GET`.
 
-use crate::fetch::{self, FetchError};
+use crate::fetch::{self, Auth, FetchError};
 use serde::Deserialize;
 use std::time::Duration;
 use worker::Method;
@@ -43,9 +43,15 @@ impl Upstash<'_> {
     /// `GET key`: the string value, or `None` when the key does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<String>, UpstashError> {
         let body = serde_json::json!(["GET", key]).to_string();
-        let mut response = fetch::send(Method::Post, self.url, self.token, Some(body), TIMEOUT)
-            .await
-            .map_err(UpstashError::Fetch)?;
+        let mut response = fetch::send(
+            Method::Post,
+            self.url,
+            Auth::Bearer(self.token),
+            Some(body),
+            TIMEOUT,
+        )
+        .await
+        .map_err(UpstashError::Fetch)?;
         let status = response.status_code();
         let text = response
             .text()

@@ -163,6 +163,7 @@ async fn malformed_slugs_are_404_without_any_lookup() {
     let stack = Stack::start_with(Wiring {
         upstash: false,
         origin: false,
+        ..Wiring::default()
     })
     .await;
     for path in [
@@ -247,6 +248,7 @@ async fn redis_unreachable_is_served_via_the_origin() {
     let stack = Stack::start_with(Wiring {
         upstash: false,
         origin: true,
+        ..Wiring::default()
     })
     .await;
     create(&stack, custom("resilient", "https://example.com/r")).await;
@@ -262,6 +264,7 @@ async fn origin_unreachable_on_a_miss_is_a_502_page() {
     let stack = Stack::start_with(Wiring {
         upstash: true,
         origin: false,
+        ..Wiring::default()
     })
     .await;
 
@@ -280,6 +283,7 @@ async fn cache_and_origin_unreachable_is_a_503_page() {
     let stack = Stack::start_with(Wiring {
         upstash: false,
         origin: false,
+        ..Wiring::default()
     })
     .await;
 

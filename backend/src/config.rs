@@ -14,6 +14,13 @@
 //! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve; destinations may not point there |
 //! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{slug}` entries |
 //! | `NEGATIVE_CACHE_TTL_SECS` | `30` | TTL of "no such link" entries |
+//! | `CLICKHOUSE_DATABASE` | `smo1` | ClickHouse database of `link_clicks` |
+//! | `CLICKHOUSE_ASYNC_INSERT` | `false` | insert with `async_insert=1` (24+) instead of via the Buffer table |
+//! | `VISITOR_SALT_SECRET` | required | salt of visitor ids; must equal the worker's (secret) |
+//! | `CLICK_BATCH_SIZE` | `10000` | most clicks per ClickHouse insert |
+//! | `CLICK_FLUSH_INTERVAL_MS` | `1000` | longest a click waits in memory before its batch is sent |
+//! | `CLICK_QUEUE_CAPACITY` | `200000` | in-memory click queue; when full, clicks go to the outbox |
+//! | `CLICK_REPLAY_INTERVAL_SECS` | `5` | how often the outbox is drained into ClickHouse |
 //! | `BRIDGE_BIND` | `127.0.0.1:8079` | address of the local Upstash REST bridge |
 //! | `UPSTASH_REDIS_REST_TOKEN` | required for the bridge | token the bridge expects (secret) |
 //! | `RUST_LOG` | `info` | log filter; `LOG_FORMAT=json` for JSON lines |
@@ -80,12 +87,58 @@ pub struct DataConfig {
     pub redis_url: String,
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
     pub redis_key_prefix: String,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseConfig,
+}
+
+/// The ClickHouse HTTP interface.
+#[derive(Debug, Clone, Args)]
+pub struct ClickHouseConfig {
     #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
     pub clickhouse_url: String,
     #[arg(long, env = "CLICKHOUSE_USER", default_value = "default")]
     pub clickhouse_user: String,
     #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
     pub clickhouse_password: Option<Secret>,
+    #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "smo1", value_parser = parse_identifier)]
+    pub clickhouse_database: String,
+    /// Insert into `link_clicks` with `async_insert=1` (ClickHouse 21.11+) instead of through the
+    /// `link_clicks_buffer` Buffer table.
+    #[arg(long, env = "CLICKHOUSE_ASYNC_INSERT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub clickhouse_async_insert: bool,
+}
+
+/// The click pipeline: how the origin batches clicks and drains the outbox.
+#[derive(Debug, Clone, Args)]
+pub struct ClickConfig {
+    /// Salt of visitor ids (rotated daily by date); must equal the worker's.
+    #[arg(long, env = "VISITOR_SALT_SECRET", hide_env_values = true)]
+    pub visitor_salt_secret: Secret,
+    #[arg(long, env = "CLICK_BATCH_SIZE", default_value_t = 10_000)]
+    pub click_batch_size: usize,
+    #[arg(long, env = "CLICK_FLUSH_INTERVAL_MS", default_value = "1000", value_parser = parse_millis)]
+    pub click_flush_interval: Duration,
+    #[arg(long, env = "CLICK_QUEUE_CAPACITY", default_value_t = 200_000)]
+    pub click_queue_capacity: usize,
+    #[arg(long, env = "CLICK_REPLAY_INTERVAL_SECS", default_value = "5", value_parser = parse_secs)]
+    pub click_replay_interval: Duration,
+}
+
+fn parse_millis(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is not a positive number of milliseconds"))
+}
+
+/// SQL identifiers we interpolate (database names) must be plain.
+fn parse_identifier(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} must be 1-64 letters, digits or '_'"))
+    }
 }
 
 /// Everything `smo1-origin serve` needs.
@@ -108,6 +161,8 @@ pub struct OriginConfig {
     pub link_cache_ttl: Duration,
     #[arg(long, env = "NEGATIVE_CACHE_TTL_SECS", default_value = "30", value_parser = parse_secs)]
     pub negative_cache_ttl: Duration,
+    #[command(flatten)]
+    pub clicks: ClickConfig,
 }
 
 /// Everything `smo1-origin bridge` needs.
@@ -130,6 +185,13 @@ mod tests {
         let secret: Secret = "hunter2".parse().unwrap();
         assert_eq!(format!("{secret:?}"), "Secret([redacted])");
         assert!("".parse::<Secret>().is_err());
+    }
+
+    #[test]
+    fn identifiers_are_plain() {
+        assert_eq!(parse_identifier("smo1_test_1"), Ok("smo1_test_1".into()));
+        assert!(parse_identifier("a;b").is_err());
+        assert!(parse_identifier("").is_err());
     }
 
     #[test]

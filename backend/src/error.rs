@@ -17,6 +17,8 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("{0}")]
     Validation(String),
+    #[error("{0}")]
+    InvalidClickEvents(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("redis error: {0}")]
@@ -29,6 +31,7 @@ impl AppError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidClickEvents(_) => StatusCode::BAD_REQUEST,
             Self::Database(_) | Self::Redis(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -38,6 +41,7 @@ impl AppError {
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::Validation(_) => "validation_failed",
+            Self::InvalidClickEvents(_) => "invalid_click_event",
             Self::Database(_) => "database_unavailable",
             Self::Redis(_) => "cache_unavailable",
         }

@@ -62,7 +62,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
     let (postgres, redis, clickhouse) = tokio::join!(
         bounded(async { sqlx::query("SELECT 1").execute(&state.db).await.map(drop) }),
         bounded(state.redis.ping()),
-        bounded(clickhouse_ping(&state)),
+        bounded(state.clickhouse.ping()),
     );
     let ready = [&postgres, &redis, &clickhouse]
         .iter()
@@ -79,19 +79,4 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         clickhouse,
     };
     (status, Json(body))
-}
-
-async fn clickhouse_ping(state: &AppState) -> Result<(), reqwest::Error> {
-    let data = &state.config.data;
-    let mut request = state
-        .http
-        .get(format!(
-            "{}/?query=SELECT%201",
-            data.clickhouse_url.trim_end_matches('/')
-        ))
-        .header("X-ClickHouse-User", &data.clickhouse_user);
-    if let Some(password) = &data.clickhouse_password {
-        request = request.header("X-ClickHouse-Key", password.expose());
-    }
-    request.send().await?.error_for_status().map(drop)
 }

@@ -3,6 +3,8 @@
 
 pub mod bridge;
 pub mod cache;
+pub mod clickhouse;
+pub mod clicks;
 pub mod config;
 pub mod db;
 pub mod error;

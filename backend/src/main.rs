@@ -3,6 +3,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use smo1_core::link::RedirectType;
+use smo1_origin::clickhouse::{self, ClickHouse};
+use smo1_origin::clicks::{self, outbox};
 use smo1_origin::config::{BridgeConfig, DataConfig, OriginConfig};
 use smo1_origin::links::{repo, service};
 use smo1_origin::state::AppState;
@@ -20,8 +22,10 @@ struct Cli {
 enum Command {
     /// Serve the origin API, internal endpoints and redirects.
     Serve(OriginConfig),
-    /// Apply pending PostgreSQL migrations and exit.
+    /// Apply pending PostgreSQL and ClickHouse migrations and exit.
     Migrate(DataConfig),
+    /// Drain the click outbox into ClickHouse now, with progress, and report what is left.
+    ReplayClicks(DataConfig),
     /// Serve the local Upstash REST bridge in front of Redis.
     Bridge(BridgeConfig),
     /// Create (or re-point) a demo link with a custom slug, for local use.
@@ -49,12 +53,40 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding ORIGIN_BIND {}", config.bind))?;
             tracing::info!(addr = %listener.local_addr()?, "origin listening");
             let state = AppState::new(config)?;
-            server::serve(listener, server::app(state), server::shutdown_signal()).await?;
+            server::serve(
+                listener,
+                server::app(state.clone()),
+                server::shutdown_signal(),
+            )
+            .await?;
+            state.shutdown().await;
+            tracing::info!("click queue flushed; bye");
         }
         Command::Migrate(config) => {
             let pool = db::pool(&config)?;
-            db::migrate(&pool).await.context("applying migrations")?;
+            db::migrate(&pool)
+                .await
+                .context("applying PostgreSQL migrations")?;
+            let ch = ClickHouse::new(reqwest::Client::new(), config.clickhouse);
+            clickhouse::migrate::run(&ch)
+                .await
+                .context("applying ClickHouse migrations")?;
             tracing::info!("migrations applied");
+        }
+        Command::ReplayClicks(config) => {
+            let pool = db::pool(&config)?;
+            let ch = ClickHouse::new(reqwest::Client::new(), config.clickhouse);
+            let waiting = outbox::depth(&pool).await?;
+            println!("{waiting} clicks waiting in the outbox");
+            let replayed = clicks::replay_all(&pool, &ch, |done| {
+                println!("replayed {done}/{waiting}");
+            })
+            .await;
+            let left = outbox::depth(&pool).await?;
+            match replayed {
+                Ok(total) => println!("done: {total} replayed, {left} left"),
+                Err(e) => anyhow::bail!("stopped after an error, {left} left: {e}"),
+            }
         }
         Command::Bridge(config) => {
             let listener = TcpListener::bind(config.bind)

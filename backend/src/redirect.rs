@@ -3,14 +3,17 @@
 
 use crate::links::service;
 use crate::state::AppState;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use smo1_core::click::{self, ClickEvent, VisitorRequest};
+use smo1_core::link::CachedLink;
 use smo1_core::pages::{self, Page};
 use smo1_core::resolve::{resolve, GoneReason, Resolution, REDIRECT_CACHE_CONTROL};
 use smo1_core::slug;
+use std::net::SocketAddr;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,11 +34,14 @@ pub fn page(page: Page) -> Response {
         .into_response()
 }
 
-#[tracing::instrument(skip(state, query))]
+#[tracing::instrument(skip_all, fields(slug))]
 async fn redirect(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     RawQuery(query): RawQuery,
+    method: Method,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
     if !slug::is_resolvable(&slug) {
         return page(Page::NotFound);
@@ -47,12 +53,36 @@ async fn redirect(
             return page(Page::Unavailable);
         }
     };
-    match resolve(
-        &entry.link,
-        chrono::Utc::now().timestamp(),
-        query.as_deref(),
-    ) {
-        Resolution::Redirect { status, location } => redirect_response(status, &location),
+    let (qr, query) = click::take_qr_marker(query.as_deref());
+    let now = chrono::Utc::now().timestamp();
+    match resolve(&entry.link, now, query.as_deref()) {
+        Resolution::Redirect { status, location } => {
+            if let CachedLink::Found(record) = &entry.link {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                let peer_ip = peer.ip().to_string();
+                let request = VisitorRequest {
+                    method: method.as_str(),
+                    ip: header(click::HEADER_CLIENT_IP).unwrap_or(&peer_ip),
+                    user_agent: header(header::USER_AGENT.as_str()).unwrap_or_default(),
+                    referrer: header(header::REFERER.as_str()),
+                    country: header(click::HEADER_COUNTRY),
+                    region: header(click::HEADER_REGION),
+                    city: header(click::HEADER_CITY),
+                    purpose: click::PURPOSE_HEADERS.iter().find_map(|h| header(h)),
+                    qr,
+                };
+                // Queued for the batching writer: never waits on ClickHouse or PostgreSQL.
+                state.clicks.enqueue(ClickEvent::build(
+                    uuid::Uuid::new_v4().to_string(),
+                    u32::try_from(now).unwrap_or(u32::MAX),
+                    record,
+                    &location,
+                    &request,
+                    state.config.clicks.visitor_salt_secret.expose(),
+                ));
+            }
+            redirect_response(status, &location)
+        }
         Resolution::NotFound => page(Page::NotFound),
         Resolution::Gone(GoneReason::Expired) => page(Page::Expired),
         Resolution::Gone(GoneReason::Disabled) => page(Page::Disabled),

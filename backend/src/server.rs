@@ -2,7 +2,7 @@
 
 use crate::error::{AppError, LoggedCause};
 use crate::state::AppState;
-use crate::{health, links, metrics, redirect};
+use crate::{clicks, health, links, metrics, redirect};
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
@@ -19,10 +19,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole origin as a router, apart from binding a port (tests serve it on port 0).
 pub fn app(state: AppState) -> Router {
-    let internal = links::internal_router().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        require_internal_secret,
-    ));
+    let internal = links::internal_router()
+        .merge(clicks::internal_router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_internal_secret,
+        ));
     Router::new()
         .merge(health::router())
         .merge(metrics::router())
@@ -71,9 +73,12 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,6 +1,8 @@
 //! Shared state of the origin's handlers.
 
 use crate::cache::Redis;
+use crate::clickhouse::ClickHouse;
+use crate::clicks::{self, ClickSink, Pipeline};
 use crate::config::OriginConfig;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -9,21 +11,35 @@ use std::sync::Arc;
 pub struct AppState {
     pub db: PgPool,
     pub redis: Redis,
-    pub http: reqwest::Client,
+    pub clickhouse: ClickHouse,
+    pub clicks: ClickSink,
     pub config: Arc<OriginConfig>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pipeline: Arc<Pipeline>,
 }
 
 impl AppState {
+    /// Connects lazily and starts the click pipeline's background tasks (needs a tokio runtime).
     pub fn new(config: OriginConfig) -> anyhow::Result<Self> {
+        let db = crate::db::pool(&config.data)?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        let clickhouse = ClickHouse::new(http, config.data.clickhouse.clone());
+        let (clicks, pipeline) = clicks::start(db.clone(), clickhouse.clone(), &config.clicks);
         Ok(Self {
-            db: crate::db::pool(&config.data)?,
             redis: Redis::new(&config.data.redis_url, config.data.redis_key_prefix.clone())?,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(5))
-                .build()?,
+            db,
+            clickhouse,
+            clicks,
             config: Arc::new(config),
             metrics: crate::metrics::handle(),
+            pipeline,
         })
+    }
+
+    /// Flushes queued clicks (to ClickHouse, else the outbox) and stops background tasks.
+    pub async fn shutdown(&self) {
+        self.pipeline.shutdown().await;
     }
 }

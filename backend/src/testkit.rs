@@ -1,11 +1,13 @@
 //! Test support shared by the origin's integration tests and the end-to-end tests: a fresh
-//! PostgreSQL database per test (cloned from a template migrated once), a Redis key prefix per
-//! test, and the origin and bridge served in-process on free ports.
+//! PostgreSQL database per test (cloned from a template migrated once) and a ClickHouse database of
+//! the same name (migrated), a Redis key prefix per test, the origin and bridge served in-process on
+//! free ports, and a TCP proxy that can cut a dependency off.
 //!
 //! `TEST_DATABASE_URL` names the server's maintenance database
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
 
-use crate::config::{DataConfig, OriginConfig, Secret};
+use crate::clickhouse::ClickHouse;
+use crate::config::{ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, Secret};
 use crate::state::AppState;
 use crate::{bridge, server};
 use sqlx::{Connection, Executor, PgConnection};
@@ -16,6 +18,7 @@ use tokio::sync::oneshot;
 
 pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret";
 pub const TEST_UPSTASH_TOKEN: &str = "test-upstash-token";
+pub const TEST_VISITOR_SALT: &str = "test-visitor-salt";
 
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -49,7 +52,7 @@ fn template_name() -> String {
     format!("smo1_tpl_{fingerprint:016x}")
 }
 
-/// A database of its own for one test, dropped when the value is dropped.
+/// A test's own databases: PostgreSQL and ClickHouse, both named `name`, dropped on drop.
 pub struct TestDb {
     pub name: String,
     pub url: String,
@@ -111,11 +114,34 @@ impl TestDb {
             .execute(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"").as_str())
             .await
             .expect("create test database");
+        let ch = test_clickhouse(&name);
+        crate::clickhouse::migrate::run(&ch)
+            .await
+            .expect("create and migrate the test's ClickHouse database");
         Self {
             url: database_url(&name),
             name,
         }
     }
+
+    /// A client for this test's ClickHouse database.
+    pub fn clickhouse(&self) -> ClickHouse {
+        test_clickhouse(&self.name)
+    }
+}
+
+pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
+    ClickHouseConfig {
+        clickhouse_url: clickhouse_url(),
+        clickhouse_user: "default".into(),
+        clickhouse_password: None,
+        clickhouse_database: database.to_owned(),
+        clickhouse_async_insert: false,
+    }
+}
+
+fn test_clickhouse(database: &str) -> ClickHouse {
+    ClickHouse::new(reqwest::Client::new(), clickhouse_config(database))
 }
 
 impl Drop for TestDb {
@@ -135,6 +161,9 @@ impl Drop for TestDb {
                         )
                         .await;
                 }
+                let _ = test_clickhouse(&name)
+                    .execute_global(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .await;
             });
         })
         .join();
@@ -154,15 +183,20 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
             database_max_connections: 5,
             redis_url: redis_url(),
             redis_key_prefix: redis_prefix.to_owned(),
-            clickhouse_url: clickhouse_url(),
-            clickhouse_user: "default".into(),
-            clickhouse_password: None,
+            clickhouse: clickhouse_config(&db.name),
         },
         bind: "127.0.0.1:0".parse().expect("address"),
         internal_secret: Secret::new(TEST_INTERNAL_SECRET),
         short_domains: vec!["sho.rt".into(), "localhost".into()],
         link_cache_ttl: Duration::from_secs(300),
         negative_cache_ttl: Duration::from_secs(30),
+        clicks: ClickConfig {
+            visitor_salt_secret: Secret::new(TEST_VISITOR_SALT),
+            click_batch_size: 1_000,
+            click_flush_interval: Duration::from_millis(100),
+            click_queue_capacity: 10_000,
+            click_replay_interval: Duration::from_millis(200),
+        },
     }
 }
 
@@ -215,10 +249,18 @@ impl Drop for RunningServer {
     }
 }
 
-/// The origin app over `config`, served in-process.
+/// The origin app over `config`, served in-process. Stopping the server also flushes and stops
+/// its click pipeline, as a real shutdown does.
 pub async fn start_origin(config: OriginConfig) -> (AppState, RunningServer) {
     let state = AppState::new(config).expect("origin state");
-    let server = RunningServer::start(server::app(state.clone())).await;
+    let mut server = RunningServer::start(server::app(state.clone())).await;
+    let pipeline = state.clone();
+    if let Some(task) = server.task.take() {
+        server.task = Some(tokio::spawn(async move {
+            let _ = task.await;
+            pipeline.shutdown().await;
+        }));
+    }
     (state, server)
 }
 
@@ -228,4 +270,52 @@ pub async fn start_bridge() -> RunningServer {
         .await
         .expect("bridge connects to Redis");
     RunningServer::start(bridge::router(state)).await
+}
+
+/// A TCP proxy to `target` that a test can switch off (new connections are closed at once, open
+/// ones are cut) and on again: a dependency going down and coming back.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let (up, watch) = tokio::sync::watch::channel(true);
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !*watch.borrow() {
+                    continue;
+                }
+                let mut down = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

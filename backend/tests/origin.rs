@@ -42,7 +42,7 @@ async fn readyz_reports_every_dependency() {
 async fn readyz_names_the_dependencies_that_are_down() {
     let app = TestApp::start_with(|c| {
         c.data.redis_url = format!("redis://127.0.0.1:{}", closed_port());
-        c.data.clickhouse_url = format!("http://127.0.0.1:{}", closed_port());
+        c.data.clickhouse.clickhouse_url = format!("http://127.0.0.1:{}", closed_port());
     })
     .await;
     let response = app.get("/readyz").await;

@@ -4,9 +4,11 @@
 //! tested natively: slug rules, the cached link record, how a record resolves to a response,
 //! UTM merging, destination validation and the HTML pages visitors see.
 
+pub mod click;
 pub mod destination;
 pub mod link;
 pub mod pages;
 pub mod resolve;
 pub mod slug;
+pub mod useragent;
 pub mod utm;

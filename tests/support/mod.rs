@@ -2,10 +2,13 @@
 //! real workerd, wired to an in-process origin and Upstash bridge over the real PostgreSQL and
 //! Redis. Every stack has its own database and Redis key prefix, so tests run in parallel.
 
+#![allow(dead_code)] // each test binary uses a different part of this module
+
 use redis::AsyncCommands;
+use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::config::OriginConfig;
 use smo1_origin::state::AppState;
-use smo1_origin::testkit::{self, RunningServer, TestDb};
+use smo1_origin::testkit::{self, RunningServer, TcpProxy, TestDb};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -32,10 +35,11 @@ pub fn closed_port_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// What the worker is pointed at; `None` for a dependency that should be unreachable.
+/// What the worker is pointed at (`false`: unreachable), and whether it records clicks.
 pub struct Wiring {
     pub upstash: bool,
     pub origin: bool,
+    pub clicks: bool,
 }
 
 impl Default for Wiring {
@@ -43,6 +47,7 @@ impl Default for Wiring {
         Self {
             upstash: true,
             origin: true,
+            clicks: true,
         }
     }
 }
@@ -54,10 +59,13 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub redis: redis::aio::MultiplexedConnection,
     pub prefix: String,
+    /// Sits between ClickHouse and both the worker and the origin; switch it off to take
+    /// ClickHouse "down" for this stack only.
+    pub clickhouse_proxy: TcpProxy,
+    pub db: TestDb,
     _bridge: RunningServer,
     _workerd: Child,
     _dir: TempDir,
-    _db: TestDb,
 }
 
 impl Stack {
@@ -68,7 +76,13 @@ impl Stack {
     pub async fn start_with(wiring: Wiring) -> Self {
         let db = TestDb::new().await;
         let prefix = testkit::redis_prefix();
-        let config: OriginConfig = testkit::origin_config(&db, &prefix);
+        let clickhouse_addr = testkit::clickhouse_url()
+            .trim_start_matches("http://")
+            .parse()
+            .expect("TEST_CLICKHOUSE_URL is http://ip:port");
+        let clickhouse_proxy = TcpProxy::start(clickhouse_addr).await;
+        let mut config: OriginConfig = testkit::origin_config(&db, &prefix);
+        config.data.clickhouse.clickhouse_url = clickhouse_proxy.url();
         let (state, origin) = testkit::start_origin(config).await;
         let bridge = testkit::start_bridge().await;
         let upstash_url = if wiring.upstash {
@@ -86,7 +100,16 @@ impl Stack {
         let config_path = dir.path.join("workerd.capnp");
         std::fs::write(
             &config_path,
-            workerd_config(&dir.path, port, &upstash_url, &origin_url, &prefix),
+            workerd_config(&WorkerBindings {
+                dir: &dir.path,
+                port,
+                upstash_url: &upstash_url,
+                origin_url: &origin_url,
+                prefix: &prefix,
+                clickhouse_url: &clickhouse_proxy.url(),
+                clickhouse_database: &db.name,
+                clicks: wiring.clicks,
+            }),
         )
         .expect("write workerd config");
         let workerd = Command::new(workerd_bin())
@@ -121,10 +144,11 @@ impl Stack {
             http,
             redis,
             prefix,
+            clickhouse_proxy,
+            db,
             _bridge: bridge,
             _workerd: workerd,
             _dir: dir,
-            _db: db,
         }
     }
 
@@ -169,6 +193,44 @@ impl Stack {
             .expect("redis set");
     }
 
+    /// This test's ClickHouse database, reached directly (not through the proxy).
+    pub fn clickhouse(&self) -> ClickHouse {
+        self.db.clickhouse()
+    }
+
+    /// Distinct clicks in ClickHouse (buffered or not).
+    pub async fn clicks_in_clickhouse(&self) -> u64 {
+        #[derive(serde::Deserialize)]
+        struct Count {
+            n: String,
+        }
+        let rows: Vec<Count> = self
+            .clickhouse()
+            .query("SELECT toString(uniqExact(click_id)) AS n FROM link_clicks_buffer")
+            .await
+            .expect("count clicks");
+        rows[0].n.parse().expect("number")
+    }
+
+    pub async fn outbox_depth(&self) -> i64 {
+        smo1_origin::clicks::outbox::depth(&self.state.db)
+            .await
+            .expect("outbox depth")
+    }
+
+    /// Waits up to 15 s for `condition` to hold.
+    pub async fn eventually<F, Fut>(&self, what: &str, mut condition: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !condition().await {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops the origin: later cache misses cannot be answered.
     pub async fn stop_origin(&mut self) {
         if let Some(origin) = self.origin.take() {
@@ -205,18 +267,24 @@ async fn wait_until_serving(http: &reqwest::Client, url: &str, workerd: &mut Chi
 }
 
 /// The capnp config: the built worker plus a network service that may reach 127.0.0.1.
-/// workerd embeds only paths relative to the config, so the modules are copied beside it.
-fn workerd_config(
-    dir: &Path,
+struct WorkerBindings<'a> {
+    dir: &'a Path,
     port: u16,
-    upstash_url: &str,
-    origin_url: &str,
-    prefix: &str,
-) -> String {
+    upstash_url: &'a str,
+    origin_url: &'a str,
+    prefix: &'a str,
+    clickhouse_url: &'a str,
+    clickhouse_database: &'a str,
+    clicks: bool,
+}
+
+/// The capnp config: the built worker plus a network service that may reach 127.0.0.1. workerd
+/// embeds only paths relative to the config, so the modules are copied beside it.
+fn workerd_config(b: &WorkerBindings<'_>) -> String {
     let build = repo_root().join("build");
     let module = |name: &'static str| -> &'static str {
         let path = build.join(name);
-        std::fs::copy(&path, dir.join(name)).unwrap_or_else(|e| {
+        std::fs::copy(&path, b.dir.join(name)).unwrap_or_else(|e| {
             panic!(
                 "{} is missing ({e}): build the worker first (scripts/test does)",
                 path.display()
@@ -246,13 +314,26 @@ const edge :Workerd.Worker = (
     (name = "ORIGIN_URL", text = "{origin_url}"),
     (name = "INTERNAL_SECRET", text = "{secret}"),
     (name = "CACHE_KEY_PREFIX", text = "{prefix}"),
+    (name = "CLICKS_ENABLED", text = "{clicks}"),
+    (name = "CLICKHOUSE_URL", text = "{clickhouse_url}"),
+    (name = "CLICKHOUSE_DATABASE", text = "{clickhouse_database}"),
+    (name = "CLICKHOUSE_USER", text = "default"),
+    (name = "VISITOR_SALT_SECRET", text = "{salt}"),
   ],
 );
 "#,
+        port = b.port,
+        upstash_url = b.upstash_url,
+        origin_url = b.origin_url,
+        prefix = b.prefix,
+        clicks = b.clicks,
+        clickhouse_url = b.clickhouse_url,
+        clickhouse_database = b.clickhouse_database,
         js = module("index.js"),
         wasm = module("index_bg.wasm"),
         token = testkit::TEST_UPSTASH_TOKEN,
         secret = testkit::TEST_INTERNAL_SECRET,
+        salt = testkit::TEST_VISITOR_SALT,
     )
 }
 

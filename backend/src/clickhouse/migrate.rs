@@ -1,0 +1,100 @@
+//! ClickHouse schema migrations (`migrations/clickhouse/*.sql`), embedded in the binary, applied
+//! in order by `smo1-origin migrate` and tracked in the `schema_migrations` table.
+
+use super::{ClickHouse, ClickHouseError};
+
+/// Every migration, in order. A test checks this list against the directory.
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_link_clicks",
+        include_str!("../../../migrations/clickhouse/0001_link_clicks.sql"),
+    ),
+    (
+        "0002_link_clicks_daily",
+        include_str!("../../../migrations/clickhouse/0002_link_clicks_daily.sql"),
+    ),
+    (
+        "0003_link_clicks_buffer",
+        include_str!("../../../migrations/clickhouse/0003_link_clicks_buffer.sql"),
+    ),
+];
+
+/// The statements of one migration file: split on `;` at line ends, comments dropped.
+pub fn statements(sql: &str) -> Vec<String> {
+    let without_comments: String = sql
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_comments
+        .split(";\n")
+        .map(|s| s.trim().trim_end_matches(';').trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[derive(serde::Deserialize)]
+struct Applied {
+    version: String,
+}
+
+/// Creates the database if needed and applies the migrations not yet recorded.
+/// Returns the versions applied now.
+pub async fn run(ch: &ClickHouse) -> Result<Vec<&'static str>, ClickHouseError> {
+    let database = &ch.config().clickhouse_database;
+    ch.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
+        .await?;
+    ch.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version String, applied_at DateTime('UTC'))
+         ENGINE = MergeTree ORDER BY version",
+    )
+    .await?;
+    let applied: Vec<Applied> = ch.query("SELECT version FROM schema_migrations").await?;
+    let mut now_applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        if applied.iter().any(|a| a.version == *version) {
+            continue;
+        }
+        for statement in statements(sql) {
+            ch.execute(&statement).await?;
+        }
+        ch.execute(&format!(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ('{version}', now())"
+        ))
+        .await?;
+        tracing::info!(version, "clickhouse migration applied");
+        now_applied.push(*version);
+    }
+    Ok(now_applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/clickhouse");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".sql"))
+            .map(|name| name.trim_end_matches(".sql").to_owned())
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+        assert_eq!(files, listed);
+    }
+
+    #[test]
+    fn statements_split_on_line_end_semicolons() {
+        let sql = "-- comment; not a statement\nCREATE TABLE a (x String);\n\nCREATE VIEW b AS\nSELECT ';' AS s FROM a;\n";
+        assert_eq!(
+            statements(sql),
+            [
+                "CREATE TABLE a (x String)",
+                "CREATE VIEW b AS\nSELECT ';' AS s FROM a"
+            ]
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! ClickHouse over its HTTP interface (8123): statements, `JSONEachRow` inserts and queries.
+//!
+//! Every call names the database explicitly (`?database=`) and authenticates with HTTP basic auth.
+//! Values are never interpolated into SQL here: inserts send rows as JSON, and queries that need
+//! values take them already escaped by the caller.
+
+pub mod migrate;
+
+use crate::config::ClickHouseConfig;
+use serde::de::DeserializeOwned;
+
+/// Table the click writers insert into, and the query-string settings that go with it.
+pub fn insert_target(
+    config: &ClickHouseConfig,
+) -> (&'static str, &'static [(&'static str, &'static str)]) {
+    if config.clickhouse_async_insert {
+        (
+            "link_clicks",
+            &[("async_insert", "1"), ("wait_for_async_insert", "1")],
+        )
+    } else {
+        ("link_clicks_buffer", &[])
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClickHouseError {
+    #[error("clickhouse unreachable: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("clickhouse answered {status}: {message}")]
+    Server { status: u16, message: String },
+    #[error("clickhouse sent an unreadable row: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+#[derive(Clone)]
+pub struct ClickHouse {
+    http: reqwest::Client,
+    config: ClickHouseConfig,
+}
+
+impl ClickHouse {
+    pub fn new(http: reqwest::Client, config: ClickHouseConfig) -> Self {
+        Self { http, config }
+    }
+
+    pub fn config(&self) -> &ClickHouseConfig {
+        &self.config
+    }
+
+    fn request(&self, database: Option<&str>) -> reqwest::RequestBuilder {
+        let url = format!("{}/", self.config.clickhouse_url.trim_end_matches('/'));
+        let mut request = self.http.post(url).basic_auth(
+            &self.config.clickhouse_user,
+            self.config.clickhouse_password.as_ref().map(|p| p.expose()),
+        );
+        if let Some(database) = database {
+            request = request.query(&[("database", database)]);
+        }
+        request
+    }
+
+    async fn send(request: reqwest::RequestBuilder) -> Result<String, ClickHouseError> {
+        let response = request.send().await?;
+        let status = response.status();
+        let body = response.text().await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(ClickHouseError::Server {
+                status: status.as_u16(),
+                message: body.trim().chars().take(500).collect(),
+            })
+        }
+    }
+
+    /// Runs one statement in the configured database; returns the raw answer.
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, sql: &str) -> Result<String, ClickHouseError> {
+        Self::send(
+            self.request(Some(&self.config.clickhouse_database))
+                .body(sql.to_owned()),
+        )
+        .await
+    }
+
+    /// Runs one statement outside any database (e.g. `CREATE DATABASE`).
+    pub async fn execute_global(&self, sql: &str) -> Result<String, ClickHouseError> {
+        Self::send(self.request(None).body(sql.to_owned())).await
+    }
+
+    /// Runs a query and decodes each `JSONEachRow` line as `T`.
+    pub async fn query<T: DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>, ClickHouseError> {
+        let body = self.execute(&format!("{sql} FORMAT JSONEachRow")).await?;
+        body.lines()
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_str(line).map_err(ClickHouseError::from))
+            .collect()
+    }
+
+    /// Inserts newline-separated JSON rows into `table` (which must be a trusted identifier).
+    #[tracing::instrument(skip(self, rows))]
+    pub async fn insert_json_rows(
+        &self,
+        table: &str,
+        settings: &[(&str, &str)],
+        rows: Vec<u8>,
+    ) -> Result<(), ClickHouseError> {
+        let request = self
+            .request(Some(&self.config.clickhouse_database))
+            .query(&[("query", format!("INSERT INTO {table} FORMAT JSONEachRow"))])
+            .query(settings)
+            .body(rows);
+        Self::send(request).await.map(drop)
+    }
+
+    pub async fn ping(&self) -> Result<(), ClickHouseError> {
+        Self::send(self.request(None).body("SELECT 1"))
+            .await
+            .map(drop)
+    }
+}
