@@ -92,18 +92,23 @@ async fn write_batches(
     loop {
         let received = tokio::select! {
             n = rx.recv_many(&mut batch, batch_size) => n,
-            _ = stopped.changed() => 0,
+            _ = stopped.wait_for(|stop| *stop) => 0,
         };
         if received == 0 {
             break;
         }
-        // Wait for more only until the oldest click has waited `flush_interval`.
+        // Wait for more only until the oldest click has waited `flush_interval`, or shutdown.
         let deadline = tokio::time::Instant::now() + flush_interval;
         while batch.len() < batch_size {
             let room = batch_size - batch.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                Ok(n) if n > 0 => {}
-                _ => break,
+            let more = tokio::select! {
+                r = tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)) => {
+                    matches!(r, Ok(n) if n > 0)
+                }
+                _ = stopped.wait_for(|stop| *stop) => false,
+            };
+            if !more {
+                break;
             }
         }
         flush(&db, &ch, std::mem::take(&mut batch)).await;
@@ -156,7 +161,7 @@ async fn replay_periodically(
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = stopped.changed() => return,
+            _ = stopped.wait_for(|stop| *stop) => return,
         }
         replay_all(&db, &ch, |_| {}).await.ok();
         if let Ok(depth) = outbox::depth(&db).await {

@@ -1,0 +1,307 @@
+//! The origin's click pipeline over real PostgreSQL and ClickHouse: `/internal/clicks`, the
+//! batching writer behind the origin's own redirects, the outbox, replay, and exact counts.
+
+mod common;
+
+use common::{custom, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use smo1_core::click::{ClickEvent, VisitorRequest};
+use smo1_core::link::{CachedLink, LinkCacheRecord};
+use smo1_origin::clickhouse::ClickHouse;
+use smo1_origin::clicks::{self, outbox};
+use smo1_origin::testkit::{self, TcpProxy};
+use std::time::{Duration, Instant};
+
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn scalar(ch: &ClickHouse, sql: &str) -> u64 {
+    let rows: Vec<Value> = ch
+        .query(&format!("SELECT toString(({sql})) AS n"))
+        .await
+        .unwrap();
+    rows[0]["n"].as_str().unwrap().parse().unwrap()
+}
+
+async fn distinct_clicks(ch: &ClickHouse) -> u64 {
+    scalar(ch, "SELECT uniqExact(click_id) FROM link_clicks_buffer").await
+}
+
+async fn record(app: &TestApp, slug: &str) -> LinkCacheRecord {
+    app.create_link(custom(slug, "https://example.com/")).await;
+    let entry = smo1_origin::links::service::load_and_cache(&app.state, slug)
+        .await
+        .unwrap();
+    let CachedLink::Found(record) = entry.link else {
+        panic!("link exists")
+    };
+    *record
+}
+
+fn event(record: &LinkCacheRecord, click_id: &str) -> ClickEvent {
+    let request = VisitorRequest {
+        method: "GET",
+        ip: "198.51.100.1",
+        user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        ..VisitorRequest::default()
+    };
+    ClickEvent::build(
+        click_id.into(),
+        1_764_000_000,
+        record,
+        "https://example.com/",
+        &request,
+        "salt",
+    )
+}
+
+async fn post_clicks(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.http
+        .post(app.url("/internal/clicks"))
+        .bearer_auth(testkit::TEST_INTERNAL_SECRET)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn received_clicks_are_stored_before_they_are_acknowledged() {
+    let app = TestApp::start().await;
+    let record = record(&app, "recv").await;
+    let body = json!([event(&record, "c-1"), event(&record, "c-2")]);
+
+    let response = post_clicks(&app, &body).await;
+
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"accepted": 2})
+    );
+    let ch = app.db.clickhouse();
+    eventually("replay into ClickHouse", || async {
+        distinct_clicks(&ch).await == 2
+    })
+    .await;
+    eventually("an empty outbox", || async {
+        outbox::depth(&app.state.db).await.unwrap() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_events_are_refused_without_dropping_the_rest_of_the_batch() {
+    let app = TestApp::start().await;
+    let record = record(&app, "mixed").await;
+    let mut forged = serde_json::to_value(event(&record, "c-2")).unwrap();
+    forged["click_id"] = json!("x'); DROP TABLE link_clicks; --");
+    let body = json!([event(&record, "c-1"), forged, {"click_id": "c-3"}]);
+
+    let response = post_clicks(&app, &body).await;
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "invalid_click_event");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("2 of 3 events rejected (#1: click_id must be"),
+        "{message}"
+    );
+    assert!(message.contains("#2: missing field"), "{message}");
+    assert!(message.ends_with("the other 1 were accepted"), "{message}");
+    let ch = app.db.clickhouse();
+    eventually("the valid click in ClickHouse", || async {
+        distinct_clicks(&ch).await == 1
+    })
+    .await;
+
+    let response = post_clicks(&app, &json!({"not": "an array"})).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_click_event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn internal_clicks_require_the_shared_secret() {
+    let app = TestApp::start().await;
+    let response = app
+        .http
+        .post(app.url("/internal/clicks"))
+        .json(&json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_deliveries_are_counted_once() {
+    let app = TestApp::start().await;
+    let record = record(&app, "twice").await;
+    let click = event(&record, "dup-1");
+    let ch = app.db.clickhouse();
+    // The edge's insert reached ClickHouse but its answer was lost, so it retried via the origin,
+    // and the origin was asked twice.
+    let mut row = serde_json::to_vec(&click).unwrap();
+    row.push(b'\n');
+    ch.insert_json_rows("link_clicks_buffer", &[], row)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            post_clicks(&app, &json!([click])).await.status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    eventually("both deliveries replayed", || async {
+        outbox::depth(&app.state.db).await.unwrap() == 0
+            && scalar(&ch, "SELECT count() FROM link_clicks_buffer").await >= 2
+    })
+    .await;
+    ch.execute("OPTIMIZE TABLE link_clicks_buffer")
+        .await
+        .unwrap();
+
+    assert!(
+        scalar(&ch, "SELECT count() FROM link_clicks").await >= 2,
+        "duplicates were written"
+    );
+    assert_eq!(distinct_clicks(&ch).await, 1);
+    let daily = format!(
+        "SELECT uniqExactMerge(clicks) FROM link_clicks_daily WHERE link_id = '{}'",
+        record.link_id
+    );
+    assert_eq!(
+        scalar(&ch, &daily).await,
+        1,
+        "the daily view counts it once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn origin_redirects_go_through_the_batching_writer() {
+    let app = TestApp::start().await;
+    app.create_link(custom("direct", "https://example.com/"))
+        .await;
+    for _ in 0..20 {
+        let response = app
+            .http
+            .get(app.url("/direct"))
+            .header("user-agent", "Twitterbot/1.0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND);
+    }
+    let ch = app.db.clickhouse();
+    eventually("20 clicks", || async { distinct_clicks(&ch).await == 20 }).await;
+    let previews = scalar(
+        &ch,
+        "SELECT count() FROM link_clicks_buffer WHERE bot_reason = 'link_preview'",
+    )
+    .await;
+    assert_eq!(previews, 20);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("smo1_clicks_enqueued_total 20"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("smo1_clicks_sent_total 20"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writer_spools_while_clickhouse_is_down_and_replays_when_it_returns() {
+    let target = testkit::clickhouse_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy = TcpProxy::start(target).await;
+    let proxy_url = proxy.url();
+    let app = TestApp::start_with(|c| c.data.clickhouse.clickhouse_url = proxy_url).await;
+    app.create_link(custom("outage", "https://example.com/"))
+        .await;
+    proxy.set_up(false);
+
+    for _ in 0..7 {
+        assert_eq!(app.get("/outage").await.status(), StatusCode::FOUND);
+    }
+    eventually("7 clicks in the outbox", || async {
+        outbox::depth(&app.state.db).await.unwrap() == 7
+    })
+    .await;
+    let ch = app.db.clickhouse();
+    assert_eq!(distinct_clicks(&ch).await, 0);
+
+    proxy.set_up(true);
+
+    eventually("7 clicks in ClickHouse", || async {
+        distinct_clicks(&ch).await == 7
+    })
+    .await;
+    eventually("an empty outbox", || async {
+        outbox::depth(&app.state.db).await.unwrap() == 0
+    })
+    .await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        "smo1_clicks_failed_total 7",
+        "smo1_clicks_spooled_total 7",
+        "smo1_clicks_replayed_total 7",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(metrics.contains("smo1_click_outbox_depth"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_flushes_queued_clicks() {
+    let app = TestApp::start_with(|c| {
+        // Long enough that only the shutdown can have flushed the batch.
+        c.clicks.click_flush_interval = Duration::from_secs(600);
+    })
+    .await;
+    app.create_link(custom("bye", "https://example.com/")).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/bye").await.status(), StatusCode::FOUND);
+    }
+    let ch = app.db.clickhouse();
+    let TestApp { server, db, .. } = app;
+
+    server.stop().await;
+
+    assert_eq!(distinct_clicks(&ch).await, 3);
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_all_drains_the_outbox_with_progress() {
+    let app = TestApp::start_with(|c| {
+        c.clicks.click_replay_interval = Duration::from_secs(600);
+    })
+    .await;
+    let record = record(&app, "later").await;
+    let events: Vec<ClickEvent> = (0..12).map(|i| event(&record, &format!("r-{i}"))).collect();
+    outbox::store(&app.state.db, &events).await.unwrap();
+    let mut seen = Vec::new();
+
+    let total = clicks::replay_all(&app.state.db, &app.state.clickhouse, |n| seen.push(n))
+        .await
+        .unwrap();
+
+    assert_eq!(total, 12);
+    assert_eq!(seen, [12]);
+    assert_eq!(outbox::depth(&app.state.db).await.unwrap(), 0);
+    assert_eq!(distinct_clicks(&app.db.clickhouse()).await, 12);
+}
