@@ -11,6 +11,7 @@ cd "$ROOT"
 WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=0.2.130
 NEXTEST_VERSION=0.9.143
+CHDB_VERSION=26.9.0
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -80,6 +81,15 @@ ensure_npm_packages() {
     log "npm ci"
     npm ci --no-audit --no-fund --loglevel=error
     echo "$want" > "$stamp"
+  fi
+}
+
+# chDB: ClickHouse 26 in-process, to check our SQL on a modern engine (scripts/check_clickhouse_sql.py).
+ensure_chdb() {
+  if ! python3 -c "import chdb, sys; sys.exit(chdb.__version__ != '$CHDB_VERSION')" 2>/dev/null; then
+    command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    log "pip install chdb-core $CHDB_VERSION"
+    python3 -m pip install --quiet --disable-pip-version-check "chdb-core==$CHDB_VERSION"
   fi
 }
 

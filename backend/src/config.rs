@@ -98,8 +98,9 @@ pub struct ClickHouseConfig {
     pub clickhouse_url: String,
     #[arg(long, env = "CLICKHOUSE_USER", default_value = "default")]
     pub clickhouse_user: String,
-    #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
-    pub clickhouse_password: Option<Secret>,
+    /// Empty: no password.
+    #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true, default_value = "", value_parser = parse_optional_secret)]
+    pub clickhouse_password: Secret,
     #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "smo1", value_parser = parse_identifier)]
     pub clickhouse_database: String,
     /// Insert into `link_clicks` with `async_insert=1` (ClickHouse 21.11+) instead of through the
@@ -122,6 +123,10 @@ pub struct ClickConfig {
     pub click_queue_capacity: usize,
     #[arg(long, env = "CLICK_REPLAY_INTERVAL_SECS", default_value = "5", value_parser = parse_secs)]
     pub click_replay_interval: Duration,
+}
+
+fn parse_optional_secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
 }
 
 fn parse_millis(s: &str) -> Result<Duration, String> {

@@ -134,7 +134,7 @@ pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
     ClickHouseConfig {
         clickhouse_url: clickhouse_url(),
         clickhouse_user: "default".into(),
-        clickhouse_password: None,
+        clickhouse_password: Secret::new(""),
         clickhouse_database: database.to_owned(),
         clickhouse_async_insert: false,
     }

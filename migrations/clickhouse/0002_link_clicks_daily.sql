@@ -1,6 +1,7 @@
 -- Per link per day, pre-aggregated so dashboards never scan raw rows. Counts are exact distinct
 -- click_ids, so a duplicate delivery never inflates them; visitors are exact distinct visitor_ids
 -- (merge the states across days for multi-day uniques: they are not the sum of daily uniques).
+-- Keyed by user first: the API always knows the owner, and per-account totals read one prefix.
 CREATE TABLE IF NOT EXISTS link_clicks_daily
 (
     link_id        String,
@@ -14,7 +15,7 @@ CREATE TABLE IF NOT EXISTS link_clicks_daily
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (link_id, day);
+ORDER BY (user_id, link_id, day);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS link_clicks_daily_mv TO link_clicks_daily AS
 SELECT

@@ -52,7 +52,7 @@ impl ClickHouse {
         let url = format!("{}/", self.config.clickhouse_url.trim_end_matches('/'));
         let mut request = self.http.post(url).basic_auth(
             &self.config.clickhouse_user,
-            self.config.clickhouse_password.as_ref().map(|p| p.expose()),
+            Some(self.config.clickhouse_password.expose()).filter(|p| !p.is_empty()),
         );
         if let Some(database) = database {
             request = request.query(&[("database", database)]);
