@@ -185,17 +185,19 @@ mod tests {
     const SAFARI_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
 
     /// (user agent, method, purpose header) → (browser, os, device, bot reason)
+    type Case = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+        &'static str,
+        DeviceType,
+        Option<BotReason>,
+    );
+
     #[test]
     fn user_agent_table() {
-        let cases: &[(
-            &str,
-            &str,
-            Option<&str>,
-            &str,
-            &str,
-            DeviceType,
-            Option<BotReason>,
-        )] = &[
+        let cases: &[Case] = &[
             (
                 CHROME_WIN,
                 "GET",
