@@ -5,7 +5,7 @@
 //! `TEST_DATABASE_URL` names the server's maintenance database
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
 
-use crate::config::{DataConfig, OriginConfig, Secret};
+use crate::config::{DataConfig, OriginConfig, RateLimitConfig, Secret};
 use crate::state::AppState;
 use crate::{bridge, server};
 use sqlx::{Connection, Executor, PgConnection};
@@ -163,6 +163,7 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
         short_domains: vec!["sho.rt".into(), "localhost".into()],
         link_cache_ttl: Duration::from_secs(300),
         negative_cache_ttl: Duration::from_secs(30),
+        rate_limits: RateLimitConfig::default(),
     }
 }
 

@@ -56,7 +56,7 @@ impl TestApp {
             .expect("request")
     }
 
-    pub async fn create_link(&self, input: service::CreateLink) -> service::CreatedLink {
+    pub async fn create_link(&self, input: service::CreateLink) -> smo1_origin::links::Link {
         let user = repo::upsert_user(&self.state.db, "owner@example.com")
             .await
             .expect("user");
