@@ -311,6 +311,10 @@ pub struct LinkFilter {
     pub after: Option<Cursor>,
 }
 
+/// Word similarity a search needs (pg_trgm's default, 0.6, misses one-letter typos in short
+/// slugs such as "sprng" for "spring"); set per transaction.
+const SEARCH_SIMILARITY: &str = "0.4";
+
 /// Up to `limit` of the user's links, newest first.
 #[tracing::instrument(skip(db))]
 pub async fn list(
@@ -357,7 +361,15 @@ pub async fn list(
     query
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .push_bind(limit);
-    let rows: Vec<StoredLink> = query.build_query_as().fetch_all(db).await?;
+    let mut tx = db.begin().await?;
+    if filter.search.is_some() {
+        sqlx::query("SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)")
+            .bind(SEARCH_SIMILARITY)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let rows: Vec<StoredLink> = query.build_query_as().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
     Ok(rows.into_iter().map(Link::from).collect())
 }
 
