@@ -123,6 +123,17 @@ pub struct LinkList {
     next_cursor: Option<String>,
 }
 
+/// Clients set expiries in the future; an already expired link can only come from elsewhere
+/// (imports, tests), which is why the service itself accepts one.
+fn reject_past_expiry(expires_at: Option<DateTime<Utc>>) -> Result<()> {
+    if expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(AppError::Validation(
+            "expires_at must be in the future".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// An id in a path that is not a UUID names no link.
 fn link_id(raw: &str) -> Result<Uuid> {
     raw.parse().map_err(|_| AppError::NotFound("link"))
@@ -153,6 +164,7 @@ pub async fn create(
     auth: Authorized<scope::LinksWrite>,
     AppJson(input): AppJson<CreateLinkRequest>,
 ) -> Result<(StatusCode, Json<Link>)> {
+    reject_past_expiry(input.expires_at)?;
     let input = service::CreateLink {
         custom_slug: input.custom_slug,
         destination: input.destination,
@@ -279,6 +291,7 @@ pub async fn update(
     Path(id): Path<String>,
     AppJson(input): AppJson<UpdateLinkRequest>,
 ) -> Result<Json<Link>> {
+    reject_past_expiry(input.expires_at.flatten())?;
     let patch = service::LinkPatch {
         custom_slug: input.custom_slug,
         destination: input.destination,

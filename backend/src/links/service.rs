@@ -73,23 +73,13 @@ fn validate_text(field: &str, value: Option<&str>) -> Result<()> {
     }
 }
 
-fn validate_fields(
-    title: Option<&str>,
-    utm: &Utm,
-    expires_at: Option<DateTime<Utc>>,
-) -> Result<()> {
+fn validate_fields(title: Option<&str>, utm: &Utm) -> Result<()> {
     validate_text("title", title)?;
     validate_text("utm.source", utm.source.as_deref())?;
     validate_text("utm.medium", utm.medium.as_deref())?;
     validate_text("utm.campaign", utm.campaign.as_deref())?;
     validate_text("utm.term", utm.term.as_deref())?;
-    validate_text("utm.content", utm.content.as_deref())?;
-    if expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(AppError::Validation(
-            "expires_at must be in the future".into(),
-        ));
-    }
-    Ok(())
+    validate_text("utm.content", utm.content.as_deref())
 }
 
 fn validate_custom_slug(custom: &str) -> Result<()> {
@@ -109,7 +99,7 @@ pub async fn create(state: &AppState, user_id: Uuid, input: CreateLink) -> Resul
         validate_custom_slug(custom)?;
     }
     let destination = validate_destination(state, &input.destination)?;
-    validate_fields(input.title.as_deref(), &input.utm, input.expires_at)?;
+    validate_fields(input.title.as_deref(), &input.utm)?;
     let mut link = NewLink {
         user_id,
         uid: String::new(),
@@ -163,7 +153,6 @@ pub async fn update(state: &AppState, user_id: Uuid, id: Uuid, patch: LinkPatch)
     validate_fields(
         patch.title.clone().flatten().as_deref(),
         patch.utm.as_ref().unwrap_or(&Utm::default()),
-        patch.expires_at.flatten(),
     )?;
     let updated = repo::update(&state.db, user_id, id, |link| {
         let mut changes = LinkChanges::from(link);
