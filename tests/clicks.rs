@@ -11,7 +11,7 @@ use support::Stack;
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 
-async fn create(stack: &Stack, slug: &str, utm: Utm) -> service::CreatedLink {
+async fn create(stack: &Stack, slug: &str, utm: Utm) -> smo1_origin::links::Link {
     let user = repo::upsert_user(&stack.state.db, "owner@example.com")
         .await
         .expect("user");

@@ -8,7 +8,7 @@ use smo1_core::link::{CacheEntry, CachedLink, RedirectType, Utm};
 use smo1_origin::links::{repo, service};
 use support::{Stack, Wiring};
 
-async fn create(stack: &Stack, input: service::CreateLink) -> service::CreatedLink {
+async fn create(stack: &Stack, input: service::CreateLink) -> smo1_origin::links::Link {
     let user = repo::upsert_user(&stack.state.db, "owner@example.com")
         .await
         .expect("user");

@@ -38,6 +38,11 @@ impl Redis {
             .cloned()
     }
 
+    /// `name` under this instance's key prefix.
+    pub fn prefixed(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
     pub fn link_key(&self, slug: &str) -> String {
         link::cache_key(&self.prefix, slug)
     }

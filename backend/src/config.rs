@@ -23,6 +23,9 @@
 //! | `CLICK_REPLAY_INTERVAL_SECS` | `5` | how often the outbox is drained into ClickHouse |
 //! | `BRIDGE_BIND` | `127.0.0.1:8079` | address of the local Upstash REST bridge |
 //! | `UPSTASH_REDIS_REST_TOKEN` | required for the bridge | token the bridge expects (secret) |
+//! | `RATE_LIMIT_FREE_PER_MINUTE` | `60` | `/v1` requests per API key per sliding minute, free tier |
+//! | `RATE_LIMIT_PRO_PER_MINUTE` | `600` | the same, pro tier |
+//! | `RATE_LIMIT_BUSINESS_PER_MINUTE` | `3000` | the same, business tier |
 //! | `RUST_LOG` | `info` | log filter; `LOG_FORMAT=json` for JSON lines |
 //!
 //! A bad value fails at start and names the variable (clap reports it).
@@ -168,6 +171,29 @@ pub struct OriginConfig {
     pub negative_cache_ttl: Duration,
     #[command(flatten)]
     pub clicks: ClickConfig,
+    #[command(flatten)]
+    pub rate_limits: RateLimitConfig,
+}
+
+/// Requests per API key per sliding minute, by the key owner's subscription tier.
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitConfig {
+    #[arg(long, env = "RATE_LIMIT_FREE_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub free_per_minute: u32,
+    #[arg(long, env = "RATE_LIMIT_PRO_PER_MINUTE", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pro_per_minute: u32,
+    #[arg(long, env = "RATE_LIMIT_BUSINESS_PER_MINUTE", default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub business_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            free_per_minute: 60,
+            pro_per_minute: 600,
+            business_per_minute: 3000,
+        }
+    }
 }
 
 /// Everything `smo1-origin bridge` needs.

@@ -2,23 +2,36 @@
 //! Bodies are always `{"error":{"code":…,"message":…}}`; 5xx bodies are generic and the cause is
 //! logged once, by the tracing middleware's response hook.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
     #[error("missing or invalid credentials")]
     Unauthorized,
+    #[error("this API key lacks the {0} scope")]
+    InsufficientScope(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("this slug is already taken")]
+    SlugTaken,
+    #[error("request body is larger than {max} bytes", max = crate::server::MAX_BODY_BYTES)]
+    PayloadTooLarge,
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
     #[error("{0}")]
     Validation(String),
     #[error("{0}")]
     InvalidClickEvents(String),
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("redis error: {0}")]
@@ -28,24 +41,52 @@ pub enum AppError {
 impl AppError {
     pub fn status_code(&self) -> StatusCode {
         match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::SlugTaken => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidClickEvents(_) => StatusCode::BAD_REQUEST,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Database(_) | Self::Redis(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
+            Self::BadRequest(_) => "malformed_request",
             Self::Unauthorized => "unauthorized",
+            Self::InsufficientScope(_) => "insufficient_scope",
             Self::NotFound(_) => "not_found",
+            Self::SlugTaken => "slug_taken",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
             Self::InvalidClickEvents(_) => "invalid_click_event",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Database(_) => "database_unavailable",
             Self::Redis(_) => "cache_unavailable",
         }
     }
+}
+
+/// The one error shape: `{"error":{"code":"slug_taken","message":"…"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code: `malformed_request`, `unauthorized`, `insufficient_scope`,
+    /// `not_found`, `slug_taken`, `payload_too_large`, `unsupported_media_type`,
+    /// `validation_failed`, `rate_limited`, `database_unavailable`, `cache_unavailable`.
+    code: &'static str,
+    /// For people; may change.
+    message: String,
 }
 
 impl IntoResponse for AppError {
@@ -56,11 +97,18 @@ impl IntoResponse for AppError {
         } else {
             self.to_string()
         };
-        let mut response = (
-            status,
-            Json(json!({"error": {"code": self.code(), "message": message}})),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Self::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
         if status.is_server_error() {
             // Picked up by the trace layer, which logs the cause once.
             response
@@ -74,3 +122,14 @@ impl IntoResponse for AppError {
 /// The internal cause of a 5xx, carried to the logging middleware instead of the client.
 #[derive(Clone, Debug)]
 pub struct LoggedCause(pub String);
+
+/// Puts a bare 413 (answered by the body-limit layer before any handler runs) into the error shape.
+pub async fn shape_payload_too_large(response: Response) -> Response {
+    let is_ours = response.headers().get(header::CONTENT_TYPE)
+        == Some(&HeaderValue::from_static("application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_ours {
+        AppError::PayloadTooLarge.into_response()
+    } else {
+        response
+    }
+}

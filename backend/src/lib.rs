@@ -1,6 +1,8 @@
 //! SMO1 origin: the source-of-truth service over PostgreSQL, the read-through writer of the
 //! edge's Redis cache, a redirect server of its own, and the local Upstash REST bridge.
 
+pub mod api_keys;
+pub mod auth;
 pub mod bridge;
 pub mod cache;
 pub mod clickhouse;
@@ -8,13 +10,17 @@ pub mod clicks;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod links;
 pub mod metrics;
+pub mod openapi;
+pub mod rate_limit;
 pub mod redirect;
 pub mod server;
 pub mod state;
 pub mod testkit;
+pub mod users;
 
 /// Installs the global tracing subscriber: `RUST_LOG` filters, `LOG_FORMAT=json` for JSON lines.
 pub fn init_tracing() {

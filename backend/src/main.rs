@@ -8,7 +8,8 @@ use smo1_origin::clicks::{self, outbox};
 use smo1_origin::config::{BridgeConfig, DataConfig, OriginConfig};
 use smo1_origin::links::{repo, service};
 use smo1_origin::state::AppState;
-use smo1_origin::{bridge, db, server};
+use smo1_origin::users::SubscriptionTier;
+use smo1_origin::{api_keys, bridge, db, server};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -28,6 +29,11 @@ enum Command {
     ReplayClicks(DataConfig),
     /// Serve the local Upstash REST bridge in front of Redis.
     Bridge(BridgeConfig),
+    /// Administration without the API (bootstrap of a self-hosted instance).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Create (or re-point) a demo link with a custom slug, for local use.
     Seed {
         #[command(flatten)]
@@ -40,6 +46,21 @@ enum Command {
         destination: String,
         #[arg(long, default_value_t = 302)]
         redirect_type: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user and print its first API key (all scopes). The key is shown only this once.
+    CreateUser {
+        #[command(flatten)]
+        data: DataConfig,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, value_enum, default_value = "free")]
+        tier: SubscriptionTier,
     },
 }
 
@@ -97,6 +118,29 @@ async fn main() -> anyhow::Result<()> {
                 .context("connecting to Redis")?;
             tracing::info!(addr = %listener.local_addr()?, "upstash bridge listening");
             server::serve(listener, bridge::router(state), server::shutdown_signal()).await?;
+        }
+        Command::Admin {
+            command:
+                AdminCommand::CreateUser {
+                    data,
+                    email,
+                    display_name,
+                    tier,
+                },
+        } => {
+            let pool = db::pool(&data)?;
+            let created =
+                api_keys::bootstrap_user(&pool, &email, display_name.as_deref(), tier).await?;
+            let Some((user, key)) = created else {
+                anyhow::bail!("a user with email {email} already exists");
+            };
+            eprintln!(
+                "created user {} ({}, {} tier); its API key, shown only now:",
+                user.id,
+                user.email,
+                user.subscription_tier.as_str()
+            );
+            println!("{key}");
         }
         Command::Seed {
             origin,

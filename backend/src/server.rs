@@ -1,8 +1,8 @@
 //! Assembling the origin's router and serving it.
 
-use crate::error::{AppError, LoggedCause};
+use crate::error::{self, AppError, LoggedCause};
 use crate::state::AppState;
-use crate::{clicks, health, links, metrics, redirect};
+use crate::{clicks, health, links, metrics, openapi, redirect};
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
@@ -29,6 +29,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(internal)
+        .merge(openapi::router(state.clone()))
         .merge(redirect::router())
         .layer(TraceLayer::new_for_http().on_response(
             |response: &Response, latency: Duration, _span: &tracing::Span| {
@@ -44,6 +45,7 @@ pub fn app(state: AppState) -> Router {
             Duration::from_secs(10),
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::map_response(error::shape_payload_too_large))
         .with_state(state)
 }
 

@@ -7,7 +7,9 @@
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
 
 use crate::clickhouse::ClickHouse;
-use crate::config::{ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, Secret};
+use crate::config::{
+    ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig, Secret,
+};
 use crate::state::AppState;
 use crate::{bridge, server};
 use sqlx::{Connection, Executor, PgConnection};
@@ -197,6 +199,7 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
             click_queue_capacity: 10_000,
             click_replay_interval: Duration::from_millis(200),
         },
+        rate_limits: RateLimitConfig::default(),
     }
 }
 

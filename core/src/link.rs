@@ -77,6 +77,7 @@ pub struct LinkCacheRecord {
 
 /// UTM parameters a link adds to its destination.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Utm {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -156,6 +157,7 @@ impl TryFrom<u16> for RedirectType {
 /// Mirrors the PostgreSQL enum `protection_type`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Protection {
     #[default]
     None,
@@ -166,6 +168,7 @@ pub enum Protection {
 /// Mirrors the PostgreSQL enum `link_status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LinkStatus {
     #[default]
     Active,

@@ -1,12 +1,22 @@
-//! HTTP handlers for links.
+//! HTTP handlers for links: the edge's internal lookup and the `/v1/links` API.
 
+use super::repo::{self, Cursor, Link, LinkFilter};
 use super::service;
-use crate::error::{AppError, Result};
+use crate::auth::{scope, Authorized, Principal};
+use crate::error::{AppError, ErrorBody, Result};
+use crate::extract::{nullable, AppJson, AppQuery};
+use crate::openapi::tags;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use smo1_core::link::{LinkStatus, RedirectType, Utm};
 use smo1_core::slug;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 /// The edge's cache-miss path: answers the cache entry (found or missing) after storing it in
 /// Redis, so the edge's next request for this slug is a hit.
@@ -23,4 +33,358 @@ pub async fn internal_lookup(
         [(header::CONTENT_TYPE, "application/json")],
         entry.to_json(),
     ))
+}
+
+/// UTM parameters of a link; an empty string is the same as leaving a field out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UtmInput {
+    source: Option<String>,
+    medium: Option<String>,
+    campaign: Option<String>,
+    term: Option<String>,
+    content: Option<String>,
+}
+
+impl From<UtmInput> for Utm {
+    fn from(input: UtmInput) -> Self {
+        let set = |v: Option<String>| v.filter(|v| !v.is_empty());
+        Self {
+            source: set(input.source),
+            medium: set(input.medium),
+            campaign: set(input.campaign),
+            term: set(input.term),
+            content: set(input.content),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLinkRequest {
+    /// http(s) URL, at most 2048 characters, no credentials, not one of our short domains.
+    destination: String,
+    /// 3–64 of `A-Za-z0-9-_`, not a reserved word; a random uid is generated either way.
+    custom_slug: Option<String>,
+    /// At most 200 characters.
+    title: Option<String>,
+    #[serde(default)]
+    utm: UtmInput,
+    /// 301, 302 (default), 307 or 308.
+    #[schema(value_type = Option<u16>, example = 302)]
+    redirect_type: Option<RedirectType>,
+    /// When the link starts answering 410; must be in the future.
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// Fields to change. Absent fields stay as they are; `null` clears `custom_slug`, `title` and
+/// `expires_at`; `utm` replaces all five UTM fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLinkRequest {
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    custom_slug: Option<Option<String>>,
+    destination: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    title: Option<Option<String>>,
+    utm: Option<UtmInput>,
+    #[schema(value_type = Option<u16>, example = 301)]
+    redirect_type: Option<RedirectType>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    expires_at: Option<Option<DateTime<Utc>>>,
+    status: Option<LinkStatus>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListLinksQuery {
+    /// Page size, 1–100 (default 20).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    status: Option<LinkStatus>,
+    /// Created at or after (RFC 3339; write `Z` or percent-encode `+`).
+    created_after: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    created_before: Option<DateTime<Utc>>,
+    /// Fuzzy search over custom slug, uid and title (substring or trigram word similarity).
+    q: Option<String>,
+}
+
+/// One page of links, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkList {
+    data: Vec<Link>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Clients set expiries in the future; an already expired link can only come from elsewhere
+/// (imports, tests), which is why the service itself accepts one.
+fn reject_past_expiry(expires_at: Option<DateTime<Utc>>) -> Result<()> {
+    if expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(AppError::Validation(
+            "expires_at must be in the future".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// An id in a path that is not a UUID names no link.
+fn link_id(raw: &str) -> Result<Uuid> {
+    raw.parse().map_err(|_| AppError::NotFound("link"))
+}
+
+/// Creates a link. Its `link:{slug}` cache entries are deleted, so a cached "no such link" from
+/// before cannot hide it.
+#[utoipa::path(
+    post, path = "/v1/links", tag = tags::LINKS,
+    security(("api_key" = ["links:write"])),
+    request_body = CreateLinkRequest,
+    responses(
+        (status = 201, description = "Created", body = Link),
+        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
+        (status = 409, description = "`slug_taken`: the custom slug is another link's slug", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: destination, slug, lengths, expiry, unknown field", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksWrite>,
+    AppJson(input): AppJson<CreateLinkRequest>,
+) -> Result<(StatusCode, Json<Link>)> {
+    reject_past_expiry(input.expires_at)?;
+    let input = service::CreateLink {
+        custom_slug: input.custom_slug,
+        destination: input.destination,
+        title: input.title,
+        redirect_type: input.redirect_type.unwrap_or_default(),
+        utm: input.utm.into(),
+        expires_at: input.expires_at,
+    };
+    let link = service::create(&state, auth.user_id, input).await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+/// Lists the caller's links, newest first, with cursor pagination, filters and fuzzy search.
+#[utoipa::path(
+    get, path = "/v1/links", tag = tags::LINKS,
+    security(("api_key" = ["links:read"])),
+    params(ListLinksQuery),
+    responses(
+        (status = 200, description = "One page", body = LinkList),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: bad limit, cursor, status, date, query or unknown parameter", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    AppQuery(query): AppQuery<ListLinksQuery>,
+) -> Result<Json<LinkList>> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::Validation("limit must be 1 to 100".into()));
+    }
+    let after = match query.cursor.as_deref() {
+        Some(raw) => {
+            Some(Cursor::decode(raw).ok_or_else(|| AppError::Validation("invalid cursor".into()))?)
+        }
+        None => None,
+    };
+    let search = query
+        .q
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty());
+    if search.as_ref().is_some_and(|q| q.chars().count() > 100) {
+        return Err(AppError::Validation(
+            "q must be at most 100 characters".into(),
+        ));
+    }
+    let filter = LinkFilter {
+        status: query.status,
+        created_after: query.created_after,
+        created_before: query.created_before,
+        search,
+        after,
+    };
+    // One extra row tells whether another page follows.
+    let mut data = repo::list(&state.db, auth.user_id, &filter, i64::from(limit) + 1).await?;
+    let next_cursor = if data.len() > limit as usize {
+        data.truncate(limit as usize);
+        data.last().map(|last| {
+            Cursor {
+                created_at: last.created_at,
+                id: last.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(Json(LinkList { data, next_cursor }))
+}
+
+/// One of the caller's links.
+#[utoipa::path(
+    get, path = "/v1/links/{id}", tag = tags::LINKS,
+    security(("api_key" = ["links:read"])),
+    params(("id" = Uuid, Path, description = "Link id")),
+    responses(
+        (status = 200, description = "The link", body = Link),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    Path(id): Path<String>,
+) -> Result<Json<Link>> {
+    repo::find(&state.db, auth.user_id, link_id(&id)?)
+        .await?
+        .map(Json)
+        .ok_or(AppError::NotFound("link"))
+}
+
+/// Changes a link; the edge sees the change on its next request.
+#[utoipa::path(
+    patch, path = "/v1/links/{id}", tag = tags::LINKS,
+    security(("api_key" = ["links:write"])),
+    params(("id" = Uuid, Path, description = "Link id")),
+    request_body = UpdateLinkRequest,
+    responses(
+        (status = 200, description = "The changed link", body = Link),
+        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 409, description = "`slug_taken`: the new custom slug is another link's slug", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksWrite>,
+    Path(id): Path<String>,
+    AppJson(input): AppJson<UpdateLinkRequest>,
+) -> Result<Json<Link>> {
+    reject_past_expiry(input.expires_at.flatten())?;
+    let patch = service::LinkPatch {
+        custom_slug: input.custom_slug,
+        destination: input.destination,
+        title: input.title,
+        utm: input.utm.map(Utm::from),
+        redirect_type: input.redirect_type,
+        expires_at: input.expires_at,
+        status: input.status,
+    };
+    let link = service::update(&state, auth.user_id, link_id(&id)?, patch).await?;
+    Ok(Json(link))
+}
+
+/// Deletes a link; its slugs answer 404 at once.
+#[utoipa::path(
+    delete, path = "/v1/links/{id}", tag = tags::LINKS,
+    security(("api_key" = ["links:write"])),
+    params(("id" = Uuid, Path, description = "Link id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksWrite>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    service::delete(&state, auth.user_id, link_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Disables a link: its slugs answer 410 until it is enabled again.
+#[utoipa::path(
+    post, path = "/v1/links/{id}/disable", tag = tags::LINKS,
+    security(("api_key" = ["links:write"])),
+    params(("id" = Uuid, Path, description = "Link id")),
+    responses(
+        (status = 200, description = "The disabled link", body = Link),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn disable(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksWrite>,
+    Path(id): Path<String>,
+) -> Result<Json<Link>> {
+    set_status(&state, &auth, &id, LinkStatus::Disabled).await
+}
+
+/// Enables a link again.
+#[utoipa::path(
+    post, path = "/v1/links/{id}/enable", tag = tags::LINKS,
+    security(("api_key" = ["links:write"])),
+    params(("id" = Uuid, Path, description = "Link id")),
+    responses(
+        (status = 200, description = "The enabled link", body = Link),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn enable(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksWrite>,
+    Path(id): Path<String>,
+) -> Result<Json<Link>> {
+    set_status(&state, &auth, &id, LinkStatus::Active).await
+}
+
+async fn set_status(
+    state: &AppState,
+    auth: &Principal,
+    id: &str,
+    status: LinkStatus,
+) -> Result<Json<Link>> {
+    let patch = service::LinkPatch {
+        status: Some(status),
+        ..Default::default()
+    };
+    let link = service::update(state, auth.user_id, link_id(id)?, patch).await?;
+    Ok(Json(link))
 }

@@ -1,4 +1,5 @@
-//! Links: rows in PostgreSQL, the read-through cache in Redis, and the edge's internal lookup.
+//! Links: rows in PostgreSQL, the read-through cache in Redis, the edge's internal lookup and the
+//! `/v1/links` API.
 
 mod handlers;
 pub mod repo;
@@ -7,8 +8,21 @@ pub mod service;
 use crate::state::AppState;
 use axum::routing::get;
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use repo::Link;
 
 /// `/internal/links/{slug}` (shared-secret auth is applied by the caller).
 pub fn internal_router() -> Router<AppState> {
     Router::new().route("/internal/links/{slug}", get(handlers::internal_lookup))
+}
+
+/// `/v1/links…` (API key auth is applied by the caller).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::create, handlers::list))
+        .routes(routes!(handlers::get, handlers::update, handlers::delete))
+        .routes(routes!(handlers::disable))
+        .routes(routes!(handlers::enable))
 }

@@ -1,8 +1,12 @@
 //! Link rows in PostgreSQL. Every query uses bound parameters.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use smo1_core::link::{LinkCacheRecord, LinkStatus, Protection, RedirectType, Utm};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// What the edge needs of a link row.
@@ -40,16 +44,8 @@ impl LinkRow {
             },
             // The CHECK constraint allows only the four redirect statuses.
             redirect_type: RedirectType::try_from(self.redirect_type as u16).unwrap_or_default(),
-            protection: match self.protection_type.as_str() {
-                "pin" => Protection::Pin,
-                "password" => Protection::Password,
-                _ => Protection::None,
-            },
-            status: match self.status.as_str() {
-                "disabled" => LinkStatus::Disabled,
-                "expired" => LinkStatus::Expired,
-                _ => LinkStatus::Active,
-            },
+            protection: parse_protection(&self.protection_type),
+            status: parse_status(&self.status),
             expires_at: self.expires_at.map(|at| at.timestamp()),
             version: self.updated_at.timestamp_millis(),
         }
@@ -87,14 +83,160 @@ pub struct NewLink {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn insert(db: &PgPool, link: &NewLink) -> sqlx::Result<Uuid> {
+/// A link as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Link {
+    pub id: Uuid,
+    /// The random slug every link has.
+    pub uid: String,
+    pub custom_slug: Option<String>,
+    /// What visitors use: the custom slug if set, else the uid.
+    pub slug: String,
+    pub destination: String,
+    pub title: Option<String>,
+    pub utm: Utm,
+    #[schema(value_type = u16, example = 302)]
+    pub redirect_type: RedirectType,
+    pub protection: Protection,
+    pub status: LinkStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub total_clicks: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Link {
+    /// Every slug the link answers to (each has its own `link:{slug}` cache entry).
+    pub fn slugs(&self) -> Vec<String> {
+        std::iter::once(self.uid.clone())
+            .chain(self.custom_slug.clone())
+            .collect()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredLink {
+    id: Uuid,
+    uid: String,
+    custom_slug: Option<String>,
+    destination: String,
+    title: Option<String>,
+    utm_source: Option<String>,
+    utm_medium: Option<String>,
+    utm_campaign: Option<String>,
+    utm_term: Option<String>,
+    utm_content: Option<String>,
+    redirect_type: i16,
+    protection_type: String,
+    status: String,
+    expires_at: Option<DateTime<Utc>>,
+    total_clicks: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<StoredLink> for Link {
+    fn from(row: StoredLink) -> Self {
+        Self {
+            id: row.id,
+            slug: row.custom_slug.clone().unwrap_or_else(|| row.uid.clone()),
+            uid: row.uid,
+            custom_slug: row.custom_slug,
+            destination: row.destination,
+            title: row.title,
+            utm: Utm {
+                source: row.utm_source,
+                medium: row.utm_medium,
+                campaign: row.utm_campaign,
+                term: row.utm_term,
+                content: row.utm_content,
+            },
+            redirect_type: RedirectType::try_from(row.redirect_type as u16).unwrap_or_default(),
+            protection: parse_protection(&row.protection_type),
+            status: parse_status(&row.status),
+            expires_at: row.expires_at,
+            total_clicks: row.total_clicks,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+const LINK_COLUMNS: &str = "id, uid, custom_slug, destination, title, utm_source, utm_medium,
+    utm_campaign, utm_term, utm_content, redirect_type, protection_type::text AS protection_type,
+    status::text AS status, expires_at, total_clicks, created_at, updated_at";
+
+/// Why a slug could not be claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlugConflict {
+    /// The requested custom slug is another link's custom slug or uid.
+    SlugTaken,
+    /// The generated uid is another link's uid or custom slug: generate another.
+    UidTaken,
+}
+
+/// Serialises every claim of `names` (as a custom slug or as a uid) until the transaction ends:
+/// uniqueness across the two columns is not something a unique index can express.
+async fn lock_names(tx: &mut PgConnection, names: &[&str]) -> sqlx::Result<()> {
+    let mut names = names.to_vec();
+    // One order for everyone, so two claims never wait on each other in a cycle.
+    names.sort_unstable();
+    for name in names {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether `name` is taken by another link, as a uid or as a custom slug.
+async fn name_in_use(
+    tx: &mut PgConnection,
+    name: &str,
+    except: Option<Uuid>,
+) -> sqlx::Result<bool> {
     sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM links
+                         WHERE (uid = $1 OR custom_slug = $1) AND id IS DISTINCT FROM $2)",
+    )
+    .bind(name)
+    .bind(except)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+/// Maps a unique violation on the slug indexes to its meaning.
+fn slug_conflict(error: &sqlx::Error) -> Option<SlugConflict> {
+    match error.as_database_error()?.constraint()? {
+        "links_custom_slug_key" => Some(SlugConflict::SlugTaken),
+        "links_uid_key" => Some(SlugConflict::UidTaken),
+        _ => None,
+    }
+}
+
+/// Inserts a link whose custom slug and uid are each unused as either kind of slug.
+#[tracing::instrument(skip_all, fields(uid = %link.uid, custom_slug = ?link.custom_slug))]
+pub async fn insert(db: &PgPool, link: &NewLink) -> sqlx::Result<Result<Link, SlugConflict>> {
+    let mut tx = db.begin().await?;
+    let names: Vec<&str> = std::iter::once(link.uid.as_str())
+        .chain(link.custom_slug.as_deref())
+        .collect();
+    lock_names(&mut tx, &names).await?;
+    if let Some(custom) = &link.custom_slug {
+        if name_in_use(&mut tx, custom, None).await? {
+            return Ok(Err(SlugConflict::SlugTaken));
+        }
+    }
+    if name_in_use(&mut tx, &link.uid, None).await? {
+        return Ok(Err(SlugConflict::UidTaken));
+    }
+    let inserted = sqlx::query_as::<_, StoredLink>(&format!(
         "INSERT INTO links (user_id, uid, custom_slug, destination, title, utm_source, utm_medium,
                             utm_campaign, utm_term, utm_content, redirect_type, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         RETURNING id",
-    )
+         RETURNING {LINK_COLUMNS}"
+    ))
     .bind(link.user_id)
     .bind(&link.uid)
     .bind(&link.custom_slug)
@@ -107,8 +249,266 @@ pub async fn insert(db: &PgPool, link: &NewLink) -> sqlx::Result<Uuid> {
     .bind(&link.utm.content)
     .bind(link.redirect_type.status() as i16)
     .bind(link.expires_at)
-    .fetch_one(db)
-    .await
+    .fetch_one(&mut *tx)
+    .await;
+    match inserted {
+        Ok(row) => {
+            tx.commit().await?;
+            Ok(Ok(row.into()))
+        }
+        Err(e) => slug_conflict(&e).map(Err).ok_or(e),
+    }
+}
+
+/// One of the user's links.
+#[tracing::instrument(skip(db))]
+pub async fn find(db: &PgPool, user_id: Uuid, id: Uuid) -> sqlx::Result<Option<Link>> {
+    let row: Option<StoredLink> = sqlx::query_as(&format!(
+        "SELECT {LINK_COLUMNS} FROM links WHERE id = $1 AND user_id = $2"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Link::from))
+}
+
+/// Where a page of links starts: after this link in (created_at, id) descending order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// Opaque to clients: URL-safe base64 of `{microseconds}.{id}`.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "{}.{}",
+            self.created_at.timestamp_micros(),
+            self.id
+        ))
+    }
+
+    pub fn decode(raw: &str) -> Option<Self> {
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
+        let (micros, id) = text.split_once('.')?;
+        Some(Self {
+            created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// Filters of a link listing; `None` filters nothing.
+#[derive(Debug, Clone, Default)]
+pub struct LinkFilter {
+    pub status: Option<LinkStatus>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Fuzzy match against custom slug, uid and title (pg_trgm).
+    pub search: Option<String>,
+    pub after: Option<Cursor>,
+}
+
+/// Word similarity a search needs (pg_trgm's default, 0.6, misses one-letter typos in short
+/// slugs such as "sprng" for "spring"); set per transaction.
+const SEARCH_SIMILARITY: &str = "0.4";
+
+/// Up to `limit` of the user's links, newest first.
+#[tracing::instrument(skip(db))]
+pub async fn list(
+    db: &PgPool,
+    user_id: Uuid,
+    filter: &LinkFilter,
+    limit: i64,
+) -> sqlx::Result<Vec<Link>> {
+    let mut query =
+        QueryBuilder::<Postgres>::new(format!("SELECT {LINK_COLUMNS} FROM links WHERE user_id = "));
+    query.push_bind(user_id);
+    if let Some(status) = filter.status {
+        query
+            .push(" AND status = ")
+            .push_bind(status_name(status))
+            .push("::link_status");
+    }
+    if let Some(after) = filter.created_after {
+        query.push(" AND created_at >= ").push_bind(after);
+    }
+    if let Some(before) = filter.created_before {
+        query.push(" AND created_at < ").push_bind(before);
+    }
+    if let Some(search) = &filter.search {
+        // The expression of the trigram index `links_slug_trgm_idx`, so the index serves both
+        // the substring match and the typo-tolerant word similarity.
+        const SEARCHED: &str =
+            "(coalesce(custom_slug, '') || ' ' || uid || ' ' || coalesce(title, ''))";
+        query
+            .push(format!(" AND ({SEARCHED} ILIKE "))
+            .push_bind(format!("%{}%", escape_like(search)))
+            .push(" OR ")
+            .push_bind(search.clone())
+            .push(format!(" <% {SEARCHED})"));
+    }
+    if let Some(cursor) = filter.after {
+        query
+            .push(" AND (created_at, id) < (")
+            .push_bind(cursor.created_at)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(limit);
+    let mut tx = db.begin().await?;
+    if filter.search.is_some() {
+        sqlx::query("SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)")
+            .bind(SEARCH_SIMILARITY)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let rows: Vec<StoredLink> = query.build_query_as().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().map(Link::from).collect())
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Every editable field of a link, as it should be after an update (already validated).
+#[derive(Debug, Clone)]
+pub struct LinkChanges {
+    pub custom_slug: Option<String>,
+    pub destination: String,
+    pub title: Option<String>,
+    pub utm: Utm,
+    pub redirect_type: RedirectType,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub status: LinkStatus,
+}
+
+impl From<&Link> for LinkChanges {
+    fn from(link: &Link) -> Self {
+        Self {
+            custom_slug: link.custom_slug.clone(),
+            destination: link.destination.clone(),
+            title: link.title.clone(),
+            utm: link.utm.clone(),
+            redirect_type: link.redirect_type,
+            expires_at: link.expires_at,
+            status: link.status,
+        }
+    }
+}
+
+/// The link before and after a change.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    pub before: Link,
+    pub after: Link,
+}
+
+/// Applies `change` to the user's link `id` under a row lock, so concurrent updates of one link
+/// never lose each other's fields. `Ok(None)`: the user has no such link.
+#[tracing::instrument(skip(db, change))]
+pub async fn update(
+    db: &PgPool,
+    user_id: Uuid,
+    id: Uuid,
+    change: impl FnOnce(&Link) -> LinkChanges,
+) -> sqlx::Result<Option<Result<Updated, SlugConflict>>> {
+    let mut tx = db.begin().await?;
+    let Some(before) = sqlx::query_as::<_, StoredLink>(&format!(
+        "SELECT {LINK_COLUMNS} FROM links WHERE id = $1 AND user_id = $2 FOR UPDATE"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(Link::from) else {
+        return Ok(None);
+    };
+    let changes = change(&before);
+    if let Some(custom) = changes.custom_slug.as_deref() {
+        if before.custom_slug.as_deref() != Some(custom) {
+            lock_names(&mut tx, &[custom]).await?;
+            if name_in_use(&mut tx, custom, Some(id)).await? {
+                return Ok(Some(Err(SlugConflict::SlugTaken)));
+            }
+        }
+    }
+    let updated = sqlx::query_as::<_, StoredLink>(&format!(
+        "UPDATE links SET custom_slug = $2, destination = $3, title = $4, utm_source = $5,
+                utm_medium = $6, utm_campaign = $7, utm_term = $8, utm_content = $9,
+                redirect_type = $10, expires_at = $11, status = $12::link_status
+          WHERE id = $1
+          RETURNING {LINK_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&changes.custom_slug)
+    .bind(&changes.destination)
+    .bind(&changes.title)
+    .bind(&changes.utm.source)
+    .bind(&changes.utm.medium)
+    .bind(&changes.utm.campaign)
+    .bind(&changes.utm.term)
+    .bind(&changes.utm.content)
+    .bind(changes.redirect_type.status() as i16)
+    .bind(changes.expires_at)
+    .bind(status_name(changes.status))
+    .fetch_one(&mut *tx)
+    .await;
+    match updated {
+        Ok(row) => {
+            tx.commit().await?;
+            Ok(Some(Ok(Updated {
+                before,
+                after: row.into(),
+            })))
+        }
+        Err(e) => slug_conflict(&e).map(|c| Some(Err(c))).ok_or(e),
+    }
+}
+
+/// Deletes the user's link; returns it, or `None` when the user has no such link.
+#[tracing::instrument(skip(db))]
+pub async fn delete(db: &PgPool, user_id: Uuid, id: Uuid) -> sqlx::Result<Option<Link>> {
+    let row: Option<StoredLink> = sqlx::query_as(&format!(
+        "DELETE FROM links WHERE id = $1 AND user_id = $2 RETURNING {LINK_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Link::from))
+}
+
+fn status_name(status: LinkStatus) -> &'static str {
+    match status {
+        LinkStatus::Active => "active",
+        LinkStatus::Disabled => "disabled",
+        LinkStatus::Expired => "expired",
+    }
+}
+
+fn parse_status(name: &str) -> LinkStatus {
+    match name {
+        "disabled" => LinkStatus::Disabled,
+        "expired" => LinkStatus::Expired,
+        _ => LinkStatus::Active,
+    }
+}
+
+fn parse_protection(name: &str) -> Protection {
+    match name {
+        "pin" => Protection::Pin,
+        "password" => Protection::Password,
+        _ => Protection::None,
+    }
 }
 
 /// Changes a link's destination; returns the slugs it answers to (for cache invalidation).

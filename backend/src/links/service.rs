@@ -1,9 +1,10 @@
 //! Link operations that span PostgreSQL and the Redis cache.
 
-use super::repo::{self, NewLink};
+use super::repo::{self, Link, LinkChanges, NewLink, SlugConflict};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
-use smo1_core::link::CacheEntry;
+use chrono::{DateTime, Utc};
+use smo1_core::link::{CacheEntry, LinkStatus, RedirectType, Utm};
 use smo1_core::{destination, slug};
 use uuid::Uuid;
 
@@ -52,47 +53,154 @@ pub struct CreateLink {
     pub custom_slug: Option<String>,
     pub destination: String,
     pub title: Option<String>,
-    pub redirect_type: smo1_core::link::RedirectType,
-    pub utm: smo1_core::link::Utm,
-    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub redirect_type: RedirectType,
+    pub utm: Utm,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// A created link: its id and the slug visitors use.
-#[derive(Debug, Clone)]
-pub struct CreatedLink {
-    pub id: Uuid,
-    pub uid: String,
-    pub slug: String,
-}
+/// How many uids to draw before giving up: a collision is already a one-in-10^12 event.
+const UID_ATTEMPTS: usize = 3;
 
-pub async fn create(state: &AppState, user_id: Uuid, input: CreateLink) -> Result<CreatedLink> {
-    if let Some(custom) = &input.custom_slug {
-        slug::validate_custom(custom).map_err(|e| AppError::Validation(e.to_string()))?;
+/// Longest title and UTM value (the table's CHECK constraints).
+pub const MAX_TEXT_LEN: usize = 200;
+
+fn validate_text(field: &str, value: Option<&str>) -> Result<()> {
+    match value {
+        Some(v) if v.chars().count() > MAX_TEXT_LEN => Err(AppError::Validation(format!(
+            "{field} must be at most {MAX_TEXT_LEN} characters"
+        ))),
+        _ => Ok(()),
     }
-    let destination = destination::validate(&input.destination, &state.config.short_domains)
-        .map_err(|e| AppError::Validation(e.to_string()))?;
-    let uid = slug::uid_from_random(rand::random());
-    let link = NewLink {
+}
+
+fn validate_fields(title: Option<&str>, utm: &Utm) -> Result<()> {
+    validate_text("title", title)?;
+    validate_text("utm.source", utm.source.as_deref())?;
+    validate_text("utm.medium", utm.medium.as_deref())?;
+    validate_text("utm.campaign", utm.campaign.as_deref())?;
+    validate_text("utm.term", utm.term.as_deref())?;
+    validate_text("utm.content", utm.content.as_deref())
+}
+
+fn validate_custom_slug(custom: &str) -> Result<()> {
+    slug::validate_custom(custom).map_err(|e| AppError::Validation(e.to_string()))
+}
+
+fn validate_destination(state: &AppState, raw: &str) -> Result<String> {
+    destination::validate(raw, &state.config.short_domains)
+        .map(String::from)
+        .map_err(|e| AppError::Validation(e.to_string()))
+}
+
+/// Creates a link with a fresh uid (and the custom slug, if any); 409 `slug_taken` when the
+/// custom slug is another link's custom slug or uid.
+pub async fn create(state: &AppState, user_id: Uuid, input: CreateLink) -> Result<Link> {
+    if let Some(custom) = &input.custom_slug {
+        validate_custom_slug(custom)?;
+    }
+    let destination = validate_destination(state, &input.destination)?;
+    validate_fields(input.title.as_deref(), &input.utm)?;
+    let mut link = NewLink {
         user_id,
-        uid: uid.clone(),
-        custom_slug: input.custom_slug.clone(),
-        destination: destination.into(),
+        uid: String::new(),
+        custom_slug: input.custom_slug,
+        destination,
         title: input.title,
         utm: input.utm,
         redirect_type: input.redirect_type,
         expires_at: input.expires_at,
     };
-    let id = repo::insert(&state.db, &link).await?;
-    let slug = input.custom_slug.unwrap_or_else(|| uid.clone());
-    // A negative entry may be cached for the new slug.
-    invalidate(state, std::slice::from_ref(&slug)).await?;
-    Ok(CreatedLink { id, uid, slug })
+    for _ in 0..UID_ATTEMPTS {
+        link.uid = slug::uid_from_random(rand::random());
+        match repo::insert(&state.db, &link).await? {
+            Ok(created) => {
+                // A negative entry may be cached for the new slugs.
+                invalidate(state, &created.slugs()).await?;
+                metrics::counter!("smo1_links_created_total").increment(1);
+                return Ok(created);
+            }
+            Err(SlugConflict::SlugTaken) => return Err(AppError::SlugTaken),
+            Err(SlugConflict::UidTaken) => continue,
+        }
+    }
+    Err(AppError::Database(sqlx::Error::Protocol(format!(
+        "no free uid after {UID_ATTEMPTS} attempts"
+    ))))
+}
+
+/// A partial update: `None` leaves a field alone, `Some(None)` clears a clearable one.
+#[derive(Debug, Clone, Default)]
+pub struct LinkPatch {
+    pub custom_slug: Option<Option<String>>,
+    pub destination: Option<String>,
+    pub title: Option<Option<String>>,
+    pub utm: Option<Utm>,
+    pub redirect_type: Option<RedirectType>,
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub status: Option<LinkStatus>,
+}
+
+/// Applies `patch` to the user's link and deletes the cache entries of every slug the link
+/// answered to before or answers to now.
+pub async fn update(state: &AppState, user_id: Uuid, id: Uuid, patch: LinkPatch) -> Result<Link> {
+    if let Some(Some(custom)) = &patch.custom_slug {
+        validate_custom_slug(custom)?;
+    }
+    let destination = match &patch.destination {
+        Some(raw) => Some(validate_destination(state, raw)?),
+        None => None,
+    };
+    validate_fields(
+        patch.title.clone().flatten().as_deref(),
+        patch.utm.as_ref().unwrap_or(&Utm::default()),
+    )?;
+    let updated = repo::update(&state.db, user_id, id, |link| {
+        let mut changes = LinkChanges::from(link);
+        if let Some(custom) = patch.custom_slug {
+            changes.custom_slug = custom;
+        }
+        if let Some(destination) = destination {
+            changes.destination = destination;
+        }
+        if let Some(title) = patch.title {
+            changes.title = title;
+        }
+        if let Some(utm) = patch.utm {
+            changes.utm = utm;
+        }
+        if let Some(redirect_type) = patch.redirect_type {
+            changes.redirect_type = redirect_type;
+        }
+        if let Some(expires_at) = patch.expires_at {
+            changes.expires_at = expires_at;
+        }
+        if let Some(status) = patch.status {
+            changes.status = status;
+        }
+        changes
+    })
+    .await?
+    .ok_or(AppError::NotFound("link"))?
+    .map_err(|_| AppError::SlugTaken)?;
+    let mut slugs = updated.before.slugs();
+    slugs.extend(updated.after.slugs());
+    slugs.sort_unstable();
+    slugs.dedup();
+    invalidate(state, &slugs).await?;
+    Ok(updated.after)
+}
+
+/// Deletes the user's link and its cache entries.
+pub async fn delete(state: &AppState, user_id: Uuid, id: Uuid) -> Result<()> {
+    let deleted = repo::delete(&state.db, user_id, id)
+        .await?
+        .ok_or(AppError::NotFound("link"))?;
+    invalidate(state, &deleted.slugs()).await
 }
 
 pub async fn update_destination(state: &AppState, id: Uuid, new_destination: &str) -> Result<()> {
-    let destination = destination::validate(new_destination, &state.config.short_domains)
-        .map_err(|e| AppError::Validation(e.to_string()))?;
-    let slugs = repo::update_destination(&state.db, id, destination.as_str())
+    let destination = validate_destination(state, new_destination)?;
+    let slugs = repo::update_destination(&state.db, id, &destination)
         .await?
         .ok_or(AppError::NotFound("link"))?;
     invalidate(state, &slugs).await

@@ -2,10 +2,20 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+use reqwest::Method;
+use serde_json::Value;
 use smo1_origin::config::OriginConfig;
 use smo1_origin::links::{repo, service};
 use smo1_origin::state::AppState;
 use smo1_origin::testkit::{self, RunningServer, TestDb};
+use smo1_origin::users::SubscriptionTier;
+use uuid::Uuid;
+
+/// A user created the way an operator does (`admin create-user`), with its first, all-scopes key.
+pub struct ApiUser {
+    pub id: Uuid,
+    pub key: String,
+}
 
 pub struct TestApp {
     pub state: AppState,
@@ -56,13 +66,72 @@ impl TestApp {
             .expect("request")
     }
 
-    pub async fn create_link(&self, input: service::CreateLink) -> service::CreatedLink {
+    pub async fn create_link(&self, input: service::CreateLink) -> smo1_origin::links::Link {
         let user = repo::upsert_user(&self.state.db, "owner@example.com")
             .await
             .expect("user");
         service::create(&self.state, user, input)
             .await
             .expect("create link")
+    }
+}
+
+impl TestApp {
+    pub async fn api_user(&self, email: &str) -> ApiUser {
+        self.api_user_with_tier(email, SubscriptionTier::Free).await
+    }
+
+    pub async fn api_user_with_tier(&self, email: &str, tier: SubscriptionTier) -> ApiUser {
+        let (user, key) = smo1_origin::api_keys::bootstrap_user(&self.state.db, email, None, tier)
+            .await
+            .expect("bootstrap user")
+            .expect("email is new");
+        ApiUser { id: user.id, key }
+    }
+
+    /// A request to the API with `key` as the bearer token.
+    pub fn api(&self, method: Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(key)
+    }
+
+    /// Sends `body` as JSON; answers the status and the JSON body (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut request = self.api(method, path, key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, body)
+    }
+
+    /// Creates a link through the API and answers its JSON.
+    pub async fn api_link(&self, key: &str, body: Value) -> Value {
+        let (status, link) = self.call(Method::POST, "/v1/links", key, Some(body)).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{link}");
+        link
+    }
+
+    /// Whether `link:{slug}` is in Redis.
+    pub async fn cached(&self, slug: &str) -> bool {
+        self.state
+            .redis
+            .get_link(slug)
+            .await
+            .expect("redis")
+            .is_some()
     }
 }
 

@@ -1,0 +1,143 @@
+//! HTTP handlers for API keys.
+
+use super::repo::{self, ApiKey, Scope};
+use super::secret;
+use crate::auth::{scope, Authorized};
+use crate::error::{AppError, ErrorBody, Result};
+use crate::extract::AppJson;
+use crate::openapi::tags;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// What the key is for (1–100 characters).
+    name: String,
+    /// Defaults to `["links:read", "links:write"]`. A key can only grant scopes it has itself.
+    #[serde(default)]
+    scopes: Option<Vec<Scope>>,
+}
+
+/// A new key. `key` is shown this once and cannot be retrieved again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    api_key: ApiKey,
+    key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    data: Vec<ApiKey>,
+}
+
+/// Creates an API key for the caller's user.
+#[utoipa::path(
+    post, path = "/v1/api-keys", tag = tags::API_KEYS,
+    security(("api_key" = ["keys:write"])),
+    request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "Created; the secret is in `key`", body = CreatedApiKey),
+        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `keys:write`, or asks for a scope the caller lacks", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: bad name, unknown scope or field", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Authorized<scope::KeysWrite>,
+    AppJson(input): AppJson<CreateApiKey>,
+) -> Result<(StatusCode, Json<CreatedApiKey>)> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::Validation(
+            "name must be 1 to 100 characters".into(),
+        ));
+    }
+    let scopes = input
+        .scopes
+        .unwrap_or_else(|| vec![Scope::LinksRead, Scope::LinksWrite]);
+    if scopes.is_empty() {
+        return Err(AppError::Validation("scopes must not be empty".into()));
+    }
+    // A key cannot mint a key stronger than itself.
+    if let Some(missing) = scopes.iter().find(|s| !auth.scopes.contains(s)) {
+        return Err(AppError::InsufficientScope(missing.as_str()));
+    }
+    let generated = secret::generate();
+    let api_key = repo::insert(
+        &state.db,
+        auth.user_id,
+        name,
+        &generated.prefix,
+        &generated.hash,
+        &scopes,
+    )
+    .await?;
+    metrics::counter!("smo1_api_keys_created_total").increment(1);
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            api_key,
+            key: generated.secret,
+        }),
+    ))
+}
+
+/// Lists the caller's user's API keys, revoked ones included.
+#[utoipa::path(
+    get, path = "/v1/api-keys", tag = tags::API_KEYS,
+    security(("api_key" = ["keys:read"])),
+    responses(
+        (status = 200, description = "Newest first", body = ApiKeyList),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `keys:read`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authorized<scope::KeysRead>,
+) -> Result<Json<ApiKeyList>> {
+    let data = repo::list(&state.db, auth.user_id).await?;
+    Ok(Json(ApiKeyList { data }))
+}
+
+/// Revokes an API key at once: the next request with it is refused.
+#[utoipa::path(
+    delete, path = "/v1/api-keys/{id}", tag = tags::API_KEYS,
+    security(("api_key" = ["keys:write"])),
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses(
+        (status = 204, description = "Revoked (revoking again is a no-op)"),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `keys:write`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such key of this user", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, key_id = %id))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    auth: Authorized<scope::KeysWrite>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let id: Uuid = id.parse().map_err(|_| AppError::NotFound("API key"))?;
+    if repo::revoke(&state.db, auth.user_id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound("API key"))
+    }
+}

@@ -1,0 +1,45 @@
+//! API keys: how integrations authenticate. A key is shown once, at creation; PostgreSQL keeps
+//! only its SHA-256 hash and a short visible prefix for listings.
+
+mod handlers;
+pub mod repo;
+pub mod secret;
+
+use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use repo::{ApiKey, Scope};
+
+/// Creates a user with a first API key holding every scope, in one transaction; `None` when
+/// the email is taken. Returns the user and the key's secret (shown once, never stored).
+pub async fn bootstrap_user(
+    db: &sqlx::PgPool,
+    email: &str,
+    display_name: Option<&str>,
+    tier: crate::users::SubscriptionTier,
+) -> sqlx::Result<Option<(crate::users::User, String)>> {
+    let mut tx = db.begin().await?;
+    let Some(user) = crate::users::repo::create(&mut *tx, email, display_name, tier).await? else {
+        return Ok(None);
+    };
+    let key = secret::generate();
+    repo::insert(
+        &mut *tx,
+        user.id,
+        "bootstrap",
+        &key.prefix,
+        &key.hash,
+        &Scope::ALL,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some((user, key.secret)))
+}
+
+/// `POST/GET /v1/api-keys`, `DELETE /v1/api-keys/{id}`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::create, handlers::list))
+        .routes(routes!(handlers::revoke))
+}

@@ -1,0 +1,72 @@
+//! Extractors that answer bad input in the one error shape instead of axum's plain-text
+//! rejections.
+//!
+//! Policy for request bodies and query strings: unknown fields are **rejected** (422
+//! `validation_failed`, naming the field), so a misspelt option never silently does nothing.
+
+use crate::error::AppError;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+/// `axum::Json`, with rejections as [`AppError`]s.
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> AppError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
+        JsonRejection::JsonSyntaxError(e) => AppError::BadRequest(format!("malformed JSON: {e}")),
+        // Well-formed JSON of the wrong shape: unknown field, wrong type, missing field.
+        JsonRejection::JsonDataError(e) => AppError::Validation(e.body_text()),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        other => AppError::BadRequest(other.body_text()),
+    }
+}
+
+/// `axum::extract::Query`, with rejections as [`AppError`]s.
+pub struct AppQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(AppError::Validation(e.body_text()))
+            }
+            Err(other) => Err(AppError::BadRequest(other.body_text())),
+        }
+    }
+}
+
+/// Deserializes a field that distinguishes "absent" (`None`) from "null" (`Some(None)`), for
+/// PATCH bodies: `#[serde(default, deserialize_with = "extract::nullable")]`.
+pub fn nullable<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}

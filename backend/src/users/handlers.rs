@@ -1,0 +1,28 @@
+//! HTTP handlers for users.
+
+use super::repo::{self, User};
+use crate::auth::Principal;
+use crate::error::ErrorBody;
+use crate::error::{AppError, Result};
+use crate::openapi::tags;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+
+/// The user the presented API key belongs to, with its subscription tier.
+#[utoipa::path(
+    get, path = "/v1/me", tag = tags::USERS,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The key's user", body = User),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]
+pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<User>> {
+    repo::find(&state.db, principal.user_id)
+        .await?
+        .map(Json)
+        .ok_or(AppError::NotFound("user"))
+}

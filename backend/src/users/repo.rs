@@ -1,0 +1,70 @@
+//! User rows in PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The `subscription_tier` enum: decides the API rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, ToSchema, clap::ValueEnum)]
+#[sqlx(type_name = "subscription_tier", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionTier {
+    Free,
+    Pro,
+    Business,
+}
+
+impl SubscriptionTier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Pro => "pro",
+            Self::Business => "business",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub subscription_tier: SubscriptionTier,
+    pub xp: i64,
+    pub level: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, email, display_name, subscription_tier, xp, level, created_at, updated_at";
+
+#[tracing::instrument(skip(db))]
+pub async fn find(db: &PgPool, id: Uuid) -> sqlx::Result<Option<User>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Creates a user; `None` when the email (case-insensitively) is already registered.
+#[tracing::instrument(skip(db))]
+pub async fn create(
+    db: impl sqlx::PgExecutor<'_>,
+    email: &str,
+    display_name: Option<&str>,
+    tier: SubscriptionTier,
+) -> sqlx::Result<Option<User>> {
+    sqlx::query_as(&format!(
+        "INSERT INTO users (email, display_name, subscription_tier) VALUES ($1, $2, $3)
+         ON CONFLICT (lower(email)) DO NOTHING
+         RETURNING {COLUMNS}"
+    ))
+    .bind(email)
+    .bind(display_name)
+    .bind(tier)
+    .fetch_optional(db)
+    .await
+}
