@@ -316,3 +316,64 @@ async fn root_answers_with_a_page() {
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.text().await.unwrap().contains("SMO1"));
 }
+
+/// Issue 4's promise, end to end: a change made through the public API shows at the edge on
+/// the very next request, for every kind of change.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_changes_show_at_the_edge_on_the_next_request() {
+    let stack = Stack::start().await;
+    let (_, key) = smo1_origin::api_keys::bootstrap_user(
+        &stack.state.db,
+        "api@example.com",
+        None,
+        smo1_origin::users::SubscriptionTier::Business,
+    )
+    .await
+    .expect("bootstrap")
+    .expect("new user");
+    let origin = stack.origin.as_ref().expect("origin").url();
+    let api = |method: reqwest::Method, path: &str| {
+        stack
+            .http
+            .request(method, format!("{origin}/v1{path}"))
+            .bearer_auth(&key)
+    };
+    let created: serde_json::Value = api(reqwest::Method::POST, "/links")
+        .json(&serde_json::json!({"custom_slug": "live", "destination": "https://example.com/v1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("link id").to_owned();
+    assert_eq!(
+        location(&stack.get("/live").await),
+        "https://example.com/v1"
+    );
+
+    let response = api(reqwest::Method::PATCH, &format!("/links/{id}"))
+        .json(&serde_json::json!({"destination": "https://example.com/v2"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(
+        location(&stack.get("/live").await),
+        "https://example.com/v2"
+    );
+
+    let response = api(reqwest::Method::POST, &format!("/links/{id}/disable"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(stack.get("/live").await.status(), StatusCode::GONE);
+
+    let response = api(reqwest::Method::DELETE, &format!("/links/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(stack.get("/live").await.status(), StatusCode::NOT_FOUND);
+}
