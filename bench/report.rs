@@ -35,3 +35,12 @@ drift between runs on these shared 2-core machines.\n"
     out.push('\n');
     std::fs::write(&path, out).expect("write docs/BENCHMARKS.md");
 }
+
+/// The 1-minute load average, printed with each result: on a shared 2-core machine it says how
+/// much the numbers were squeezed by other work.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -84,6 +84,7 @@ async fn stack_with_link(clicks: bool) -> Stack {
 
 #[tokio::main]
 async fn main() {
+    let load_before = report::load_average();
     let baseline = JsWorker::start(TRIVIAL_JS).await;
     let js = wrk(
         "trivial JS redirect worker (baseline)",
@@ -125,8 +126,10 @@ Redis and ClickHouse (so the numbers include their CPU).\n\n\
         ));
     }
     table.push_str(&format!(
-        "\nClick recording on vs off at the edge: {:.2}×.\n",
-        on.requests_per_sec / off.requests_per_sec
+        "\nClick recording on vs off at the edge: {:.2}×. Load average before / after the run: \
+{load_before} / {}.\n",
+        on.requests_per_sec / off.requests_per_sec,
+        report::load_average()
     ));
     report::write_section(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")),

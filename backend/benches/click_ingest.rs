@@ -108,12 +108,13 @@ async fn main() {
 
     let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
     let table = format!(
-        "{EVENTS} click events, ClickHouse {version} on this machine.\n\n\
+        "{EVENTS} click events, ClickHouse {version} on this machine (load average {load}).\n\n\
 | path | time | events/s | vs raw insert |\n|---|---|---|---|\n\
 | raw single `INSERT … JSONEachRow` (baseline) | {raw:.2?} | {raw_rate:.0} | 1.00× |\n\
 | origin batching writer (enqueue → ClickHouse, batches of 10k) | {writer:.2?} | {writer_rate:.0} | {ratio:.2}× |\n\n\
 Enqueueing alone (the redirect path's cost) took {enqueued:.2?} ({enqueue_rate:.0} events/s).\n",
         version = clickhouse_version().await,
+        load = report::load_average(),
         raw_rate = rate(raw),
         writer_rate = rate(writer),
         ratio = rate(writer) / rate(raw),
