@@ -21,6 +21,8 @@
 //! | `CLICK_FLUSH_INTERVAL_MS` | `1000` | longest a click waits in memory before its batch is sent |
 //! | `CLICK_QUEUE_CAPACITY` | `200000` | in-memory click queue; when full, clicks go to the outbox |
 //! | `CLICK_REPLAY_INTERVAL_SECS` | `5` | how often the outbox is drained into ClickHouse |
+//! | `POLAR_WEBHOOK_SECRET` | empty (off) | Polar webhook secret, exactly as Polar shows it (secret) |
+//! | `POLAR_PRODUCT_TIERS` | empty | `product_id=tier,…`: which Polar product grants which tier |
 //! | `BRIDGE_BIND` | `127.0.0.1:8079` | address of the local Upstash REST bridge |
 //! | `UPSTASH_REDIS_REST_TOKEN` | required for the bridge | token the bridge expects (secret) |
 //! | `RATE_LIMIT_FREE_PER_MINUTE` | `60` | `/v1` requests per API key per sliding minute, free tier |
@@ -173,6 +175,19 @@ pub struct OriginConfig {
     pub clicks: ClickConfig,
     #[command(flatten)]
     pub rate_limits: RateLimitConfig,
+    #[command(flatten)]
+    pub billing: BillingConfig,
+}
+
+/// Polar billing webhooks.
+#[derive(Debug, Clone, Args)]
+pub struct BillingConfig {
+    /// The webhook secret exactly as Polar's dashboard shows it; empty: `/webhooks/polar` is off.
+    #[arg(long, env = "POLAR_WEBHOOK_SECRET", hide_env_values = true, default_value = "", value_parser = parse_optional_secret)]
+    pub polar_webhook_secret: Secret,
+    /// `product_id=tier,…` (tiers: free, pro, business).
+    #[arg(long, env = "POLAR_PRODUCT_TIERS", default_value = "")]
+    pub polar_product_tiers: crate::billing::ProductTiers,
 }
 
 /// Requests per API key per sliding minute, by the key owner's subscription tier.

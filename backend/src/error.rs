@@ -16,6 +16,8 @@ pub enum AppError {
     BadRequest(String),
     #[error("missing or invalid credentials")]
     Unauthorized,
+    #[error("{0}")]
+    InvalidSignature(String),
     #[error("this API key lacks the {0} scope")]
     InsufficientScope(&'static str),
     #[error("{0} not found")]
@@ -34,6 +36,8 @@ pub enum AppError {
     InvalidClickEvents(String),
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error("webhook processing failed: {0}")]
+    WebhookFailed(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("redis error: {0}")]
@@ -44,7 +48,7 @@ impl AppError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -54,6 +58,7 @@ impl AppError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidClickEvents(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::WebhookFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Database(_) | Self::Redis(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -62,6 +67,7 @@ impl AppError {
         match self {
             Self::BadRequest(_) => "malformed_request",
             Self::Unauthorized => "unauthorized",
+            Self::InvalidSignature(_) => "invalid_signature",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -71,6 +77,7 @@ impl AppError {
             Self::Validation(_) => "validation_failed",
             Self::InvalidClickEvents(_) => "invalid_click_event",
             Self::RateLimited { .. } => "rate_limited",
+            Self::WebhookFailed(_) => "webhook_processing_failed",
             Self::Database(_) => "database_unavailable",
             Self::Redis(_) => "cache_unavailable",
         }

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod bridge;
 pub mod cache;
 pub mod clickhouse;

@@ -2,7 +2,7 @@
 
 use crate::error::{self, AppError, LoggedCause};
 use crate::state::AppState;
-use crate::{clicks, health, links, metrics, openapi, redirect};
+use crate::{billing, clicks, health, links, metrics, openapi, redirect};
 use axum::extract::{Request, State};
 use axum::http::header::{ALLOW, AUTHORIZATION};
 use axum::http::{StatusCode, Uri};
@@ -32,6 +32,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(internal)
+        .merge(billing::router())
         .merge(openapi::router(state.clone()))
         .merge(redirect::router())
         .fallback(not_found)
@@ -56,7 +57,10 @@ pub fn app(state: AppState) -> Router {
 
 /// Whether `path` belongs to a JSON API (errors in the JSON shape) rather than to visitors.
 fn is_api(path: &str) -> bool {
-    path == "/v1" || path.starts_with("/v1/") || path.starts_with("/internal/")
+    path == "/v1"
+        || ["/v1/", "/internal/", "/webhooks/"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
 }
 
 /// Unknown paths: the JSON error under the APIs, the product's 404 page for visitors.

@@ -8,7 +8,7 @@
 
 use crate::clickhouse::ClickHouse;
 use crate::config::{
-    ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig, Secret,
+    BillingConfig, ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig, Secret,
 };
 use crate::state::AppState;
 use crate::{bridge, server};
@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret";
 pub const TEST_UPSTASH_TOKEN: &str = "test-upstash-token";
 pub const TEST_VISITOR_SALT: &str = "test-visitor-salt";
+pub const TEST_POLAR_SECRET: &str = "polar_whs_test_secret";
 
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -200,6 +201,12 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
             click_replay_interval: Duration::from_millis(200),
         },
         rate_limits: RateLimitConfig::default(),
+        billing: BillingConfig {
+            polar_webhook_secret: Secret::new(TEST_POLAR_SECRET),
+            polar_product_tiers: "prod_pro=pro,prod_business=business"
+                .parse()
+                .expect("product tiers"),
+        },
     }
 }
 
