@@ -9,7 +9,7 @@ use smo1_origin::config::{BridgeConfig, DataConfig, OriginConfig};
 use smo1_origin::links::{repo, service};
 use smo1_origin::state::AppState;
 use smo1_origin::users::SubscriptionTier;
-use smo1_origin::{api_keys, bridge, db, server};
+use smo1_origin::{achievements, api_keys, bridge, db, server};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -25,6 +25,8 @@ enum Command {
     Serve(OriginConfig),
     /// Apply pending PostgreSQL and ClickHouse migrations and exit.
     Migrate(DataConfig),
+    /// Recompute every user's XP and level from the xp_events trail and report any drift.
+    RebuildXp(DataConfig),
     /// Drain the click outbox into ClickHouse now, with progress, and report what is left.
     ReplayClicks(DataConfig),
     /// Serve the local Upstash REST bridge in front of Redis.
@@ -93,6 +95,15 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("applying ClickHouse migrations")?;
             tracing::info!("migrations applied");
+        }
+        Command::RebuildXp(config) => {
+            let pool = db::pool(&config)?;
+            let drift = achievements::drift(&pool).await?;
+            for (user, stored, trail) in &drift {
+                println!("user {user}: stored xp {stored}, xp_events say {trail}");
+            }
+            let changed = achievements::rebuild(&pool).await?;
+            println!("{} users drifted; {changed} updated", drift.len());
         }
         Command::ReplayClicks(config) => {
             let pool = db::pool(&config)?;

@@ -3,7 +3,7 @@
 //! cannot list a route that does not exist or miss one that does.
 
 use crate::state::AppState;
-use crate::{api_keys, auth, links, rate_limit, users};
+use crate::{achievements, api_keys, auth, links, rate_limit, users};
 use axum::http::header;
 use axum::middleware;
 use axum::routing::get;
@@ -18,6 +18,7 @@ pub mod tags {
     pub const USERS: &str = "users";
     pub const API_KEYS: &str = "api-keys";
     pub const LINKS: &str = "links";
+    pub const ACHIEVEMENTS: &str = "achievements";
 }
 
 #[derive(OpenApi)]
@@ -34,6 +35,7 @@ pub mod tags {
         (name = tags::USERS, description = "The account behind an API key"),
         (name = tags::API_KEYS, description = "Create, list and revoke API keys"),
         (name = tags::LINKS, description = "Short links"),
+        (name = tags::ACHIEVEMENTS, description = "Achievements, XP and levels"),
     )
 )]
 struct ApiDoc;
@@ -58,6 +60,7 @@ pub fn v1() -> (Router<AppState>, OpenApiDoc) {
         .merge(users::router())
         .merge(api_keys::router())
         .merge(links::router())
+        .merge(achievements::router())
         .split_for_parts()
 }
 

@@ -1295,10 +1295,12 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
         [
             "DELETE /v1/api-keys/{id}",
             "DELETE /v1/links/{id}",
+            "GET /v1/achievements",
             "GET /v1/api-keys",
             "GET /v1/links",
             "GET /v1/links/{id}",
             "GET /v1/me",
+            "GET /v1/xp",
             "PATCH /v1/links/{id}",
             "POST /v1/api-keys",
             "POST /v1/links",
