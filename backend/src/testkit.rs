@@ -8,7 +8,7 @@
 
 use crate::clickhouse::ClickHouse;
 use crate::config::{
-    ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig, Secret,
+    ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig, Secret, UnlockConfig,
 };
 use crate::state::AppState;
 use crate::{bridge, server};
@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret";
 pub const TEST_UPSTASH_TOKEN: &str = "test-upstash-token";
 pub const TEST_VISITOR_SALT: &str = "test-visitor-salt";
+pub const TEST_UNLOCK_COOKIE_SECRET: &str = "test-unlock-cookie-secret";
 
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -200,6 +201,11 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
             click_replay_interval: Duration::from_millis(200),
         },
         rate_limits: RateLimitConfig::default(),
+        unlock: UnlockConfig {
+            unlock_cookie_secret: Secret::new(TEST_UNLOCK_COOKIE_SECRET),
+            unlock_cookie_ttl: Duration::from_secs(3600),
+            unlock_verify_concurrency: 2,
+        },
     }
 }
 
