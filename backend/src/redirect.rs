@@ -89,12 +89,13 @@ async fn redirect(
             CachedLink::Found(record),
         ) => {
             let cookies = header(header::COOKIE.as_str()).unwrap_or_default();
+            // The form posts back to the address the visitor came with, query included.
+            let action = match &raw_query {
+                Some(q) => format!("/{slug}?{q}"),
+                None => format!("/{slug}"),
+            };
             let key = state.config.unlock.unlock_cookie_secret.expose();
             if post {
-                let action = match &raw_query {
-                    Some(q) => format!("/{slug}?{q}"),
-                    None => format!("/{slug}"),
-                };
                 match unlock_by_form(&state, record, kind, &headers, &body, ip, &action).await {
                     Ok(cookie) => {
                         let mut response = redirect_response(303, &location);
@@ -109,10 +110,6 @@ async fn redirect(
             } else if unlock::cookie_unlocks(key, record, cookies, now) {
                 (status, location)
             } else {
-                let action = match &raw_query {
-                    Some(q) => format!("/{slug}?{q}"),
-                    None => format!("/{slug}"),
-                };
                 return html(
                     pages::form_status(None),
                     pages::protection_form(kind, &action, None),
