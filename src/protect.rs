@@ -86,7 +86,7 @@ async fn submit(req: &mut Request, visit: &Visit<'_>) -> Result<Answer> {
             form(visit, Some(FormError::Wrong { attempts_left }))
         }
         Ok(UnlockOutcome::Locked { retry_after }) => {
-            respond::too_many_attempts(retry_after, false).map(Answer::Page)
+            respond::too_many_attempts(retry_after).map(Answer::Page)
         }
         Err(e) => {
             console_error!("unlock check for {slug} failed: {e}");

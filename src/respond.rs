@@ -41,8 +41,8 @@ pub fn redirect(status: u16, location: &str, set_cookie: Option<&str>) -> Result
 }
 
 /// The lockout page of a protected link, with the seconds until it lifts.
-pub fn too_many_attempts(retry_after: i64, head: bool) -> Result<Response> {
-    let response = page(Page::TooManyAttempts, head)?;
+pub fn too_many_attempts(retry_after: i64) -> Result<Response> {
+    let response = page(Page::TooManyAttempts, false)?;
     response
         .headers()
         .set("Retry-After", &retry_after.to_string())?;

@@ -32,6 +32,9 @@ pub enum AppError {
     InvalidClickEvents(String),
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A failure of our own code, not of a dependency (e.g. a panicked hashing task).
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("too many PIN and password checks at once")]
     VerifierBusy,
     #[error("database error: {0}")]
@@ -53,6 +56,7 @@ impl AppError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidClickEvents(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::VerifierBusy | Self::Database(_) | Self::Redis(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -71,6 +75,7 @@ impl AppError {
             Self::Validation(_) => "validation_failed",
             Self::InvalidClickEvents(_) => "invalid_click_event",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Internal(_) => "internal_error",
             Self::VerifierBusy => "busy",
             Self::Database(_) => "database_unavailable",
             Self::Redis(_) => "cache_unavailable",
@@ -88,7 +93,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable snake_case code: `malformed_request`, `unauthorized`, `insufficient_scope`,
     /// `not_found`, `slug_taken`, `payload_too_large`, `unsupported_media_type`,
-    /// `validation_failed`, `rate_limited`, `busy`, `database_unavailable`, `cache_unavailable`.
+    /// `validation_failed`, `rate_limited`, `internal_error`, `busy`, `database_unavailable`, `cache_unavailable`.
     code: &'static str,
     /// For people; may change.
     message: String,

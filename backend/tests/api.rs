@@ -1291,6 +1291,30 @@ async fn protection_input_is_validated_with_exact_errors() {
         (status, answer),
         (StatusCode::NOT_FOUND, error("not_found", "link not found"))
     );
+    let (_, created) = app
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            &user.key,
+            Some(json!({"name": "dashboard", "scopes": ["links:read"]})),
+        )
+        .await;
+    let read_only = created["key"].as_str().unwrap();
+    let scope = error(
+        "insufficient_scope",
+        "this API key lacks the links:write scope",
+    );
+    let (status, answer) = app
+        .call(
+            Method::PUT,
+            &path,
+            read_only,
+            Some(json!({"type": "pin", "secret": "1234"})),
+        )
+        .await;
+    assert_eq!((status, answer), (StatusCode::FORBIDDEN, scope.clone()));
+    let (status, answer) = app.call(Method::DELETE, &path, read_only, None).await;
+    assert_eq!((status, answer), (StatusCode::FORBIDDEN, scope));
     let (status, answer) = app
         .call(
             Method::PUT,

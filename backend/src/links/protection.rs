@@ -66,7 +66,7 @@ impl Verifier {
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| AppError::Database(sqlx::Error::Protocol(format!("argon2 task failed: {e}"))))
+        .map_err(|e| AppError::Internal(format!("argon2 task failed: {e}")))
 }
 
 /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) of `secret`.
@@ -80,7 +80,7 @@ async fn hash(state: &AppState, secret: String) -> Result<String> {
             .map(|h| h.to_string())
     })
     .await?
-    .map_err(|e| AppError::Database(sqlx::Error::Protocol(format!("argon2 hash failed: {e}"))))
+    .map_err(|e| AppError::Internal(format!("argon2 hash failed: {e}")))
 }
 
 /// Protects the user's link with a PIN or password (replacing any previous one). The edge sees it
