@@ -88,6 +88,8 @@ async fn submit(req: &mut Request, visit: &Visit<'_>) -> Result<Answer> {
         Ok(UnlockOutcome::Locked { retry_after }) => {
             respond::too_many_attempts(retry_after).map(Answer::Page)
         }
+        // Every verifier is busy (a flood of guesses): a moment's wait helps, unlike a dead origin.
+        Err(origin::OriginError::Status(503)) => page(Page::Unavailable),
         Err(e) => {
             console_error!("unlock check for {slug} failed: {e}");
             page(Page::OriginUnavailable)

@@ -43,17 +43,20 @@ fn argon2() -> Argon2<'static> {
 #[derive(Clone)]
 pub struct Verifier {
     permits: Arc<Semaphore>,
+    queue_wait: Duration,
 }
 
 impl Verifier {
     pub fn new(concurrency: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(concurrency)),
+            queue_wait: QUEUE_WAIT,
         }
     }
 
     async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        match tokio::time::timeout(QUEUE_WAIT, self.permits.clone().acquire_owned()).await {
+        let waiting = self.permits.clone().acquire_owned();
+        match tokio::time::timeout(self.queue_wait, waiting).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => {
                 metrics::counter!("smo1_unlock_verifier_busy_total").increment(1);
@@ -168,5 +171,38 @@ pub async fn unlock(
         Ok(UnlockOutcome::Wrong {
             attempts_left: unlock::MAX_FAILED_ATTEMPTS.saturating_sub(earlier_failures + 1),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn checks_beyond_the_concurrency_wait_and_then_are_refused() {
+        let verifier = Verifier {
+            permits: Arc::new(Semaphore::new(1)),
+            queue_wait: Duration::from_millis(50),
+        };
+        let held = verifier.permit().await.expect("a free verifier");
+        assert!(matches!(
+            verifier.permit().await,
+            Err(AppError::VerifierBusy)
+        ));
+        drop(held);
+        assert!(verifier.permit().await.is_ok());
+    }
+
+    #[test]
+    fn hashes_carry_the_documented_parameters_and_verify() {
+        let salt = SaltString::encode_b64(&[7; 16]).unwrap();
+        let hash = argon2().hash_password(b"4821", &salt).unwrap().to_string();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(argon2().verify_password(b"4821", &parsed).is_ok());
+        assert!(argon2().verify_password(b"4822", &parsed).is_err());
     }
 }
