@@ -48,7 +48,8 @@ impl std::fmt::Display for SecretError {
     }
 }
 
-/// Checks a secret an owner sets. `Protection::None` takes no secret and is not checked here.
+/// Checks a secret an owner sets. Only PINs and passwords take a secret; anything else is held
+/// to the password rules.
 pub fn validate_secret(kind: Protection, secret: &str) -> Result<(), SecretError> {
     match kind {
         Protection::Pin => {
