@@ -25,6 +25,8 @@ pub const CLICKHOUSE_PASSWORD: &str = "CLICKHOUSE_PASSWORD";
 pub const CLICKHOUSE_ASYNC_INSERT: &str = "CLICKHOUSE_ASYNC_INSERT";
 /// Salt of visitor ids (secret); must equal the origin's.
 pub const VISITOR_SALT_SECRET: &str = "VISITOR_SALT_SECRET";
+/// HMAC key of protected links' unlock cookies (secret); must equal the origin's.
+pub const UNLOCK_COOKIE_SECRET: &str = "UNLOCK_COOKIE_SECRET";
 
 pub struct EdgeConfig {
     pub upstash_url: String,
@@ -32,6 +34,7 @@ pub struct EdgeConfig {
     pub origin_url: String,
     pub internal_secret: String,
     pub key_prefix: String,
+    pub unlock_cookie_secret: String,
     /// `None` when click recording is off.
     pub clicks: Option<ClickConfig>,
 }
@@ -79,6 +82,7 @@ impl EdgeConfig {
             origin_url,
             internal_secret,
             key_prefix: text(CACHE_KEY_PREFIX).unwrap_or_default(),
+            unlock_cookie_secret: text(UNLOCK_COOKIE_SECRET)?,
             clicks,
         })
     }

@@ -5,6 +5,7 @@ mod clicks;
 mod config;
 mod fetch;
 mod origin;
+mod protect;
 mod redirect;
 mod respond;
 mod upstash;
@@ -20,13 +21,15 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let head = match req.method() {
-        Method::Get => false,
+        Method::Get | Method::Post => false,
         Method::Head => true,
         _ => return respond::method_not_allowed(),
     };
     let path = req.path();
     match path.trim_start_matches('/') {
+        "" if req.method() == Method::Post => respond::method_not_allowed(),
         "" => respond::page(Page::Home, head),
-        slug => redirect::handle(&req, &env, &ctx, slug, head).await,
+        // POST is the PIN/password form of a protected link; redirect decides.
+        slug => redirect::handle(req, &env, &ctx, slug, head).await,
     }
 }

@@ -28,6 +28,9 @@
 //! | `RATE_LIMIT_FREE_PER_MINUTE` | `60` | `/v1` requests per API key per sliding minute, free tier |
 //! | `RATE_LIMIT_PRO_PER_MINUTE` | `600` | the same, pro tier |
 //! | `RATE_LIMIT_BUSINESS_PER_MINUTE` | `3000` | the same, business tier |
+//! | `UNLOCK_COOKIE_SECRET` | required | HMAC key of unlock cookies of protected links; must equal the worker's (secret) |
+//! | `UNLOCK_COOKIE_TTL_SECS` | `3600` | how long an unlocked protected link stays unlocked for a browser |
+//! | `UNLOCK_VERIFY_CONCURRENCY` | `2` | argon2id hashes/verifications running at once (each ~19 MiB, tens of ms of one core) |
 //! | `RUST_LOG` | `info` | log filter; `LOG_FORMAT=json` for JSON lines |
 //!
 //! A bad value fails at start and names the variable (clap reports it).
@@ -177,6 +180,8 @@ pub struct OriginConfig {
     pub rate_limits: RateLimitConfig,
     #[command(flatten)]
     pub billing: BillingConfig,
+    #[command(flatten)]
+    pub unlock: UnlockConfig,
 }
 
 /// Polar billing webhooks.
@@ -188,6 +193,19 @@ pub struct BillingConfig {
     /// `product_id=tier,…` (tiers: free, pro, business).
     #[arg(long, env = "POLAR_PRODUCT_TIERS", default_value = "")]
     pub polar_product_tiers: crate::billing::ProductTiers,
+}
+
+/// Protected links: the unlock cookie and the cost bound of argon2id work.
+#[derive(Debug, Clone, Args)]
+pub struct UnlockConfig {
+    /// HMAC key of unlock cookies; must equal the worker's `UNLOCK_COOKIE_SECRET`.
+    #[arg(long, env = "UNLOCK_COOKIE_SECRET", hide_env_values = true)]
+    pub unlock_cookie_secret: Secret,
+    #[arg(long, env = "UNLOCK_COOKIE_TTL_SECS", default_value = "3600", value_parser = parse_secs)]
+    pub unlock_cookie_ttl: Duration,
+    /// Bounds CPU and memory spent on guesses, so a flood of them cannot starve redirects.
+    #[arg(long, env = "UNLOCK_VERIFY_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub unlock_verify_concurrency: u32,
 }
 
 /// Requests per API key per sliding minute, by the key owner's subscription tier.

@@ -38,6 +38,11 @@ pub enum AppError {
     RateLimited { retry_after_secs: u64 },
     #[error("webhook processing failed: {0}")]
     WebhookFailed(String),
+    /// A failure of our own code, not of a dependency (e.g. a panicked hashing task).
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("too many PIN and password checks at once")]
+    VerifierBusy,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("redis error: {0}")]
@@ -58,8 +63,10 @@ impl AppError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidClickEvents(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::WebhookFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Database(_) | Self::Redis(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::WebhookFailed(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::VerifierBusy | Self::Database(_) | Self::Redis(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -78,6 +85,8 @@ impl AppError {
             Self::InvalidClickEvents(_) => "invalid_click_event",
             Self::RateLimited { .. } => "rate_limited",
             Self::WebhookFailed(_) => "webhook_processing_failed",
+            Self::Internal(_) => "internal_error",
+            Self::VerifierBusy => "busy",
             Self::Database(_) => "database_unavailable",
             Self::Redis(_) => "cache_unavailable",
         }
@@ -94,7 +103,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable snake_case code: `malformed_request`, `unauthorized`, `insufficient_scope`,
     /// `not_found`, `slug_taken`, `payload_too_large`, `unsupported_media_type`,
-    /// `validation_failed`, `rate_limited`, `database_unavailable`, `cache_unavailable`.
+    /// `validation_failed`, `rate_limited`, `internal_error`, `busy`, `database_unavailable`, `cache_unavailable`.
     code: &'static str,
     /// For people; may change.
     message: String,

@@ -4,6 +4,7 @@ use crate::cache::Redis;
 use crate::clickhouse::ClickHouse;
 use crate::clicks::{self, ClickSink, Pipeline};
 use crate::config::OriginConfig;
+use crate::links::protection::Verifier;
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ pub struct AppState {
     pub clicks: ClickSink,
     pub config: Arc<OriginConfig>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Bounds concurrent argon2id work (protected links).
+    pub verifier: Verifier,
     pipeline: Arc<Pipeline>,
 }
 
@@ -28,6 +31,7 @@ impl AppState {
         let clickhouse = ClickHouse::new(http, config.data.clickhouse.clone());
         let (clicks, pipeline) = clicks::start(db.clone(), clickhouse.clone(), &config.clicks);
         Ok(Self {
+            verifier: Verifier::new(config.unlock.unlock_verify_concurrency as usize),
             redis: Redis::new(&config.data.redis_url, config.data.redis_key_prefix.clone())?,
             db,
             clickhouse,

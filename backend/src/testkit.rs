@@ -8,7 +8,8 @@
 
 use crate::clickhouse::ClickHouse;
 use crate::config::{
-    BillingConfig, ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig, Secret,
+    BillingConfig, ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig,
+    Secret, UnlockConfig,
 };
 use crate::state::AppState;
 use crate::{bridge, server};
@@ -22,6 +23,7 @@ pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret";
 pub const TEST_UPSTASH_TOKEN: &str = "test-upstash-token";
 pub const TEST_VISITOR_SALT: &str = "test-visitor-salt";
 pub const TEST_POLAR_SECRET: &str = "polar_whs_test_secret";
+pub const TEST_UNLOCK_COOKIE_SECRET: &str = "test-unlock-cookie-secret";
 
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -206,6 +208,11 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
             polar_product_tiers: "prod_pro=pro,prod_business=business"
                 .parse()
                 .expect("product tiers"),
+        },
+        unlock: UnlockConfig {
+            unlock_cookie_secret: Secret::new(TEST_UNLOCK_COOKIE_SECRET),
+            unlock_cookie_ttl: Duration::from_secs(3600),
+            unlock_verify_concurrency: 2,
         },
     }
 }

@@ -1151,6 +1151,184 @@ async fn deleting_a_link_invalidates_it_at_once() {
     assert_eq!(body, error("not_found", "link not found"));
 }
 
+// ---- protection ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protection_is_set_as_an_argon2id_hash_and_cleared_at_once() {
+    let app = TestApp::start().await;
+    let user = app.api_user("a@example.com").await;
+    let link = app
+        .api_link(
+            &user.key,
+            json!({"destination": "https://example.com/", "custom_slug": "vault"}),
+        )
+        .await;
+    let id = link["id"].as_str().unwrap();
+    let path = format!("/v1/links/{id}/protection");
+    assert_eq!(warm(&app, "vault").await.status(), StatusCode::FOUND);
+
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &path,
+            &user.key,
+            Some(json!({"type": "pin", "secret": "4821"})),
+        )
+        .await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["protection"], "pin");
+    assert!(body.get("secret").is_none() && !body.to_string().contains("4821"));
+    assert!(!app.cached("vault").await, "setting protection invalidates");
+    let hash: String = sqlx::query_scalar("SELECT protection_hash FROM links WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    let form = warm(&app, "vault").await;
+    assert_eq!(form.status(), StatusCode::FORBIDDEN);
+    assert!(form
+        .text()
+        .await
+        .unwrap()
+        .contains("<label for=\"secret\">PIN</label>"));
+    let cached = app.state.redis.get_link("vault").await.unwrap().unwrap();
+    assert!(
+        !format!("{cached:?}").contains("argon2"),
+        "no hash in the cache"
+    );
+
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &path,
+            &user.key,
+            Some(json!({"type": "password", "secret": "correct horse"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["protection"]),
+        (StatusCode::OK, &json!("password"))
+    );
+
+    let (status, body) = app.call(Method::DELETE, &path, &user.key, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["protection"], "none");
+    assert!(
+        !app.cached("vault").await,
+        "clearing protection invalidates"
+    );
+    assert_eq!(app.get("/vault").await.status(), StatusCode::FOUND);
+    let hash: Option<String> =
+        sqlx::query_scalar("SELECT protection_hash FROM links WHERE id = $1::uuid")
+            .bind(id)
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+    assert_eq!(hash, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protection_input_is_validated_with_exact_errors() {
+    let app = TestApp::start().await;
+    let user = app.api_user("a@example.com").await;
+    let other = app.api_user("b@example.com").await;
+    let link = app
+        .api_link(&user.key, json!({"destination": "https://example.com/"}))
+        .await;
+    let path = format!("/v1/links/{}/protection", link["id"].as_str().unwrap());
+    let cases = [
+        (
+            json!({"type": "pin", "secret": "12a4"}),
+            "a PIN is 4 to 8 digits",
+        ),
+        (
+            json!({"type": "pin", "secret": "123456789"}),
+            "a PIN is 4 to 8 digits",
+        ),
+        (
+            json!({"type": "password", "secret": "short"}),
+            "a password is 8 to 128 characters",
+        ),
+        (
+            json!({"type": "none", "secret": "12345678"}),
+            "Failed to deserialize the JSON body into the target type: type: unknown variant `none`, \
+             expected `pin` or `password` at line 1 column 34",
+        ),
+        (json!({"type": "pin"}), "Failed to deserialize the JSON body into the target type: missing field `secret` at line 1 \
+             column 14"),
+        (
+            json!({"type": "pin", "secret": "1234", "hint": "year"}),
+            "Failed to deserialize the JSON body into the target type: hint: unknown field `hint`, \
+             expected `type` or `secret` at line 1 column 7",
+        ),
+    ];
+    for (body, message) in cases {
+        let (status, answer) = app
+            .call(Method::PUT, &path, &user.key, Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(answer, error("validation_failed", message), "{body}");
+    }
+    let (status, answer) = app
+        .call(
+            Method::PUT,
+            &path,
+            &other.key,
+            Some(json!({"type": "pin", "secret": "1234"})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::NOT_FOUND, error("not_found", "link not found"))
+    );
+    let (status, answer) = app.call(Method::DELETE, &path, &other.key, None).await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::NOT_FOUND, error("not_found", "link not found"))
+    );
+    let (_, created) = app
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            &user.key,
+            Some(json!({"name": "dashboard", "scopes": ["links:read"]})),
+        )
+        .await;
+    let read_only = created["key"].as_str().unwrap();
+    let scope = error(
+        "insufficient_scope",
+        "this API key lacks the links:write scope",
+    );
+    let (status, answer) = app
+        .call(
+            Method::PUT,
+            &path,
+            read_only,
+            Some(json!({"type": "pin", "secret": "1234"})),
+        )
+        .await;
+    assert_eq!((status, answer), (StatusCode::FORBIDDEN, scope.clone()));
+    let (status, answer) = app.call(Method::DELETE, &path, read_only, None).await;
+    assert_eq!((status, answer), (StatusCode::FORBIDDEN, scope));
+    let (status, answer) = app
+        .call(
+            Method::PUT,
+            "/v1/links/not-a-uuid/protection",
+            &user.key,
+            Some(json!({"type": "pin", "secret": "1234"})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::NOT_FOUND, error("not_found", "link not found"))
+    );
+}
+
 // ---- rate limits ----
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1295,6 +1473,7 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
         [
             "DELETE /v1/api-keys/{id}",
             "DELETE /v1/links/{id}",
+            "DELETE /v1/links/{id}/protection",
             "GET /v1/achievements",
             "GET /v1/api-keys",
             "GET /v1/links",
@@ -1306,6 +1485,7 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
             "POST /v1/links",
             "POST /v1/links/{id}/disable",
             "POST /v1/links/{id}/enable",
+            "PUT /v1/links/{id}/protection",
         ]
     );
     for (path, item) in doc["paths"].as_object().unwrap() {

@@ -2,7 +2,8 @@
 //!
 //! Everything here is deterministic and I/O free so it compiles into both binaries and is unit
 //! tested natively: slug rules, the cached link record, how a record resolves to a response,
-//! UTM merging, destination validation and the HTML pages visitors see.
+//! UTM merging, destination validation, the HTML pages visitors see and the unlock cookie of
+//! protected links.
 
 pub mod click;
 pub mod destination;
@@ -10,5 +11,6 @@ pub mod link;
 pub mod pages;
 pub mod resolve;
 pub mod slug;
+pub mod unlock;
 pub mod useragent;
 pub mod utm;

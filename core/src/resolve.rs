@@ -9,8 +9,13 @@ pub enum Resolution {
         status: u16,
         location: String,
     },
-    /// The link exists but needs a PIN or password first.
-    Protected(Protection),
+    /// The link exists but needs a PIN or password first; once unlocked it redirects like
+    /// [`Resolution::Redirect`].
+    Protected {
+        kind: Protection,
+        status: u16,
+        location: String,
+    },
     /// The link existed but no longer redirects.
     Gone(GoneReason),
     NotFound,
@@ -35,12 +40,15 @@ pub fn resolve(link: &CachedLink, now_unix: i64, visitor_query: Option<&str>) ->
     if record.expires_at.is_some_and(|at| at <= now_unix) {
         return Resolution::Gone(GoneReason::Expired);
     }
-    if record.protection != Protection::None {
-        return Resolution::Protected(record.protection);
-    }
-    Resolution::Redirect {
-        status: record.redirect_type.status(),
-        location: utm::merge(&record.destination, &record.utm, visitor_query),
+    let status = record.redirect_type.status();
+    let location = utm::merge(&record.destination, &record.utm, visitor_query);
+    match record.protection {
+        Protection::None => Resolution::Redirect { status, location },
+        kind => Resolution::Protected {
+            kind,
+            status,
+            location,
+        },
     }
 }
 
@@ -102,7 +110,11 @@ mod tests {
         record.protection = Protection::Pin;
         assert_eq!(
             resolve(&CachedLink::Found(Box::new(record)), 0, None),
-            Resolution::Protected(Protection::Pin)
+            Resolution::Protected {
+                kind: Protection::Pin,
+                status: 302,
+                location: "https://example.com/a?x=1".into()
+            }
         );
         assert_eq!(resolve(&CachedLink::Missing, 0, None), Resolution::NotFound);
     }

@@ -319,6 +319,7 @@ const edge :Workerd.Worker = (
     (name = "CLICKHOUSE_DATABASE", text = "{clickhouse_database}"),
     (name = "CLICKHOUSE_USER", text = "default"),
     (name = "VISITOR_SALT_SECRET", text = "{salt}"),
+    (name = "UNLOCK_COOKIE_SECRET", text = "{unlock_secret}"),
   ],
 );
 "#,
@@ -334,6 +335,7 @@ const edge :Workerd.Worker = (
         token = testkit::TEST_UPSTASH_TOKEN,
         secret = testkit::TEST_INTERNAL_SECRET,
         salt = testkit::TEST_VISITOR_SALT,
+        unlock_secret = testkit::TEST_UNLOCK_COOKIE_SECRET,
     )
 }
 

@@ -1,7 +1,7 @@
 //! HTTP handlers for links: the edge's internal lookup and the `/v1/links` API.
 
 use super::repo::{self, Cursor, Link, LinkFilter};
-use super::service;
+use super::{protection, service};
 use crate::auth::{scope, Authorized, Principal};
 use crate::error::{AppError, ErrorBody, Result};
 use crate::extract::{nullable, AppJson, AppQuery};
@@ -13,8 +13,9 @@ use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use smo1_core::link::{LinkStatus, RedirectType, Utm};
+use smo1_core::link::{LinkStatus, Protection, RedirectType, Utm};
 use smo1_core::slug;
+use smo1_core::unlock::{UnlockOutcome, UnlockRequest};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -33,6 +34,21 @@ pub async fn internal_lookup(
         [(header::CONTENT_TYPE, "application/json")],
         entry.to_json(),
     ))
+}
+
+/// The edge's unlock check for a protected link: answers `unlocked` (with the cookie value),
+/// `wrong` (with the attempts left) or `locked` (with the seconds until the lockout lifts).
+#[tracing::instrument(skip(state, input), fields(ip = %input.ip))]
+pub async fn internal_unlock(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    AppJson(input): AppJson<UnlockRequest>,
+) -> Result<Json<UnlockOutcome>> {
+    if !slug::is_resolvable(&slug) {
+        return Err(AppError::NotFound("link"));
+    }
+    let outcome = protection::unlock(&state, &slug, input.secret, &input.ip).await?;
+    Ok(Json(outcome))
 }
 
 /// UTM parameters of a link; an empty string is the same as leaving a field out.
@@ -386,5 +402,82 @@ async fn set_status(
         ..Default::default()
     };
     let link = service::update(state, auth.user_id, link_id(id)?, patch).await?;
+    Ok(Json(link))
+}
+
+/// Which kind of secret protects a link.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtectionKind {
+    Pin,
+    Password,
+}
+
+/// A PIN (4–8 digits) or a password (8–128 characters). Only its argon2id hash is stored.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetProtectionRequest {
+    #[serde(rename = "type")]
+    kind: ProtectionKind,
+    #[schema(example = "4821")]
+    secret: String,
+}
+
+/// Protects a link with a PIN or password, replacing any previous one. Visitors are asked for it
+/// from their next request on; earlier unlocks stop working.
+#[utoipa::path(
+    put, path = "/v1/links/{id}/protection", tag = tags::LINKS,
+    security(("api_key" = ["links:write"])),
+    params(("id" = Uuid, Path, description = "Link id")),
+    request_body = SetProtectionRequest,
+    responses(
+        (status = 200, description = "The protected link", body = Link),
+        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: PIN not 4–8 digits, password not 8–128 characters, unknown type or field", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`busy`, `database_unavailable` or `cache_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn set_protection(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksWrite>,
+    Path(id): Path<String>,
+    AppJson(input): AppJson<SetProtectionRequest>,
+) -> Result<Json<Link>> {
+    let kind = match input.kind {
+        ProtectionKind::Pin => Protection::Pin,
+        ProtectionKind::Password => Protection::Password,
+    };
+    let link = protection::set(&state, auth.user_id, link_id(&id)?, kind, input.secret).await?;
+    Ok(Json(link))
+}
+
+/// Removes a link's protection; visitors are redirected again from their next request on.
+#[utoipa::path(
+    delete, path = "/v1/links/{id}/protection", tag = tags::LINKS,
+    security(("api_key" = ["links:write"])),
+    params(("id" = Uuid, Path, description = "Link id")),
+    responses(
+        (status = 200, description = "The link, `protection: \"none\"`", body = Link),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn clear_protection(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksWrite>,
+    Path(id): Path<String>,
+) -> Result<Json<Link>> {
+    let link = protection::clear(&state, auth.user_id, link_id(&id)?).await?;
     Ok(Json(link))
 }

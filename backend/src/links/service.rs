@@ -40,7 +40,7 @@ pub async fn resolve_cached(state: &AppState, slug: &str) -> Result<CacheEntry> 
 
 /// Deletes the cache entries of `slugs`. Failing to invalidate would serve a stale link for up
 /// to the TTL, so it is an error the caller sees.
-async fn invalidate(state: &AppState, slugs: &[String]) -> Result<()> {
+pub async fn invalidate(state: &AppState, slugs: &[String]) -> Result<()> {
     for slug in slugs {
         state.redis.invalidate_link(slug).await?;
     }
