@@ -211,3 +211,28 @@ async fn xp_history_limits_are_validated() {
         json!({"error": {"code": "validation_failed", "message": "limit must be between 1 and 100"}})
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protecting_a_link_unlocks_keeper_of_secrets() {
+    let app = TestApp::start().await;
+    let user = app.api_user("careful@example.com").await;
+    let (_, link) = app
+        .call(
+            Method::POST,
+            "/v1/links",
+            &user.key,
+            Some(json!({"destination": "https://example.com/"})),
+        )
+        .await;
+    let id = link["id"].as_str().unwrap();
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &format!("/v1/links/{id}/protection"),
+            &user.key,
+            Some(json!({"type": "pin", "secret": "4321"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(unlocked(&app, user.id).await, ["links_1", "protection_1"]);
+}

@@ -138,6 +138,15 @@ pub async fn evaluate(db: &PgPool, user_id: Uuid) -> sqlx::Result<Vec<String>> {
     Ok(unlocked.into_iter().map(|(code, _)| code).collect())
 }
 
+/// [`evaluate`] after a change the user made (a link created, a link protected). The change
+/// stands whatever happens here; a failed evaluation is caught up by the next one, since
+/// progress is derived from the facts.
+pub async fn catch_up(db: &PgPool, user_id: Uuid) {
+    if let Err(e) = evaluate(db, user_id).await {
+        tracing::warn!(error = %e, %user_id, "achievements not evaluated");
+    }
+}
+
 /// Users whose stored XP or level differs from their `xp_events` trail: (id, stored xp, trail xp).
 pub async fn drift(db: &PgPool) -> sqlx::Result<Vec<(Uuid, i64, i64)>> {
     sqlx::query_as(

@@ -101,6 +101,7 @@ pub async fn set(
         .await?
         .ok_or(AppError::NotFound("link"))?;
     service::invalidate(state, &link.slugs()).await?;
+    crate::achievements::catch_up(&state.db, user_id).await;
     Ok(link)
 }
 

@@ -117,11 +117,7 @@ pub async fn create(state: &AppState, user_id: Uuid, input: CreateLink) -> Resul
                 // A negative entry may be cached for the new slugs.
                 invalidate(state, &created.slugs()).await?;
                 metrics::counter!("smo1_links_created_total").increment(1);
-                // The link exists whatever happens here; a failed evaluation is caught up by
-                // the next one (progress is derived from the facts).
-                if let Err(e) = crate::achievements::evaluate(&state.db, user_id).await {
-                    tracing::warn!(error = %e, "achievements not evaluated");
-                }
+                crate::achievements::catch_up(&state.db, user_id).await;
                 return Ok(created);
             }
             Err(SlugConflict::SlugTaken) => return Err(AppError::SlugTaken),
