@@ -26,17 +26,21 @@ pub struct Principal {
     pub tier: SubscriptionTier,
 }
 
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 /// Authenticates the bearer key; answers 401 `unauthorized` for a missing, unknown or revoked key.
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let presented = bearer_token(request.headers())
         .filter(|key| key.starts_with(secret::KEY_MARKER))
         .ok_or(AppError::Unauthorized)?;
     let owner = keys::find_live_by_hash(&state.db, &secret::hash(presented))

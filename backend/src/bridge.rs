@@ -73,10 +73,7 @@ fn authorize(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> BridgeResult<bool> {
-    let presented = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let presented = crate::auth::bearer_token(headers)
         .or(query.get("_token").map(String::as_str))
         .unwrap_or_default();
     if !constant_time_eq::constant_time_eq(presented.as_bytes(), state.token.expose().as_bytes()) {

@@ -4,7 +4,7 @@ use crate::error::{self, AppError, LoggedCause};
 use crate::state::AppState;
 use crate::{billing, clicks, health, links, metrics, openapi, redirect};
 use axum::extract::{Request, State};
-use axum::http::header::{ALLOW, AUTHORIZATION};
+use axum::http::header::ALLOW;
 use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
@@ -86,12 +86,7 @@ async fn require_internal_secret(
     request: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let presented = crate::auth::bearer_token(request.headers()).unwrap_or_default();
     let expected = state.config.internal_secret.expose();
     if constant_time_eq::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
         Ok(next.run(request).await)

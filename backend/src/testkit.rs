@@ -217,6 +217,22 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
     }
 }
 
+/// Waits up to 15 s for `condition` to hold, checking every 50 ms; panics naming `what`.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A server running in this process until dropped.
 pub struct RunningServer {
     pub addr: SocketAddr,

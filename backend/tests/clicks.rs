@@ -10,20 +10,8 @@ use smo1_core::click::{ClickEvent, VisitorRequest};
 use smo1_core::link::{CachedLink, LinkCacheRecord};
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::clicks::{self, outbox};
-use smo1_origin::testkit::{self, TcpProxy};
-use std::time::{Duration, Instant};
-
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use smo1_origin::testkit::{self, eventually, TcpProxy};
+use std::time::Duration;
 
 async fn scalar(ch: &ClickHouse, sql: &str) -> u64 {
     let rows: Vec<Value> = ch

@@ -219,16 +219,12 @@ impl Stack {
     }
 
     /// Waits up to 15 s for `condition` to hold.
-    pub async fn eventually<F, Fut>(&self, what: &str, mut condition: F)
+    pub async fn eventually<F, Fut>(&self, what: &str, condition: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !condition().await {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        testkit::eventually(what, condition).await;
     }
 
     /// Stops the origin: later cache misses cannot be answered.
