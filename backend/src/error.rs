@@ -36,6 +36,8 @@ pub enum AppError {
     Database(#[from] sqlx::Error),
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("clickhouse error: {0}")]
+    ClickHouse(#[from] crate::clickhouse::ClickHouseError),
 }
 
 impl AppError {
@@ -51,7 +53,9 @@ impl AppError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidClickEvents(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Database(_) | Self::Redis(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Redis(_) | Self::ClickHouse(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -69,6 +73,7 @@ impl AppError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Database(_) => "database_unavailable",
             Self::Redis(_) => "cache_unavailable",
+            Self::ClickHouse(_) => "analytics_unavailable",
         }
     }
 }
@@ -83,7 +88,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable snake_case code: `malformed_request`, `unauthorized`, `insufficient_scope`,
     /// `not_found`, `slug_taken`, `payload_too_large`, `unsupported_media_type`,
-    /// `validation_failed`, `rate_limited`, `database_unavailable`, `cache_unavailable`.
+    /// `validation_failed`, `rate_limited`, `database_unavailable`, `cache_unavailable`,
+    /// `analytics_unavailable`.
     code: &'static str,
     /// For people; may change.
     message: String,

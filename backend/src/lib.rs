@@ -1,6 +1,7 @@
 //! SMO1 origin: the source-of-truth service over PostgreSQL, the read-through writer of the
 //! edge's Redis cache, a redirect server of its own, and the local Upstash REST bridge.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod auth;
 pub mod bridge;

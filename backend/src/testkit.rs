@@ -200,6 +200,7 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
             click_replay_interval: Duration::from_millis(200),
         },
         rate_limits: RateLimitConfig::default(),
+        total_clicks_sync_interval: Duration::from_millis(200),
     }
 }
 
