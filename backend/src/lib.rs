@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod generate;
 pub mod health;
 pub mod links;
 pub mod metrics;
