@@ -25,56 +25,85 @@ fn random_uuid() -> Option<String> {
     random_uuid.call0(&crypto).ok()?.as_string()
 }
 
-/// The event for a redirect of `record` to `location`, from the request's edge metadata
-/// (`request.cf`, absent under `wrangler dev`) with header fallbacks.
-pub fn build(
+/// What the click needs from the request, copied out so the event can be built after the
+/// response is sent (User-Agent parsing is the expensive part).
+pub struct Capture {
+    click_id: String,
+    now_unix: u32,
+    record: LinkCacheRecord,
+    location: String,
+    method: String,
+    ip: String,
+    user_agent: String,
+    referrer: Option<String>,
+    country: Option<String>,
+    region: Option<String>,
+    city: Option<String>,
+    purpose: Option<String>,
+    qr: bool,
+}
+
+/// Copies the click's facts from the request's edge metadata (`request.cf`, absent under
+/// `wrangler dev`) with header fallbacks. `None` when the runtime cannot make a click id.
+pub fn capture(
     req: &Request,
     record: &LinkCacheRecord,
     location: &str,
     qr: bool,
     now_unix: u32,
-    salt: &str,
-) -> Option<ClickEvent> {
+) -> Option<Capture> {
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let cf = req.cf();
-    let country = cf
-        .and_then(|cf| cf.country())
-        .or_else(|| header(click::HEADER_COUNTRY));
-    let region = cf
-        .and_then(|cf| cf.region())
-        .or_else(|| header(click::HEADER_REGION));
-    let city = cf
-        .and_then(|cf| cf.city())
-        .or_else(|| header(click::HEADER_CITY));
-    let ip = header(click::HEADER_CLIENT_IP).unwrap_or_default();
-    let user_agent = header("user-agent").unwrap_or_default();
-    let referrer = header("referer");
-    let purpose = click::PURPOSE_HEADERS.iter().find_map(|h| header(h));
-    let method = req.method();
-    let request = VisitorRequest {
-        method: method.as_ref(),
-        ip: &ip,
-        user_agent: &user_agent,
-        referrer: referrer.as_deref(),
-        country: country.as_deref(),
-        region: region.as_deref(),
-        city: city.as_deref(),
-        purpose: purpose.as_deref(),
-        qr,
-    };
-    Some(ClickEvent::build(
-        random_uuid()?,
+    Some(Capture {
+        click_id: random_uuid()?,
         now_unix,
-        record,
-        location,
+        record: record.clone(),
+        location: location.to_owned(),
+        method: req.method().to_string(),
+        ip: header(click::HEADER_CLIENT_IP).unwrap_or_default(),
+        user_agent: header("user-agent").unwrap_or_default(),
+        referrer: header("referer"),
+        country: cf
+            .and_then(|cf| cf.country())
+            .or_else(|| header(click::HEADER_COUNTRY)),
+        region: cf
+            .and_then(|cf| cf.region())
+            .or_else(|| header(click::HEADER_REGION)),
+        city: cf
+            .and_then(|cf| cf.city())
+            .or_else(|| header(click::HEADER_CITY)),
+        purpose: click::PURPOSE_HEADERS.iter().find_map(|h| header(h)),
+        qr,
+    })
+}
+
+/// Builds the event (after the response) and delivers it.
+pub async fn record(capture: Capture, config: ClickConfig) {
+    let request = VisitorRequest {
+        method: &capture.method,
+        ip: &capture.ip,
+        user_agent: &capture.user_agent,
+        referrer: capture.referrer.as_deref(),
+        country: capture.country.as_deref(),
+        region: capture.region.as_deref(),
+        city: capture.city.as_deref(),
+        purpose: capture.purpose.as_deref(),
+        qr: capture.qr,
+    };
+    let event = ClickEvent::build(
+        capture.click_id,
+        capture.now_unix,
+        &capture.record,
+        &capture.location,
         &request,
-        salt,
-    ))
+        &config.visitor_salt,
+    );
+    send(event, config).await;
 }
 
 /// Delivers `event`: ClickHouse first, the origin's outbox second.
-pub async fn send(event: ClickEvent, config: ClickConfig) {
+async fn send(event: ClickEvent, config: ClickConfig) {
     let row = serde_json::to_string(&event).expect("a click event always serializes");
     let (table, settings) = if config.clickhouse_async_insert {
         ("link_clicks", "&async_insert=1&wait_for_async_insert=1")

@@ -31,8 +31,8 @@ pub async fn handle(
         Resolution::Redirect { status, location } => {
             if let (Some(clicks), CachedLink::Found(record)) = (config.clicks, &entry.link) {
                 let now = u32::try_from(now).unwrap_or(u32::MAX);
-                match clicks::build(req, record, &location, qr, now, &clicks.visitor_salt) {
-                    Some(event) => ctx.wait_until(clicks::send(event, clicks)),
+                match clicks::capture(req, record, &location, qr, now) {
+                    Some(capture) => ctx.wait_until(clicks::record(capture, clicks)),
                     None => console_error!("no click id: crypto.randomUUID is unavailable"),
                 }
             }

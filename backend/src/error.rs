@@ -20,6 +20,8 @@ pub enum AppError {
     InsufficientScope(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("this method is not allowed on this endpoint")]
+    MethodNotAllowed,
     #[error("this slug is already taken")]
     SlugTaken,
     #[error("request body is larger than {max} bytes", max = crate::server::MAX_BODY_BYTES)]
@@ -47,6 +49,7 @@ impl AppError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SlugTaken => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -65,6 +68,7 @@ impl AppError {
             Self::Unauthorized => "unauthorized",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::SlugTaken => "slug_taken",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",

@@ -4,10 +4,13 @@ use crate::error::{self, AppError, LoggedCause};
 use crate::state::AppState;
 use crate::{clicks, health, links, metrics, openapi, redirect};
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{ALLOW, AUTHORIZATION};
+use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::Router;
+use smo1_core::pages::Page;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -31,6 +34,8 @@ pub fn app(state: AppState) -> Router {
         .merge(internal)
         .merge(openapi::router(state.clone()))
         .merge(redirect::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(TraceLayer::new_for_http().on_response(
             |response: &Response, latency: Duration, _span: &tracing::Span| {
                 if let Some(LoggedCause(cause)) = response.extensions().get::<LoggedCause>() {
@@ -47,6 +52,28 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::map_response(error::shape_payload_too_large))
         .with_state(state)
+}
+
+/// Whether `path` belongs to a JSON API (errors in the JSON shape) rather than to visitors.
+fn is_api(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/") || path.starts_with("/internal/")
+}
+
+/// Unknown paths: the JSON error under the APIs, the product's 404 page for visitors.
+async fn not_found(uri: Uri) -> Response {
+    if is_api(uri.path()) {
+        AppError::NotFound("endpoint").into_response()
+    } else {
+        redirect::page(Page::NotFound)
+    }
+}
+
+async fn method_not_allowed(uri: Uri) -> Response {
+    if is_api(uri.path()) {
+        AppError::MethodNotAllowed.into_response()
+    } else {
+        (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "GET, HEAD")]).into_response()
+    }
 }
 
 /// `/internal/*` is for the edge only: `Authorization: Bearer <INTERNAL_SECRET>`.

@@ -269,3 +269,26 @@ async fn metrics_count_lookups_and_cache_failures() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_endpoints_answer_in_the_shape_of_their_surface() {
+    let app = TestApp::start().await;
+    let response = app.get("/v1/nothing/here").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": {"code": "not_found", "message": "endpoint not found"}})
+    );
+    let response = app.http.put(app.url("/v1/me")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": {"code": "method_not_allowed", "message": "this method is not allowed on this endpoint"}})
+    );
+    let response = app.get("/a/b").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.text().await.unwrap().contains("Link not found"));
+    let response = app.http.delete(app.url("/some-slug")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
+}

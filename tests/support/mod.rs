@@ -355,3 +355,65 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(Path::new(&self.path));
     }
 }
+
+/// A workerd running one JavaScript module (benchmark baselines), killed on drop.
+pub struct JsWorker {
+    pub url: String,
+    _workerd: Child,
+    _dir: TempDir,
+}
+
+impl JsWorker {
+    pub async fn start(script: &str) -> Self {
+        let dir = TempDir::new();
+        std::fs::write(dir.path.join("worker.js"), script).expect("write script");
+        let port = free_port();
+        let config = format!(
+            r#"using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "main", worker = .js)],
+  sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "main")],
+);
+const js :Workerd.Worker = (
+  modules = [(name = "worker.js", esModule = embed "worker.js")],
+  compatibilityDate = "2026-04-01",
+);
+"#
+        );
+        let config_path = dir.path.join("workerd.capnp");
+        std::fs::write(&config_path, config).expect("write workerd config");
+        let mut workerd = Command::new(workerd_bin())
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start workerd");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        wait_until_serving_any(&http, &url, &mut workerd).await;
+        Self {
+            url,
+            _workerd: workerd,
+            _dir: dir,
+        }
+    }
+}
+
+async fn wait_until_serving_any(http: &reqwest::Client, url: &str, workerd: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(url).send().await.is_err() {
+        if let Ok(Some(status)) = workerd.try_wait() {
+            panic!("workerd exited with {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workerd did not serve {url} within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,46 @@
+//! Shared by the benchmarks: replace one section of docs/BENCHMARKS.md, keeping the others.
+
+use std::path::Path;
+
+/// Writes `body` under `## {title}` in docs/BENCHMARKS.md (creating the file if needed),
+/// replacing that section from an earlier run.
+pub fn write_section(repo_root: &Path, title: &str, body: &str) {
+    let path = repo_root.join("docs/BENCHMARKS.md");
+    let existing = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nRun on demand with `./bench/run`; never part of the test command. \
+Every number is compared with a baseline measured in the same run, since absolute numbers \
+drift between runs on these shared 2-core machines.\n"
+            .to_owned()
+    });
+    let heading = format!("## {title}\n");
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in existing.split_inclusive('\n') {
+        if line.starts_with("## ") {
+            skipping = line == heading;
+            if skipping {
+                continue;
+            }
+        }
+        if !skipping {
+            out.push_str(line);
+        }
+    }
+    if !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    out.push_str(&heading);
+    out.push('\n');
+    out.push_str(body.trim_end());
+    out.push('\n');
+    std::fs::write(&path, out).expect("write docs/BENCHMARKS.md");
+}
+
+/// The 1-minute load average, printed with each result: on a shared 2-core machine it says how
+/// much the numbers were squeezed by other work.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
