@@ -114,14 +114,8 @@ fn agents() -> Weighted<Agent> {
             30.0,
             agent("desktop", "Chrome", "131.0", "Windows 10", "NT 10.0"),
         ),
-        (
-            21.0,
-            agent("mobile", "Chrome", "131.0", "Android", "14"),
-        ),
-        (
-            17.0,
-            agent("mobile", "Safari", "18.1", "iPhone", "18.1"),
-        ),
+        (21.0, agent("mobile", "Chrome", "131.0", "Android", "14")),
+        (17.0, agent("mobile", "Safari", "18.1", "iPhone", "18.1")),
         (
             7.0,
             agent("desktop", "Safari", "18.1", "Mac OSX", "10.15.7"),
