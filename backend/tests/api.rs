@@ -916,13 +916,23 @@ async fn bad_listing_parameters_are_422() {
         assert_eq!(body["error"]["code"], "validation_failed", "{query}");
     }
     let (_, body) = app
+        .call(Method::GET, "/v1/links?order=title", &user.key, None)
+        .await;
+    assert_eq!(
+        body,
+        error(
+            "validation_failed",
+            "Failed to deserialize query string: order: unknown field `order`, expected one of `limit`, `cursor`, `status`, `created_after`, `created_before`, `q`, `sort`"
+        )
+    );
+    let (_, body) = app
         .call(Method::GET, "/v1/links?sort=title", &user.key, None)
         .await;
     assert_eq!(
         body,
         error(
             "validation_failed",
-            "Failed to deserialize query string: sort: unknown field `sort`, expected one of `limit`, `cursor`, `status`, `created_after`, `created_before`, `q`"
+            "Failed to deserialize query string: sort: unknown variant `title`, expected `created` or `clicks`"
         )
     );
 }
