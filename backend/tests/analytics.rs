@@ -666,6 +666,26 @@ async fn total_clicks_follow_clickhouse() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(total_clicks(&f, &f.l2).await, 1);
+    // Listing by clicks reads PostgreSQL only, in pages.
+    let first = f.get("/v1/links?sort=clicks&limit=1").await;
+    assert_eq!(first["data"][0]["id"], f.l1.as_str());
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = f
+        .get(&format!("/v1/links?sort=clicks&limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(second["data"][0]["id"], f.l2.as_str());
+    assert_eq!(second["next_cursor"], Value::Null);
+    let (status, body) = f
+        .app
+        .call(
+            Method::GET,
+            &format!("/v1/links?limit=1&cursor={cursor}"),
+            &f.key,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body, error("validation_failed", "invalid cursor"));
     // A pass with nothing new writes nothing.
     let ch = f.app.db.clickhouse();
     assert_eq!(

@@ -703,6 +703,78 @@ mod tests {
             .contains("toStartOfDay(clicked_at, 'UTC')"));
     }
 
+    /// The SQL `scripts/check_clickhouse_sql.py` runs on ClickHouse 26 (chDB), rendered by the
+    /// functions the API uses, over the script's fixture link.
+    fn checked_queries() -> std::collections::BTreeMap<&'static str, String> {
+        let user_id: Uuid = "00000000-0000-4000-8000-0000000000a1".parse().unwrap();
+        let link = Subject::Link {
+            user_id,
+            link_id: "00000000-0000-4000-8000-0000000000b1".parse().unwrap(),
+        };
+        let account = Subject::Account { user_id };
+        let utc = range("2026-11-02T00:00:00Z", "2026-11-05T00:00:00Z", Tz::UTC);
+        let off_hour = range("2026-11-02T00:00:00Z", "2026-11-04T05:00:01Z", Tz::UTC);
+        let new_york = range(
+            "2026-11-02T05:00:00Z",
+            "2026-11-05T05:00:00Z",
+            chrono_tz::America::New_York,
+        );
+        let kolkata = range(
+            "2026-11-01T18:30:00Z",
+            "2026-11-04T18:30:00Z",
+            chrono_tz::Asia::Kolkata,
+        );
+        let before_c3 = ClickCursor {
+            clicked_at: at("2026-11-03T00:30:00Z").timestamp(),
+            click_id: "c3".into(),
+        };
+        let country = Dimension::named("country").unwrap();
+        [
+            ("summary_hourly", summary_sql(&link, &utc, Source::Hourly)),
+            ("summary_raw", summary_sql(&link, &off_hour, Source::Raw)),
+            (
+                "series_new_york_hourly",
+                timeseries_sql(&link, &new_york, Interval::Day, Source::Hourly),
+            ),
+            (
+                "series_kolkata_raw",
+                timeseries_sql(&link, &kolkata, Interval::Day, Source::Raw),
+            ),
+            (
+                "breakdown_country",
+                breakdown_sql(&account, &utc, country, 2),
+            ),
+            ("clicks_page", clicks_sql(&link, &utc, Some(&before_c3), 10)),
+            ("sync_totals", crate::analytics::sync::TOTALS_SQL.to_owned()),
+            (
+                "escaped_literal",
+                format!(
+                    "SELECT {}",
+                    crate::analytics::escape::quote("x'); DROP TABLE t; --\\\n\0\u{1b}")
+                ),
+            ),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    #[test]
+    fn the_sql_checked_on_a_modern_engine_is_the_sql_we_issue() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/analytics_queries.json"
+        );
+        let rendered = serde_json::to_string_pretty(&checked_queries()).unwrap() + "\n";
+        if std::env::var_os("UPDATE_ANALYTICS_SQL").is_some() {
+            std::fs::write(path, &rendered).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(path).unwrap_or_default(),
+            rendered,
+            "analytics SQL changed: rerun with UPDATE_ANALYTICS_SQL=1, then scripts/check_clickhouse_sql.py"
+        );
+    }
+
     #[test]
     fn cursors_round_trip_and_reject_junk() {
         let cursor = ClickCursor {

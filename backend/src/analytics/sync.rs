@@ -29,12 +29,14 @@ struct LinkTotal {
     clicks: String,
 }
 
+/// Each link's distinct human clicks, all time.
+pub const TOTALS_SQL: &str = "SELECT link_id, toString(uniqExactIfMerge(human_clicks)) AS clicks \
+     FROM link_clicks_daily GROUP BY link_id";
+
 /// One pass: returns how many links changed.
 #[tracing::instrument(skip_all)]
 pub async fn sync_total_clicks(db: &PgPool, ch: &ClickHouse) -> Result<u64, SyncError> {
-    let totals: Vec<LinkTotal> = ch
-        .query("SELECT link_id, toString(uniqExactIfMerge(human_clicks)) AS clicks FROM link_clicks_daily GROUP BY link_id")
-        .await?;
+    let totals: Vec<LinkTotal> = ch.query(TOTALS_SQL).await?;
     // Rows of links that are not ours (bad ids) are skipped rather than failing the pass.
     let totals: Vec<(Uuid, i64)> = totals
         .into_iter()
