@@ -155,17 +155,17 @@ def check_analytics(s) -> tuple[int, int]:
         return "\n".join(f"{unix(at)}\t{counts}" for at, counts in points)
 
     expected = {
-        "summary_hourly": "5\t4\t1\t4\t3",
-        "summary_raw": "5\t4\t1\t4\t3",
+        "summary_hourly": "4\t1\t3",
+        "summary_raw": "4\t1\t3",
         "series_new_york_hourly": series(
-            ("2026-11-02T05:00:00Z", "3\t3\t0\t2\t2"),
-            ("2026-11-03T05:00:00Z", "1\t0\t1\t1\t0"),
-            ("2026-11-04T05:00:00Z", "1\t1\t0\t1\t1"),
+            ("2026-11-02T05:00:00Z", "3\t0\t2"),
+            ("2026-11-03T05:00:00Z", "0\t1\t0"),
+            ("2026-11-04T05:00:00Z", "1\t0\t1"),
         ),
         "series_kolkata_raw": series(
-            ("2026-11-01T18:30:00Z", "2\t2\t0\t2\t2"),
-            ("2026-11-02T18:30:00Z", "1\t1\t0\t1\t1"),
-            ("2026-11-03T18:30:00Z", "2\t1\t1\t2\t1"),
+            ("2026-11-01T18:30:00Z", "2\t0\t2"),
+            ("2026-11-02T18:30:00Z", "1\t0\t1"),
+            ("2026-11-03T18:30:00Z", "1\t1\t1"),
         ),
         "clicks_page": "c2\nc1",
         # Every link of the database, the earlier checks' L1 and L2 too (sorted: no ORDER BY).
@@ -191,10 +191,10 @@ def check_analytics(s) -> tuple[int, int]:
             got = "\n".join(sorted(got.splitlines()))
         report(name, got, want)
     answer = json.loads(s.query(queries["breakdown_country"] + " FORMAT JSON", "JSON").bytes())
-    top = [(r["value"], int(r["m_human_clicks"]), int(r["m_bot_clicks"])) for r in answer["data"]]
+    top = [(r["value"], int(r["m_clicks"]), int(r["m_bot_clicks"])) for r in answer["data"]]
     report("breakdown_country top-2", top, [("DE", 2, 0), ("FR", 1, 0)])
     totals = answer["totals"]
-    report("breakdown_country totals", (int(totals["m_clicks"]), int(totals["m_human_clicks"])), (5, 4))
+    report("breakdown_country totals", (int(totals["m_clicks"]), int(totals["m_bot_clicks"])), (4, 1))
     return passed, failed
 
 
