@@ -6,7 +6,11 @@ applies every migration in migrations/clickhouse/ exactly as `smo1-origin migrat
 statement splitting), inserts rows in the edge's JSONEachRow shape (clicked_at as unix seconds),
 and checks the queries the pipeline relies on: buffered reads, exact distinct counts with
 duplicate deliveries, the per-day aggregate view, and multi-day uniques.
+
+Then it runs the analytics API's own SQL (scripts/analytics_queries.json, rendered by the Rust
+functions that build it; a unit test keeps the file current) over a known fixture.
 """
+import calendar
 import json
 import pathlib
 import sys
@@ -108,8 +112,90 @@ def main() -> int:
             else:
                 failed += 1
                 print(f"FAIL {name}: expected {expected!r}, got {got!r}")
-        print(f"{len(checks) - failed} passed, {failed} failed")
+        passed = len(checks) - failed
+        analytics_passed, analytics_failed = check_analytics(s)
+        passed += analytics_passed
+        failed += analytics_failed
+        print(f"{passed} passed, {failed} failed")
         return 1 if failed else 0
+
+
+USER = "00000000-0000-4000-8000-0000000000a1"
+LINK = "00000000-0000-4000-8000-0000000000b1"
+
+
+def unix(text: str) -> int:
+    return calendar.timegm(__import__("time").strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def analytics_row(click_id, at, visitor, country, is_bot=0):
+    r = row(click_id, LINK, 0, visitor, is_bot)
+    r.update(clicked_at=unix(at), user_id=USER, country=country)
+    return r
+
+
+def check_analytics(s) -> tuple[int, int]:
+    """Same fixture as backend/tests/analytics.rs (link L1)."""
+    rows = [
+        analytics_row("c1", "2026-11-02T10:00:00Z", "v1", "DE"),
+        analytics_row("c1", "2026-11-02T10:00:00Z", "v1", "DE"),
+        analytics_row("c2", "2026-11-02T10:30:00Z", "v2", "US"),
+        analytics_row("c3", "2026-11-03T00:30:00Z", "v1", "DE"),
+        analytics_row("c4", "2026-11-03T23:30:00Z", "v3", "US", is_bot=1),
+        analytics_row("c5", "2026-11-04T05:00:00Z", "v4", "FR"),
+    ]
+    body = "\n".join(json.dumps(r) for r in rows)
+    s.query(f"INSERT INTO link_clicks FORMAT JSONEachRow {body}")
+    queries = json.loads((ROOT / "scripts" / "analytics_queries.json").read_text())
+
+    def tsv(sql: str) -> str:
+        return s.query(sql, "TabSeparated").bytes().decode().strip()
+
+    def series(*points):
+        return "\n".join(f"{unix(at)}\t{counts}" for at, counts in points)
+
+    expected = {
+        "summary_hourly": "4\t1\t3",
+        "summary_raw": "4\t1\t3",
+        "series_new_york_hourly": series(
+            ("2026-11-02T05:00:00Z", "3\t0\t2"),
+            ("2026-11-03T05:00:00Z", "0\t1\t0"),
+            ("2026-11-04T05:00:00Z", "1\t0\t1"),
+        ),
+        "series_kolkata_raw": series(
+            ("2026-11-01T18:30:00Z", "2\t0\t2"),
+            ("2026-11-02T18:30:00Z", "1\t0\t1"),
+            ("2026-11-03T18:30:00Z", "1\t1\t1"),
+        ),
+        "clicks_page": "c2\nc1",
+        # Every link of the database, the earlier checks' L1 and L2 too (sorted: no ORDER BY).
+        "sync_totals": f"{LINK}\t4\nL1\t3\nL2\t1",
+        "escaped_literal": "x\\'); DROP TABLE t; --\\\\\\n\\0\x1b",
+    }
+    passed = failed = 0
+
+    def report(name, got, want):
+        nonlocal passed, failed
+        if got == want:
+            passed += 1
+            print(f"ok  analytics {name}")
+        else:
+            failed += 1
+            print(f"FAIL analytics {name}: expected {want!r}, got {got!r}")
+
+    for name, want in expected.items():
+        got = tsv(queries[name])
+        if name == "clicks_page":
+            got = "\n".join(line.split("\t")[0] for line in got.splitlines())
+        if name == "sync_totals":
+            got = "\n".join(sorted(got.splitlines()))
+        report(name, got, want)
+    answer = json.loads(s.query(queries["breakdown_country"] + " FORMAT JSON", "JSON").bytes())
+    top = [(r["value"], int(r["m_clicks"]), int(r["m_bot_clicks"])) for r in answer["data"]]
+    report("breakdown_country top-2", top, [("DE", 2, 0), ("FR", 1, 0)])
+    totals = answer["totals"]
+    report("breakdown_country totals", (int(totals["m_clicks"]), int(totals["m_bot_clicks"])), (4, 1))
+    return passed, failed
 
 
 if __name__ == "__main__":

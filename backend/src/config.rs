@@ -23,6 +23,7 @@
 //! | `CLICK_REPLAY_INTERVAL_SECS` | `5` | how often the outbox is drained into ClickHouse |
 //! | `POLAR_WEBHOOK_SECRET` | empty (off) | Polar webhook secret, exactly as Polar shows it (secret) |
 //! | `POLAR_PRODUCT_TIERS` | empty | `product_id=tier,…`: which Polar product grants which tier |
+//! | `TOTAL_CLICKS_SYNC_INTERVAL_SECS` | `60` | how often `links.total_clicks` is synced from ClickHouse |
 //! | `BRIDGE_BIND` | `127.0.0.1:8079` | address of the local Upstash REST bridge |
 //! | `UPSTASH_REDIS_REST_TOKEN` | required for the bridge | token the bridge expects (secret) |
 //! | `RATE_LIMIT_FREE_PER_MINUTE` | `60` | `/v1` requests per API key per sliding minute, free tier |
@@ -178,6 +179,9 @@ pub struct OriginConfig {
     pub clicks: ClickConfig,
     #[command(flatten)]
     pub rate_limits: RateLimitConfig,
+    /// How often `links.total_clicks` is brought up to date from ClickHouse (the longest it lags).
+    #[arg(long, env = "TOTAL_CLICKS_SYNC_INTERVAL_SECS", default_value = "60", value_parser = parse_secs)]
+    pub total_clicks_sync_interval: Duration,
     #[command(flatten)]
     pub billing: BillingConfig,
     #[command(flatten)]

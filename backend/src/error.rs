@@ -47,6 +47,8 @@ pub enum AppError {
     Database(#[from] sqlx::Error),
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("clickhouse error: {0}")]
+    ClickHouse(#[from] crate::clickhouse::ClickHouseError),
 }
 
 impl AppError {
@@ -64,7 +66,7 @@ impl AppError {
             Self::InvalidClickEvents(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::WebhookFailed(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::VerifierBusy | Self::Database(_) | Self::Redis(_) => {
+            Self::VerifierBusy | Self::Database(_) | Self::Redis(_) | Self::ClickHouse(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         }
@@ -89,6 +91,7 @@ impl AppError {
             Self::VerifierBusy => "busy",
             Self::Database(_) => "database_unavailable",
             Self::Redis(_) => "cache_unavailable",
+            Self::ClickHouse(_) => "analytics_unavailable",
         }
     }
 }
@@ -103,7 +106,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable snake_case code: `malformed_request`, `unauthorized`, `insufficient_scope`,
     /// `not_found`, `slug_taken`, `payload_too_large`, `unsupported_media_type`,
-    /// `validation_failed`, `rate_limited`, `internal_error`, `busy`, `database_unavailable`, `cache_unavailable`.
+    /// `validation_failed`, `rate_limited`, `internal_error`, `busy`, `database_unavailable`,
+    /// `cache_unavailable`, `analytics_unavailable`.
     code: &'static str,
     /// For people; may change.
     message: String,

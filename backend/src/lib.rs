@@ -2,6 +2,7 @@
 //! edge's Redis cache, a redirect server of its own, and the local Upstash REST bridge.
 
 pub mod achievements;
+pub mod analytics;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod generate;
 pub mod health;
 pub mod links;
 pub mod metrics;

@@ -3,7 +3,7 @@
 //! cannot list a route that does not exist or miss one that does.
 
 use crate::state::AppState;
-use crate::{achievements, api_keys, auth, links, rate_limit, users};
+use crate::{achievements, analytics, api_keys, auth, links, rate_limit, users};
 use axum::http::header;
 use axum::middleware;
 use axum::routing::get;
@@ -19,13 +19,14 @@ pub mod tags {
     pub const API_KEYS: &str = "api-keys";
     pub const LINKS: &str = "links";
     pub const ACHIEVEMENTS: &str = "achievements";
+    pub const ANALYTICS: &str = "analytics";
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "SMO1 API",
-        description = "Links, API keys and users. Errors are always \
+        description = "Links, API keys, users and analytics. Errors are always \
             `{\"error\":{\"code\":…,\"message\":…}}`; unknown body fields and query parameters \
             are rejected with 422 `validation_failed`. Every `/v1` response carries \
             `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`."
@@ -36,6 +37,7 @@ pub mod tags {
         (name = tags::API_KEYS, description = "Create, list and revoke API keys"),
         (name = tags::LINKS, description = "Short links"),
         (name = tags::ACHIEVEMENTS, description = "Achievements, XP and levels"),
+        (name = tags::ANALYTICS, description = "Clicks per link and per account, from ClickHouse"),
     )
 )]
 struct ApiDoc;
@@ -61,6 +63,7 @@ pub fn v1() -> (Router<AppState>, OpenApiDoc) {
         .merge(api_keys::router())
         .merge(links::router())
         .merge(achievements::router())
+        .merge(analytics::router())
         .split_for_parts()
 }
 

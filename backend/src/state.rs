@@ -1,5 +1,6 @@
-//! Shared state of the origin's handlers.
+//! Shared state of the origin's handlers, and the background tasks that run with it.
 
+use crate::analytics::sync::TotalClicksSync;
 use crate::cache::Redis;
 use crate::clickhouse::ClickHouse;
 use crate::clicks::{self, ClickSink, Pipeline};
@@ -19,10 +20,12 @@ pub struct AppState {
     /// Bounds concurrent argon2id work (protected links).
     pub verifier: Verifier,
     pipeline: Arc<Pipeline>,
+    total_clicks_sync: Arc<TotalClicksSync>,
 }
 
 impl AppState {
-    /// Connects lazily and starts the click pipeline's background tasks (needs a tokio runtime).
+    /// Connects lazily and starts the background tasks: the click pipeline and the total_clicks
+    /// sync (needs a tokio runtime).
     pub fn new(config: OriginConfig) -> anyhow::Result<Self> {
         let db = crate::db::pool(&config.data)?;
         let http = reqwest::Client::builder()
@@ -30,6 +33,11 @@ impl AppState {
             .build()?;
         let clickhouse = ClickHouse::new(http, config.data.clickhouse.clone());
         let (clicks, pipeline) = clicks::start(db.clone(), clickhouse.clone(), &config.clicks);
+        let total_clicks_sync = Arc::new(TotalClicksSync::start(
+            db.clone(),
+            clickhouse.clone(),
+            config.total_clicks_sync_interval,
+        ));
         Ok(Self {
             verifier: Verifier::new(config.unlock.unlock_verify_concurrency as usize),
             redis: Redis::new(&config.data.redis_url, config.data.redis_key_prefix.clone())?,
@@ -39,11 +47,13 @@ impl AppState {
             config: Arc::new(config),
             metrics: crate::metrics::handle(),
             pipeline,
+            total_clicks_sync,
         })
     }
 
     /// Flushes queued clicks (to ClickHouse, else the outbox) and stops background tasks.
     pub async fn shutdown(&self) {
+        self.total_clicks_sync.shutdown().await;
         self.pipeline.shutdown().await;
     }
 }

@@ -203,6 +203,7 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
             click_replay_interval: Duration::from_millis(200),
         },
         rate_limits: RateLimitConfig::default(),
+        total_clicks_sync_interval: Duration::from_millis(200),
         billing: BillingConfig {
             polar_webhook_secret: Secret::new(TEST_POLAR_SECRET),
             polar_product_tiers: "prod_pro=pro,prod_business=business"

@@ -236,3 +236,46 @@ async fn protecting_a_link_unlocks_keeper_of_secrets() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(unlocked(&app, user.id).await, ["links_1", "protection_1"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_total_clicks_sync_unlocks_click_milestones() {
+    let app = TestApp::start().await;
+    let user = app.api_user("clicked@example.com").await;
+    let (_, link) = app
+        .call(
+            Method::POST,
+            "/v1/links",
+            &user.key,
+            Some(json!({"destination": "https://example.com/"})),
+        )
+        .await;
+    let mut rows = Vec::new();
+    for i in 0..100 {
+        let row = json!({
+            "click_id": format!("c-{i}"), "clicked_at": 1_764_000_000 + i,
+            "link_id": link["id"], "user_id": user.id.to_string(), "slug": link["slug"],
+            "destination": "https://example.com/", "visitor_id": format!("v{i}"),
+            "country": "", "region": "", "city": "", "device_type": "desktop", "browser": "",
+            "browser_version": "", "os": "", "os_version": "", "referrer": "",
+            "referrer_domain": "", "utm_source": "", "utm_medium": "", "utm_campaign": "",
+            "utm_term": "", "utm_content": "", "method": "GET", "is_qr": 0, "is_bot": 0,
+            "bot_reason": ""
+        });
+        rows.extend(serde_json::to_vec(&row).unwrap());
+        rows.push(b'\n');
+    }
+    app.db
+        .clickhouse()
+        .insert_json_rows("link_clicks", &[], rows)
+        .await
+        .unwrap();
+
+    smo1_origin::testkit::eventually("clicks_100 unlocked by the sync", || async {
+        unlocked(&app, user.id)
+            .await
+            .contains(&"clicks_100".to_owned())
+    })
+    .await;
+    // 5 for the link, 10 for links_1, 50 for clicks_100.
+    assert_eq!(xp_of(&app, user.id).await, (65, 2, 65));
+}

@@ -916,13 +916,23 @@ async fn bad_listing_parameters_are_422() {
         assert_eq!(body["error"]["code"], "validation_failed", "{query}");
     }
     let (_, body) = app
+        .call(Method::GET, "/v1/links?order=title", &user.key, None)
+        .await;
+    assert_eq!(
+        body,
+        error(
+            "validation_failed",
+            "Failed to deserialize query string: order: unknown field `order`, expected one of `limit`, `cursor`, `status`, `created_after`, `created_before`, `q`, `sort`"
+        )
+    );
+    let (_, body) = app
         .call(Method::GET, "/v1/links?sort=title", &user.key, None)
         .await;
     assert_eq!(
         body,
         error(
             "validation_failed",
-            "Failed to deserialize query string: sort: unknown field `sort`, expected one of `limit`, `cursor`, `status`, `created_after`, `created_before`, `q`"
+            "Failed to deserialize query string: sort: unknown variant `title`, expected `created` or `clicks`"
         )
     );
 }
@@ -1475,9 +1485,17 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
             "DELETE /v1/links/{id}",
             "DELETE /v1/links/{id}/protection",
             "GET /v1/achievements",
+            "GET /v1/analytics/breakdown/{dimension}",
+            "GET /v1/analytics/clicks",
+            "GET /v1/analytics/summary",
+            "GET /v1/analytics/timeseries",
             "GET /v1/api-keys",
             "GET /v1/links",
             "GET /v1/links/{id}",
+            "GET /v1/links/{id}/analytics/breakdown/{dimension}",
+            "GET /v1/links/{id}/analytics/clicks",
+            "GET /v1/links/{id}/analytics/summary",
+            "GET /v1/links/{id}/analytics/timeseries",
             "GET /v1/me",
             "GET /v1/xp",
             "PATCH /v1/links/{id}",

@@ -158,3 +158,42 @@ async fn protected_links_always_carry_a_hash() {
     .unwrap_err();
     assert_eq!(constraint(error), "links_protection_hash_matches");
 }
+
+#[tokio::test]
+async fn total_clicks_changes_do_not_move_a_links_version() {
+    let db = TestDb::new().await;
+    let pool = pool(&db).await;
+    let owner = user(&pool, "v@example.com").await;
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO links (user_id, uid, destination, updated_at)
+         VALUES ($1, 'vvvvvvv', 'https://e.com/', now() - interval '1 day') RETURNING id",
+    )
+    .bind(owner)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let version = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT updated_at < now() - interval '1 hour' FROM links WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    sqlx::query("UPDATE links SET total_clicks = 42 WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(
+        version().await,
+        "a click count sync is not a change of the link"
+    );
+    sqlx::query("UPDATE links SET destination = 'https://e.com/new' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(!version().await, "a real change moves updated_at");
+}

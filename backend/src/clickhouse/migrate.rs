@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_link_clicks_buffer",
         include_str!("../../../migrations/clickhouse/0003_link_clicks_buffer.sql"),
     ),
+    (
+        "0004_link_clicks_hourly",
+        include_str!("../../../migrations/clickhouse/0004_link_clicks_hourly.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split on `;` at line ends, comments dropped.

@@ -1,6 +1,6 @@
 //! HTTP handlers for links: the edge's internal lookup and the `/v1/links` API.
 
-use super::repo::{self, Cursor, Link, LinkFilter};
+use super::repo::{self, Cursor, Link, LinkFilter, LinkSort};
 use super::{protection, service};
 use crate::auth::{scope, Authorized, Principal};
 use crate::error::{AppError, ErrorBody, Result};
@@ -129,9 +129,11 @@ pub struct ListLinksQuery {
     created_before: Option<DateTime<Utc>>,
     /// Fuzzy search over custom slug, uid and title (substring or trigram word similarity).
     q: Option<String>,
+    /// `created` (newest first; default) or `clicks` (most clicked first, by `total_clicks`).
+    sort: Option<LinkSort>,
 }
 
-/// One page of links, newest first.
+/// One page of links, in the requested order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkList {
     data: Vec<Link>,
@@ -193,7 +195,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(link)))
 }
 
-/// Lists the caller's links, newest first, with cursor pagination, filters and fuzzy search.
+/// Lists the caller's links, newest or most clicked first, with cursor pagination, filters and
+/// fuzzy search.
 #[utoipa::path(
     get, path = "/v1/links", tag = tags::LINKS,
     security(("api_key" = ["links:read"])),
@@ -216,10 +219,12 @@ pub async fn list(
     if !(1..=100).contains(&limit) {
         return Err(AppError::Validation("limit must be 1 to 100".into()));
     }
+    let sort = query.sort.unwrap_or_default();
     let after = match query.cursor.as_deref() {
-        Some(raw) => {
-            Some(Cursor::decode(raw).ok_or_else(|| AppError::Validation("invalid cursor".into()))?)
-        }
+        Some(raw) => Some(
+            Cursor::decode(raw, sort)
+                .ok_or_else(|| AppError::Validation("invalid cursor".into()))?,
+        ),
         None => None,
     };
     let search = query
@@ -236,19 +241,14 @@ pub async fn list(
         created_after: query.created_after,
         created_before: query.created_before,
         search,
+        sort,
         after,
     };
     // One extra row tells whether another page follows.
     let mut data = repo::list(&state.db, auth.user_id, &filter, i64::from(limit) + 1).await?;
     let next_cursor = if data.len() > limit as usize {
         data.truncate(limit as usize);
-        data.last().map(|last| {
-            Cursor {
-                created_at: last.created_at,
-                id: last.id,
-            }
-            .encode()
-        })
+        data.last().map(|last| Cursor::after(last, sort).encode())
     } else {
         None
     };

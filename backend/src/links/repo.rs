@@ -273,30 +273,64 @@ pub async fn find(db: &PgPool, user_id: Uuid, id: Uuid) -> sqlx::Result<Option<L
     Ok(row.map(Link::from))
 }
 
-/// Where a page of links starts: after this link in (created_at, id) descending order.
+/// The order of a link listing (always descending, ties by id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkSort {
+    /// Newest first.
+    #[default]
+    Created,
+    /// Most clicked first, by `total_clicks` (synced from ClickHouse; no ClickHouse query).
+    Clicks,
+}
+
+/// Where a page of links starts: after this link in (sort key, id) descending order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
+pub enum Cursor {
+    Created { created_at: DateTime<Utc>, id: Uuid },
+    Clicks { total_clicks: i64, id: Uuid },
 }
 
 impl Cursor {
-    /// Opaque to clients: URL-safe base64 of `{microseconds}.{id}`.
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "{}.{}",
-            self.created_at.timestamp_micros(),
-            self.id
-        ))
+    /// The cursor after `link` in `sort` order.
+    pub fn after(link: &Link, sort: LinkSort) -> Self {
+        match sort {
+            LinkSort::Created => Self::Created {
+                created_at: link.created_at,
+                id: link.id,
+            },
+            LinkSort::Clicks => Self::Clicks {
+                total_clicks: link.total_clicks,
+                id: link.id,
+            },
+        }
     }
 
-    pub fn decode(raw: &str) -> Option<Self> {
+    /// Opaque to clients: URL-safe base64 of `{microseconds}.{id}` or `clicks:{count}.{id}`.
+    pub fn encode(&self) -> String {
+        let text = match self {
+            Self::Created { created_at, id } => format!("{}.{id}", created_at.timestamp_micros()),
+            Self::Clicks { total_clicks, id } => format!("clicks:{total_clicks}.{id}"),
+        };
+        URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// A cursor of the listing in `sort` order; one from another order is invalid.
+    pub fn decode(raw: &str, sort: LinkSort) -> Option<Self> {
         let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
-        let (micros, id) = text.split_once('.')?;
-        Some(Self {
-            created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-            id: id.parse().ok()?,
-        })
+        let (key, id) = text.split_once('.')?;
+        let id = id.parse().ok()?;
+        match (sort, key.strip_prefix("clicks:")) {
+            (LinkSort::Created, None) => Some(Self::Created {
+                created_at: DateTime::from_timestamp_micros(key.parse().ok()?)?,
+                id,
+            }),
+            (LinkSort::Clicks, Some(count)) => Some(Self::Clicks {
+                total_clicks: count.parse().ok()?,
+                id,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -308,6 +342,7 @@ pub struct LinkFilter {
     pub created_before: Option<DateTime<Utc>>,
     /// Fuzzy match against custom slug, uid and title (pg_trgm).
     pub search: Option<String>,
+    pub sort: LinkSort,
     pub after: Option<Cursor>,
 }
 
@@ -315,7 +350,7 @@ pub struct LinkFilter {
 /// slugs such as "sprng" for "spring"); set per transaction.
 const SEARCH_SIMILARITY: &str = "0.4";
 
-/// Up to `limit` of the user's links, newest first.
+/// Up to `limit` of the user's links in `filter.sort` order.
 #[tracing::instrument(skip(db))]
 pub async fn list(
     db: &PgPool,
@@ -350,16 +385,30 @@ pub async fn list(
             .push_bind(search.clone())
             .push(format!(" <% {SEARCHED})"));
     }
-    if let Some(cursor) = filter.after {
-        query
-            .push(" AND (created_at, id) < (")
-            .push_bind(cursor.created_at)
-            .push(", ")
-            .push_bind(cursor.id)
-            .push(")");
+    match filter.after {
+        Some(Cursor::Created { created_at, id }) => {
+            query
+                .push(" AND (created_at, id) < (")
+                .push_bind(created_at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        Some(Cursor::Clicks { total_clicks, id }) => {
+            query
+                .push(" AND (total_clicks, id) < (")
+                .push_bind(total_clicks)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        None => {}
     }
     query
-        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push(match filter.sort {
+            LinkSort::Created => " ORDER BY created_at DESC, id DESC LIMIT ",
+            LinkSort::Clicks => " ORDER BY total_clicks DESC, id DESC LIMIT ",
+        })
         .push_bind(limit);
     let mut tx = db.begin().await?;
     if filter.search.is_some() {

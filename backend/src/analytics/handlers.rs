@@ -1,0 +1,512 @@
+//! HTTP handlers for `/v1/links/{id}/analytics/*` (one link) and `/v1/analytics/*` (every link of
+//! the caller). Both need `links:read`; a link of another user is 404, as everywhere in `/v1`.
+
+use super::queries::{
+    self, BreakdownValue, ClickCursor, Counts, Dimension, Interval, OtherCounts, Point, Range,
+    RecentClick, Subject, DIMENSIONS,
+};
+use crate::auth::{scope, Authorized};
+use crate::error::{AppError, ErrorBody, Result};
+use crate::extract::AppQuery;
+use crate::links::repo as links;
+use crate::openapi::tags;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// The range every analytics query shares (each endpoint's query type documents the fields).
+struct RangeParams {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    tz: Option<String>,
+    include_bots: Option<bool>,
+}
+
+impl RangeParams {
+    fn validate(self, default_span: Duration, max_span: Duration) -> Result<Range> {
+        let tz = match self.tz.as_deref() {
+            None => Tz::UTC,
+            Some(name) => name.parse().map_err(|_| {
+                AppError::Validation(
+                    "tz must be an IANA time zone name such as Europe/Berlin".into(),
+                )
+            })?,
+        };
+        let to = match self.to {
+            Some(to) => to,
+            None => next_hour(Utc::now()),
+        };
+        let from = self.from.unwrap_or(to - default_span);
+        if from >= to {
+            return Err(AppError::Validation("from must be before to".into()));
+        }
+        if to - from > max_span {
+            return Err(AppError::Validation(format!(
+                "the range may span at most {} days",
+                max_span.num_days()
+            )));
+        }
+        Ok(Range {
+            from,
+            to,
+            tz,
+            include_bots: self.include_bots.unwrap_or(false),
+        })
+    }
+}
+
+fn next_hour(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.duration_trunc(Duration::hours(1)).unwrap_or(now) + Duration::hours(1)
+}
+
+fn limit(raw: Option<u32>, default: u32) -> Result<u32> {
+    let limit = raw.unwrap_or(default);
+    if (1..=100).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(AppError::Validation("limit must be 1 to 100".into()))
+    }
+}
+
+/// The caller's link, or 404 — also for ids that are not UUIDs and links of other users.
+async fn link_subject(state: &AppState, user_id: Uuid, raw_id: &str) -> Result<Subject> {
+    let link_id: Uuid = raw_id.parse().map_err(|_| AppError::NotFound("link"))?;
+    links::find(&state.db, user_id, link_id)
+        .await?
+        .ok_or(AppError::NotFound("link"))?;
+    Ok(Subject::Link { user_id, link_id })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// Start, inclusive (RFC 3339; write `Z` or percent-encode `+`). Default: `to` minus 30 days.
+    from: Option<DateTime<Utc>>,
+    /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
+    to: Option<DateTime<Utc>>,
+    /// IANA time zone name (default `UTC`).
+    tz: Option<String>,
+    /// Count bots in `clicks` and `unique_visitors` (default false); `bot_clicks` is always given.
+    include_bots: Option<bool>,
+}
+
+/// Totals over a range.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    include_bots: bool,
+    #[serde(flatten)]
+    counts: Counts,
+}
+
+async fn summary(state: &AppState, subject: Subject, query: SummaryQuery) -> Result<Json<Summary>> {
+    let range = RangeParams {
+        from: query.from,
+        to: query.to,
+        tz: query.tz,
+        include_bots: query.include_bots,
+    }
+    .validate(Duration::days(30), queries::max_span(Interval::Day))?;
+    let counts = queries::summary(&state.clickhouse, &subject, &range).await?;
+    Ok(Json(Summary {
+        from: range.from,
+        to: range.to,
+        include_bots: range.include_bots,
+        counts,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TimeseriesQuery {
+    /// Start, inclusive (RFC 3339; write `Z` or percent-encode `+`). Default: `to` minus 30 days.
+    from: Option<DateTime<Utc>>,
+    /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
+    to: Option<DateTime<Utc>>,
+    /// IANA time zone name (default `UTC`).
+    tz: Option<String>,
+    /// Count bots in `clicks` and `unique_visitors` (default false); `bot_clicks` is always given.
+    include_bots: Option<bool>,
+    /// `hour` (ranges up to 31 days; default span 24 hours) or `day` (up to 366 days; default).
+    interval: Option<Interval>,
+}
+
+/// Counts per local hour or day, every bucket of the range present (empty ones as zeros). The
+/// first and last buckets may be partial: only clicks inside `[from, to)` count.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeseries {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    timezone: String,
+    interval: Interval,
+    include_bots: bool,
+    points: Vec<Point>,
+}
+
+async fn timeseries(
+    state: &AppState,
+    subject: Subject,
+    query: TimeseriesQuery,
+) -> Result<Json<Timeseries>> {
+    let interval = query.interval.unwrap_or(Interval::Day);
+    let default_span = match interval {
+        Interval::Hour => Duration::hours(24),
+        Interval::Day => Duration::days(30),
+    };
+    let range = RangeParams {
+        from: query.from,
+        to: query.to,
+        tz: query.tz,
+        include_bots: query.include_bots,
+    }
+    .validate(default_span, queries::max_span(interval))?;
+    let points = queries::timeseries(&state.clickhouse, &subject, &range, interval).await?;
+    Ok(Json(Timeseries {
+        from: range.from,
+        to: range.to,
+        timezone: range.tz.name().to_owned(),
+        interval,
+        include_bots: range.include_bots,
+        points,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BreakdownQuery {
+    /// Start, inclusive (RFC 3339; write `Z` or percent-encode `+`). Default: `to` minus 30 days.
+    from: Option<DateTime<Utc>>,
+    /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
+    to: Option<DateTime<Utc>>,
+    /// IANA time zone name (default `UTC`).
+    tz: Option<String>,
+    /// Count bots in `clicks` and `unique_visitors` (default false); `bot_clicks` is always given.
+    include_bots: Option<bool>,
+    /// How many top values, 1–100 (default 10); the rest is summed in `other`.
+    limit: Option<u32>,
+}
+
+/// The top values of one dimension by clicks (ties by value), and the rest as `other`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Breakdown {
+    dimension: &'static str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    include_bots: bool,
+    values: Vec<BreakdownValue>,
+    other: OtherCounts,
+}
+
+async fn breakdown(
+    state: &AppState,
+    subject: Subject,
+    dimension: &str,
+    query: BreakdownQuery,
+) -> Result<Json<Breakdown>> {
+    let dimension = Dimension::named(dimension).ok_or_else(|| {
+        let names: Vec<&str> = DIMENSIONS.iter().map(|d| d.name).collect();
+        AppError::Validation(format!("dimension must be one of {}", names.join(", ")))
+    })?;
+    let limit = limit(query.limit, 10)?;
+    let range = RangeParams {
+        from: query.from,
+        to: query.to,
+        tz: query.tz,
+        include_bots: query.include_bots,
+    }
+    .validate(Duration::days(30), queries::max_span(Interval::Day))?;
+    let (values, other) =
+        queries::breakdown(&state.clickhouse, &subject, &range, dimension, limit).await?;
+    Ok(Json(Breakdown {
+        dimension: dimension.name,
+        from: range.from,
+        to: range.to,
+        include_bots: range.include_bots,
+        values,
+        other,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ClicksQuery {
+    /// Start, inclusive (RFC 3339; write `Z` or percent-encode `+`). Default: `to` minus 30 days.
+    from: Option<DateTime<Utc>>,
+    /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
+    to: Option<DateTime<Utc>>,
+    /// IANA time zone name of the returned `clicked_at` times (default `UTC`).
+    tz: Option<String>,
+    /// List bots' clicks too (default false).
+    include_bots: Option<bool>,
+    /// Page size, 1–100 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Recorded clicks, newest first. No IP address is stored anywhere.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClickPage {
+    data: Vec<RecentClick>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+async fn clicks(state: &AppState, subject: Subject, query: ClicksQuery) -> Result<Json<ClickPage>> {
+    let limit = limit(query.limit, 50)?;
+    let before = match query.cursor.as_deref() {
+        Some(raw) => Some(
+            ClickCursor::decode(raw)
+                .ok_or_else(|| AppError::Validation("invalid cursor".into()))?,
+        ),
+        None => None,
+    };
+    let range = RangeParams {
+        from: query.from,
+        to: query.to,
+        tz: query.tz,
+        include_bots: query.include_bots,
+    }
+    .validate(Duration::days(30), queries::max_span(Interval::Day))?;
+    // One extra row tells whether another page follows.
+    let mut data = queries::recent_clicks(
+        &state.clickhouse,
+        &subject,
+        &range,
+        before.as_ref(),
+        limit + 1,
+    )
+    .await?;
+    let next_cursor = if data.len() > limit as usize {
+        data.truncate(limit as usize);
+        data.last().map(|last| last.cursor().encode())
+    } else {
+        None
+    };
+    Ok(Json(ClickPage { data, next_cursor }))
+}
+
+/// Totals of one link: clicks, unique visitors, humans and bots.
+#[utoipa::path(
+    get, path = "/v1/links/{id}/analytics/summary", tag = tags::ANALYTICS,
+    security(("api_key" = ["links:read"])),
+    params(("id" = Uuid, Path, description = "Link id"), SummaryQuery),
+    responses(
+        (status = 200, description = "Totals", body = Summary),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: range, time zone or unknown parameter", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn link_summary(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    Path(id): Path<String>,
+    AppQuery(query): AppQuery<SummaryQuery>,
+) -> Result<Json<Summary>> {
+    let subject = link_subject(&state, auth.user_id, &id).await?;
+    summary(&state, subject, query).await
+}
+
+/// Clicks of one link per local hour or day.
+#[utoipa::path(
+    get, path = "/v1/links/{id}/analytics/timeseries", tag = tags::ANALYTICS,
+    security(("api_key" = ["links:read"])),
+    params(("id" = Uuid, Path, description = "Link id"), TimeseriesQuery),
+    responses(
+        (status = 200, description = "The series", body = Timeseries),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: range, interval, time zone or unknown parameter", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn link_timeseries(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    Path(id): Path<String>,
+    AppQuery(query): AppQuery<TimeseriesQuery>,
+) -> Result<Json<Timeseries>> {
+    let subject = link_subject(&state, auth.user_id, &id).await?;
+    timeseries(&state, subject, query).await
+}
+
+/// Top values of one link's clicks by a dimension: `country`, `region`, `city`, `device`,
+/// `browser`, `os`, `referrer` (domain), `utm_source`, `utm_medium`, `utm_campaign`, `utm_term`,
+/// `utm_content`.
+#[utoipa::path(
+    get, path = "/v1/links/{id}/analytics/breakdown/{dimension}", tag = tags::ANALYTICS,
+    security(("api_key" = ["links:read"])),
+    params(
+        ("id" = Uuid, Path, description = "Link id"),
+        ("dimension" = String, Path, description = "What to break down by"),
+        BreakdownQuery
+    ),
+    responses(
+        (status = 200, description = "Top values and the rest", body = Breakdown),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: dimension, limit, range, time zone or unknown parameter", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn link_breakdown(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    Path((id, dimension)): Path<(String, String)>,
+    AppQuery(query): AppQuery<BreakdownQuery>,
+) -> Result<Json<Breakdown>> {
+    let subject = link_subject(&state, auth.user_id, &id).await?;
+    breakdown(&state, subject, &dimension, query).await
+}
+
+/// One link's recorded clicks, newest first, paged.
+#[utoipa::path(
+    get, path = "/v1/links/{id}/analytics/clicks", tag = tags::ANALYTICS,
+    security(("api_key" = ["links:read"])),
+    params(("id" = Uuid, Path, description = "Link id"), ClicksQuery),
+    responses(
+        (status = 200, description = "One page", body = ClickPage),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: limit, cursor, range, time zone or unknown parameter", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn link_clicks(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    Path(id): Path<String>,
+    AppQuery(query): AppQuery<ClicksQuery>,
+) -> Result<Json<ClickPage>> {
+    let subject = link_subject(&state, auth.user_id, &id).await?;
+    clicks(&state, subject, query).await
+}
+
+/// Totals over every link of the caller (deleted links' clicks included).
+#[utoipa::path(
+    get, path = "/v1/analytics/summary", tag = tags::ANALYTICS,
+    security(("api_key" = ["links:read"])),
+    params(SummaryQuery),
+    responses(
+        (status = 200, description = "Totals", body = Summary),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: range, time zone or unknown parameter", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn account_summary(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    AppQuery(query): AppQuery<SummaryQuery>,
+) -> Result<Json<Summary>> {
+    let subject = Subject::Account {
+        user_id: auth.user_id,
+    };
+    summary(&state, subject, query).await
+}
+
+/// Clicks over every link of the caller per local hour or day.
+#[utoipa::path(
+    get, path = "/v1/analytics/timeseries", tag = tags::ANALYTICS,
+    security(("api_key" = ["links:read"])),
+    params(TimeseriesQuery),
+    responses(
+        (status = 200, description = "The series", body = Timeseries),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: range, interval, time zone or unknown parameter", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn account_timeseries(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    AppQuery(query): AppQuery<TimeseriesQuery>,
+) -> Result<Json<Timeseries>> {
+    let subject = Subject::Account {
+        user_id: auth.user_id,
+    };
+    timeseries(&state, subject, query).await
+}
+
+/// Top values over every link of the caller by a dimension (see the per-link breakdown).
+#[utoipa::path(
+    get, path = "/v1/analytics/breakdown/{dimension}", tag = tags::ANALYTICS,
+    security(("api_key" = ["links:read"])),
+    params(("dimension" = String, Path, description = "What to break down by"), BreakdownQuery),
+    responses(
+        (status = 200, description = "Top values and the rest", body = Breakdown),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: dimension, limit, range, time zone or unknown parameter", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn account_breakdown(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    Path(dimension): Path<String>,
+    AppQuery(query): AppQuery<BreakdownQuery>,
+) -> Result<Json<Breakdown>> {
+    let subject = Subject::Account {
+        user_id: auth.user_id,
+    };
+    breakdown(&state, subject, &dimension, query).await
+}
+
+/// Recorded clicks over every link of the caller, newest first, paged.
+#[utoipa::path(
+    get, path = "/v1/analytics/clicks", tag = tags::ANALYTICS,
+    security(("api_key" = ["links:read"])),
+    params(ClicksQuery),
+    responses(
+        (status = 200, description = "One page", body = ClickPage),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: limit, cursor, range, time zone or unknown parameter", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn account_clicks(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    AppQuery(query): AppQuery<ClicksQuery>,
+) -> Result<Json<ClickPage>> {
+    let subject = Subject::Account {
+        user_id: auth.user_id,
+    };
+    clicks(&state, subject, query).await
+}

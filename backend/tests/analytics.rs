@@ -1,0 +1,705 @@
+//! The analytics API over a known fixture of clicks in a real ClickHouse: exact totals, series,
+//! breakdowns and uniques, the bot toggle, time zone edges, empty ranges, access control,
+//! validation, escaping, and `links.total_clicks` following ClickHouse.
+
+mod common;
+
+use common::TestApp;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use smo1_core::click::ClickEvent;
+use smo1_origin::analytics::escape::quote;
+use smo1_origin::analytics::sync;
+use std::time::{Duration, Instant};
+
+fn error(code: &str, message: &str) -> Value {
+    json!({"error": {"code": code, "message": message}})
+}
+
+fn unix(rfc3339: &str) -> u32 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp()
+        .try_into()
+        .unwrap()
+}
+
+/// A human click from Germany on Firefox, without referrer, unless changed afterwards.
+fn click(link: &LinkOf, click_id: &str, at: &str, visitor: &str) -> ClickEvent {
+    ClickEvent {
+        click_id: click_id.into(),
+        clicked_at: unix(at),
+        link_id: link.id.clone(),
+        user_id: link.user_id.to_string(),
+        slug: link.slug.clone(),
+        destination: "https://example.com/".into(),
+        visitor_id: visitor.into(),
+        country: "DE".into(),
+        region: "BE".into(),
+        city: "Berlin".into(),
+        device_type: "desktop".into(),
+        browser: "Firefox".into(),
+        browser_version: "133.0".into(),
+        os: "Linux".into(),
+        os_version: String::new(),
+        referrer: String::new(),
+        referrer_domain: String::new(),
+        utm_source: String::new(),
+        utm_medium: String::new(),
+        utm_campaign: String::new(),
+        utm_term: String::new(),
+        utm_content: String::new(),
+        method: "GET".into(),
+        is_qr: 0,
+        is_bot: 0,
+        bot_reason: String::new(),
+    }
+}
+
+/// A link and its owner, as a click names them.
+struct LinkOf {
+    id: String,
+    user_id: uuid::Uuid,
+    slug: String,
+}
+
+impl LinkOf {
+    fn new(link: &Value, user_id: uuid::Uuid) -> Self {
+        Self {
+            id: link["id"].as_str().unwrap().into(),
+            user_id,
+            slug: link["slug"].as_str().unwrap().into(),
+        }
+    }
+}
+
+const HOSTILE_REFERRER_DOMAIN: &str = "evil'.com\\";
+const HOSTILE_SLUG: &str = "x'); DROP TABLE link_clicks; --";
+
+struct Fixture {
+    app: TestApp,
+    /// Owner of `l1` and `l2`.
+    key: String,
+    user_id: uuid::Uuid,
+    /// Owner of `l3` only.
+    other_key: String,
+    l1: String,
+    l2: String,
+}
+
+/// Link L1 of user A:
+/// - c1 (v1, DE) 2026-11-02 10:00Z, delivered twice; c2 (v2, US, Chrome, from HN) 10:30Z;
+/// - c3 (v1, DE) 2026-11-03 00:30Z; c4 (v3, US, bot) 2026-11-03 23:30Z;
+/// - c5 (v4, FR, hostile referrer) 2026-11-04 05:00Z.
+///
+/// Link L2 of user A: c6 (v1, DE) 2026-11-02 12:00Z. Link L3 of user B: c7 (v9) 2026-11-02 12:00Z.
+async fn fixture() -> Fixture {
+    let app = TestApp::start().await;
+    let a = app.api_user("a@example.com").await;
+    let b = app.api_user("b@example.com").await;
+    let l1 = LinkOf::new(
+        &app.api_link(&a.key, json!({"destination": "https://example.com/1"}))
+            .await,
+        a.id,
+    );
+    let l2 = LinkOf::new(
+        &app.api_link(&a.key, json!({"destination": "https://example.com/2"}))
+            .await,
+        a.id,
+    );
+    let l3 = LinkOf::new(
+        &app.api_link(&b.key, json!({"destination": "https://example.com/3"}))
+            .await,
+        b.id,
+    );
+
+    let c1 = click(&l1, "c1", "2026-11-02T10:00:00Z", "v1");
+    let mut c2 = click(&l1, "c2", "2026-11-02T10:30:00Z", "v2");
+    c2.country = "US".into();
+    c2.city = "Boston".into();
+    c2.browser = "Chrome".into();
+    c2.referrer = "https://news.ycombinator.com/item?id=1".into();
+    c2.referrer_domain = "news.ycombinator.com".into();
+    c2.utm_source = "hn".into();
+    let c3 = click(&l1, "c3", "2026-11-03T00:30:00Z", "v1");
+    let mut c4 = click(&l1, "c4", "2026-11-03T23:30:00Z", "v3");
+    c4.country = "US".into();
+    c4.is_bot = 1;
+    c4.bot_reason = "crawler".into();
+    c4.device_type = "bot".into();
+    let mut c5 = click(&l1, "c5", "2026-11-04T05:00:00Z", "v4");
+    c5.country = "FR".into();
+    c5.referrer_domain = HOSTILE_REFERRER_DOMAIN.into();
+    c5.slug = HOSTILE_SLUG.into();
+    let c6 = click(&l2, "c6", "2026-11-02T12:00:00Z", "v1");
+    let c7 = click(&l3, "c7", "2026-11-02T12:00:00Z", "v9");
+
+    let mut body = Vec::new();
+    for event in [&c1, &c1, &c2, &c3, &c4, &c5, &c6, &c7] {
+        serde_json::to_writer(&mut body, event).unwrap();
+        body.push(b'\n');
+    }
+    app.db
+        .clickhouse()
+        .insert_json_rows("link_clicks", &[], body)
+        .await
+        .unwrap();
+    Fixture {
+        key: a.key,
+        user_id: a.id,
+        other_key: b.key,
+        l1: l1.id,
+        l2: l2.id,
+        app,
+    }
+}
+
+impl Fixture {
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.app.call(Method::GET, path, &self.key, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
+    }
+
+    fn link(&self, rest: &str) -> String {
+        format!("/v1/links/{}/analytics/{rest}", self.l1)
+    }
+}
+
+fn points(series: &Value) -> Vec<(String, u64, u64, u64)> {
+    series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["start"].as_str().unwrap().to_owned(),
+                p["clicks"].as_u64().unwrap(),
+                p["unique_visitors"].as_u64().unwrap(),
+                p["bot_clicks"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn owned(points: &[(&str, u64, u64, u64)]) -> Vec<(String, u64, u64, u64)> {
+    points
+        .iter()
+        .map(|(s, c, v, b)| ((*s).to_owned(), *c, *v, *b))
+        .collect()
+}
+
+const RANGE: &str = "from=2026-11-02T00:00:00Z&to=2026-11-05T00:00:00Z";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn totals_count_distinct_clicks_and_merge_uniques_across_days() {
+    let f = fixture().await;
+    let summary = f.get(&f.link(&format!("summary?{RANGE}"))).await;
+    assert_eq!(
+        summary,
+        json!({
+            "from": "2026-11-02T00:00:00Z", "to": "2026-11-05T00:00:00Z", "include_bots": false,
+            "clicks": 4, "unique_visitors": 3, "human_clicks": 4, "bot_clicks": 1,
+        })
+    );
+    let with_bots = f
+        .get(&f.link(&format!("summary?{RANGE}&include_bots=true")))
+        .await;
+    assert_eq!(with_bots["clicks"], 5);
+    assert_eq!(with_bots["unique_visitors"], 4);
+    assert_eq!(with_bots["bot_clicks"], 1);
+
+    // Daily uniques add up to 4; over the range v1 is one visitor: 3.
+    let series = f.get(&f.link(&format!("timeseries?{RANGE}"))).await;
+    assert_eq!(
+        points(&series),
+        owned(&[
+            ("2026-11-02T00:00:00+00:00", 2, 2, 0),
+            ("2026-11-03T00:00:00+00:00", 1, 1, 1),
+            ("2026-11-04T00:00:00+00:00", 1, 1, 0),
+        ])
+    );
+    let with_bots = f
+        .get(&f.link(&format!("timeseries?{RANGE}&include_bots=true")))
+        .await;
+    assert_eq!(
+        points(&with_bots),
+        owned(&[
+            ("2026-11-02T00:00:00+00:00", 2, 2, 0),
+            ("2026-11-03T00:00:00+00:00", 2, 2, 1),
+            ("2026-11-04T00:00:00+00:00", 1, 1, 0),
+        ])
+    );
+    assert_eq!(with_bots["interval"], "day");
+    assert_eq!(with_bots["timezone"], "UTC");
+    assert_eq!(with_bots["include_bots"], true);
+
+    // The whole account: L1 and L2 (v1 again), never user B's link.
+    let account = f.get(&format!("/v1/analytics/summary?{RANGE}")).await;
+    assert_eq!(account["clicks"], 5);
+    assert_eq!(account["unique_visitors"], 3);
+    assert_eq!(account["bot_clicks"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hourly_view_and_the_raw_table_agree_at_the_range_edges() {
+    let f = fixture().await;
+    // A whole-hour end reads the hourly view and stops before c5 (05:00:00)…
+    let hourly = f
+        .get(&f.link("summary?from=2026-11-02T00:00:00Z&to=2026-11-04T05:00:00Z&include_bots=true"))
+        .await;
+    assert_eq!(
+        (hourly["clicks"].as_u64(), hourly["bot_clicks"].as_u64()),
+        (Some(4), Some(1))
+    );
+    // …one second later the raw table answers, with c5.
+    let raw = f
+        .get(&f.link("summary?from=2026-11-02T00:00:00Z&to=2026-11-04T05:00:01Z&include_bots=true"))
+        .await;
+    assert_eq!(raw["clicks"], 5);
+    let raw_start = f
+        .get(&f.link("summary?from=2026-11-02T10:00:01Z&to=2026-11-05T00:00:00Z&include_bots=true"))
+        .await;
+    assert_eq!(raw_start["clicks"], 4);
+    assert_eq!(raw_start["unique_visitors"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn series_are_cut_in_the_requested_time_zone_and_gaps_are_zero() {
+    let f = fixture().await;
+    // New York (UTC-5 after 2026-11-01): c3 (00:30Z) falls on the 2nd, c5 (05:00Z) exactly on
+    // local midnight of the 4th.
+    let ny = f
+        .get(&f.link(
+            "timeseries?from=2026-11-02T05:00:00Z&to=2026-11-05T05:00:00Z&tz=America/New_York",
+        ))
+        .await;
+    assert_eq!(ny["timezone"], "America/New_York");
+    assert_eq!(
+        points(&ny),
+        owned(&[
+            ("2026-11-02T00:00:00-05:00", 3, 2, 0),
+            ("2026-11-03T00:00:00-05:00", 0, 0, 1),
+            ("2026-11-04T00:00:00-05:00", 1, 1, 0),
+        ])
+    );
+    // Kolkata (UTC+5:30) buckets start at :30 UTC: answered from the raw table, just as exactly.
+    let kolkata = f
+        .get(
+            &f.link("timeseries?from=2026-11-01T18:30:00Z&to=2026-11-04T18:30:00Z&tz=Asia/Kolkata"),
+        )
+        .await;
+    assert_eq!(
+        points(&kolkata),
+        owned(&[
+            ("2026-11-02T00:00:00+05:30", 2, 2, 0),
+            ("2026-11-03T00:00:00+05:30", 1, 1, 0),
+            ("2026-11-04T00:00:00+05:30", 1, 1, 1),
+        ])
+    );
+    // Hours with nothing in them are there, as zeros.
+    let hours = f
+        .get(&f.link("timeseries?from=2026-11-02T09:00:00Z&to=2026-11-02T13:00:00Z&interval=hour"))
+        .await;
+    assert_eq!(
+        points(&hours),
+        owned(&[
+            ("2026-11-02T09:00:00+00:00", 0, 0, 0),
+            ("2026-11-02T10:00:00+00:00", 2, 2, 0),
+            ("2026-11-02T11:00:00+00:00", 0, 0, 0),
+            ("2026-11-02T12:00:00+00:00", 0, 0, 0),
+        ])
+    );
+    let account_hours = f
+        .get("/v1/analytics/timeseries?from=2026-11-02T11:00:00Z&to=2026-11-02T13:00:00Z&interval=hour")
+        .await;
+    assert_eq!(
+        points(&account_hours),
+        owned(&[
+            ("2026-11-02T11:00:00+00:00", 0, 0, 0),
+            ("2026-11-02T12:00:00+00:00", 1, 1, 0),
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_ranges_answer_zeros_not_errors() {
+    let f = fixture().await;
+    let range = "from=2026-12-01T00:00:00Z&to=2026-12-03T00:00:00Z";
+    let summary = f.get(&f.link(&format!("summary?{range}"))).await;
+    assert_eq!(
+        (
+            summary["clicks"].as_u64(),
+            summary["unique_visitors"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    let series = f.get(&f.link(&format!("timeseries?{range}"))).await;
+    assert_eq!(
+        points(&series),
+        owned(&[
+            ("2026-12-01T00:00:00+00:00", 0, 0, 0),
+            ("2026-12-02T00:00:00+00:00", 0, 0, 0),
+        ])
+    );
+    let countries = f.get(&f.link(&format!("breakdown/country?{range}"))).await;
+    assert_eq!(countries["values"], json!([]));
+    assert_eq!(
+        countries["other"],
+        json!({"clicks": 0, "human_clicks": 0, "bot_clicks": 0})
+    );
+    let clicks = f.get(&f.link(&format!("clicks?{range}"))).await;
+    assert_eq!(clicks, json!({"data": [], "next_cursor": null}));
+}
+
+fn values(breakdown: &Value) -> Vec<(String, u64, u64, u64)> {
+    breakdown["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["value"].as_str().unwrap().to_owned(),
+                v["clicks"].as_u64().unwrap(),
+                v["unique_visitors"].as_u64().unwrap(),
+                v["bot_clicks"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn breakdowns_rank_values_and_sum_the_rest_as_other() {
+    let f = fixture().await;
+    let countries = f
+        .get(&f.link(&format!("breakdown/country?{RANGE}&limit=2")))
+        .await;
+    assert_eq!(countries["dimension"], "country");
+    assert_eq!(
+        values(&countries),
+        owned(&[("DE", 2, 1, 0), ("FR", 1, 1, 0)])
+    );
+    // US: c2 (human) and c4 (bot).
+    assert_eq!(
+        countries["other"],
+        json!({"clicks": 1, "human_clicks": 1, "bot_clicks": 1})
+    );
+    let with_bots = f
+        .get(&f.link(&format!("breakdown/country?{RANGE}&include_bots=true")))
+        .await;
+    assert_eq!(
+        values(&with_bots),
+        owned(&[("DE", 2, 1, 0), ("US", 2, 2, 1), ("FR", 1, 1, 0)])
+    );
+    assert_eq!(
+        with_bots["other"],
+        json!({"clicks": 0, "human_clicks": 0, "bot_clicks": 0})
+    );
+
+    let referrers = f.get(&f.link(&format!("breakdown/referrer?{RANGE}"))).await;
+    assert_eq!(
+        values(&referrers),
+        owned(&[
+            ("", 2, 1, 1),
+            (HOSTILE_REFERRER_DOMAIN, 1, 1, 0),
+            ("news.ycombinator.com", 1, 1, 0),
+        ])
+    );
+    for (dimension, top) in [
+        ("browser", "Firefox"),
+        ("city", "Berlin"),
+        ("device", "desktop"),
+        ("os", "Linux"),
+        ("region", "BE"),
+        ("utm_source", ""),
+    ] {
+        let answer = f
+            .get(&f.link(&format!("breakdown/{dimension}?{RANGE}&limit=1")))
+            .await;
+        assert_eq!(answer["values"][0]["value"], top, "{dimension}");
+    }
+    let sources = f
+        .get(&f.link(&format!("breakdown/utm_source?{RANGE}")))
+        .await;
+    assert_eq!(values(&sources), owned(&[("", 3, 2, 1), ("hn", 1, 1, 0)]));
+
+    // The account: DE has c1, c3 and c6, all from v1.
+    let account = f
+        .get(&format!("/v1/analytics/breakdown/country?{RANGE}&limit=1"))
+        .await;
+    assert_eq!(values(&account), owned(&[("DE", 3, 1, 0)]));
+    assert_eq!(
+        account["other"],
+        json!({"clicks": 2, "human_clicks": 2, "bot_clicks": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recent_clicks_page_newest_first_once_each_without_ips() {
+    let f = fixture().await;
+    let first = f.get(&f.link(&format!("clicks?{RANGE}&limit=2"))).await;
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["click_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), ["c5", "c3"]);
+    let newest = &first["data"][0];
+    assert_eq!(newest["slug"], HOSTILE_SLUG);
+    assert_eq!(newest["referrer_domain"], HOSTILE_REFERRER_DOMAIN);
+    assert_eq!(newest["clicked_at"], "2026-11-04T05:00:00+00:00");
+    assert_eq!(newest["is_bot"], false);
+    let mut fields: Vec<&str> = newest
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "bot_reason",
+            "browser",
+            "browser_version",
+            "city",
+            "click_id",
+            "clicked_at",
+            "country",
+            "device_type",
+            "is_bot",
+            "is_qr",
+            "link_id",
+            "method",
+            "os",
+            "os_version",
+            "referrer",
+            "referrer_domain",
+            "region",
+            "slug",
+            "utm_campaign",
+            "utm_content",
+            "utm_medium",
+            "utm_source",
+            "utm_term",
+        ]
+    );
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = f
+        .get(&f.link(&format!("clicks?{RANGE}&limit=2&cursor={cursor}")))
+        .await;
+    // c1 was delivered twice and is listed once.
+    assert_eq!(ids(&second), ["c2", "c1"]);
+    assert_eq!(second["next_cursor"], Value::Null);
+
+    let with_bots = f
+        .get(&f.link(&format!(
+            "clicks?{RANGE}&include_bots=true&tz=Europe/Berlin"
+        )))
+        .await;
+    assert_eq!(ids(&with_bots), ["c5", "c4", "c3", "c2", "c1"]);
+    assert_eq!(with_bots["data"][1]["bot_reason"], "crawler");
+    assert_eq!(
+        with_bots["data"][0]["clicked_at"],
+        "2026-11-04T06:00:00+01:00"
+    );
+
+    let account = f.get(&format!("/v1/analytics/clicks?{RANGE}")).await;
+    assert_eq!(ids(&account), ["c5", "c3", "c6", "c2", "c1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analytics_of_other_users_links_are_404_and_need_links_read() {
+    let f = fixture().await;
+    for path in [
+        f.link("summary"),
+        f.link("timeseries"),
+        f.link("breakdown/country"),
+        f.link("clicks"),
+        "/v1/links/not-a-uuid/analytics/summary".into(),
+        format!("/v1/links/{}/analytics/summary", uuid::Uuid::new_v4()),
+    ] {
+        let (status, body) = f.app.call(Method::GET, &path, &f.other_key, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body, error("not_found", "link not found"), "{path}");
+    }
+    // User B's account analytics see only B's click.
+    let (_, summary) = f
+        .app
+        .call(
+            Method::GET,
+            &format!("/v1/analytics/summary?{RANGE}"),
+            &f.other_key,
+            None,
+        )
+        .await;
+    assert_eq!(summary["clicks"], 1);
+
+    let (_, created) = f
+        .app
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            &f.key,
+            Some(json!({"name": "writer", "scopes": ["links:write"]})),
+        )
+        .await;
+    let write_only = created["key"].as_str().unwrap();
+    for path in [f.link("summary"), "/v1/analytics/summary".into()] {
+        let (status, body) = f.app.call(Method::GET, &path, write_only, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(
+            body,
+            error(
+                "insufficient_scope",
+                "this API key lacks the links:read scope"
+            )
+        );
+    }
+    let response = f.app.get("/v1/analytics/summary").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_parameters_are_422_with_exact_errors() {
+    let f = fixture().await;
+    let cases = [
+        (
+            f.link("summary?from=2026-11-02T00:00:00Z&to=2026-11-02T00:00:00Z"),
+            "from must be before to",
+        ),
+        (
+            f.link("summary?from=2026-11-03T00:00:00Z&to=2026-11-02T00:00:00Z"),
+            "from must be before to",
+        ),
+        (
+            f.link("summary?from=2025-01-01T00:00:00Z&to=2026-01-03T00:00:00Z"),
+            "the range may span at most 366 days",
+        ),
+        (
+            f.link("timeseries?interval=hour&from=2026-10-01T00:00:00Z&to=2026-11-02T00:00:00Z"),
+            "the range may span at most 31 days",
+        ),
+        (
+            f.link("summary?tz=Mars/Olympus_Mons"),
+            "tz must be an IANA time zone name such as Europe/Berlin",
+        ),
+        (
+            f.link("timeseries?tz=UTC%27)%20FORMAT%20TSV%20--"),
+            "tz must be an IANA time zone name such as Europe/Berlin",
+        ),
+        (
+            f.link("breakdown/ip"),
+            "dimension must be one of country, region, city, device, browser, os, referrer, \
+             utm_source, utm_medium, utm_campaign, utm_term, utm_content",
+        ),
+        (
+            f.link("breakdown/country?limit=0"),
+            "limit must be 1 to 100",
+        ),
+        (f.link("clicks?limit=101"), "limit must be 1 to 100"),
+        (f.link("clicks?cursor=1.x%27y"), "invalid cursor"),
+        (
+            "/v1/analytics/breakdown/country?limit=500".into(),
+            "limit must be 1 to 100",
+        ),
+    ];
+    for (path, message) in cases {
+        let (status, body) = f.app.call(Method::GET, &path, &f.key, None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert_eq!(body, error("validation_failed", message), "{path}");
+    }
+    for path in [
+        f.link("summary?interval=day"),
+        f.link("timeseries?interval=week"),
+        f.link("summary?from=yesterday"),
+        f.link("summary?include_bots=maybe"),
+    ] {
+        let (status, body) = f.app.call(Method::GET, &path, &f.key, None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert_eq!(body["error"]["code"], "validation_failed", "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quoted_values_come_back_from_clickhouse_unchanged() {
+    let app = TestApp::start().await;
+    let ch = app.db.clickhouse();
+    for hostile in [
+        "plain",
+        "",
+        "it's",
+        r"back\slash",
+        r"\'",
+        r"trailing\",
+        "x'); DROP TABLE link_clicks; --",
+        "new\nline\r\ttab\0nul",
+        "\u{1b}[31mred\u{7f}\u{85}",
+        "Zürich 東京 🚀",
+    ] {
+        let rows: Vec<Value> = ch
+            .query(&format!("SELECT {} AS s", quote(hostile)))
+            .await
+            .unwrap();
+        assert_eq!(rows, [json!({ "s": hostile })], "{hostile:?}");
+    }
+}
+
+async fn total_clicks(f: &Fixture, id: &str) -> i64 {
+    let (_, link) = f
+        .app
+        .call(Method::GET, &format!("/v1/links/{id}"), &f.key, None)
+        .await;
+    link["total_clicks"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn total_clicks_follow_clickhouse() {
+    let f = fixture().await;
+    // The origin's own sync task (every 200 ms in tests) gets there without help.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while total_clicks(&f, &f.l1).await != 4 {
+        assert!(Instant::now() < deadline, "total_clicks never synced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(total_clicks(&f, &f.l2).await, 1);
+    // Listing by clicks reads PostgreSQL only, in pages.
+    let first = f.get("/v1/links?sort=clicks&limit=1").await;
+    assert_eq!(first["data"][0]["id"], f.l1.as_str());
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = f
+        .get(&format!("/v1/links?sort=clicks&limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(second["data"][0]["id"], f.l2.as_str());
+    assert_eq!(second["next_cursor"], Value::Null);
+    let (status, body) = f
+        .app
+        .call(
+            Method::GET,
+            &format!("/v1/links?limit=1&cursor={cursor}"),
+            &f.key,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body, error("validation_failed", "invalid cursor"));
+    // A pass with nothing new writes nothing.
+    let ch = f.app.db.clickhouse();
+    assert_eq!(
+        sync::sync_total_clicks(&f.app.state.db, &ch).await.unwrap(),
+        0
+    );
+    let l2 = LinkOf::new(&f.get(&format!("/v1/links/{}", f.l2)).await, f.user_id);
+    let more = click(&l2, "c8", "2026-11-05T00:00:00Z", "v5");
+    let mut body = serde_json::to_vec(&more).unwrap();
+    body.push(b'\n');
+    ch.insert_json_rows("link_clicks", &[], body).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while total_clicks(&f, &f.l2).await != 2 {
+        assert!(Instant::now() < deadline, "total_clicks did not follow");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
