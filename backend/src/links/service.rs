@@ -124,9 +124,10 @@ pub async fn create(state: &AppState, user_id: Uuid, input: CreateLink) -> Resul
             Err(SlugConflict::UidTaken) => continue,
         }
     }
-    Err(AppError::Database(sqlx::Error::Protocol(format!(
+    // Three random 62^7 uids all taken means something is wrong with us, not with PostgreSQL.
+    Err(AppError::Internal(format!(
         "no free uid after {UID_ATTEMPTS} attempts"
-    ))))
+    )))
 }
 
 /// A partial update: `None` leaves a field alone, `Some(None)` clears a clearable one.
