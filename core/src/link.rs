@@ -176,6 +176,42 @@ pub enum LinkStatus {
     Expired,
 }
 
+impl Protection {
+    /// The PostgreSQL enum label (and serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Pin => "pin",
+            Self::Password => "password",
+        }
+    }
+
+    /// From a PostgreSQL enum label.
+    pub fn from_label(label: &str) -> Option<Self> {
+        [Self::None, Self::Pin, Self::Password]
+            .into_iter()
+            .find(|p| p.as_str() == label)
+    }
+}
+
+impl LinkStatus {
+    /// The PostgreSQL enum label (and serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// From a PostgreSQL enum label.
+    pub fn from_label(label: &str) -> Option<Self> {
+        [Self::Active, Self::Disabled, Self::Expired]
+            .into_iter()
+            .find(|s| s.as_str() == label)
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn sample_record() -> LinkCacheRecord {
     LinkCacheRecord {
@@ -223,6 +259,29 @@ mod tests {
             RedirectType::Permanent
         );
         assert!(serde_json::from_str::<RedirectType>("303").is_err());
+    }
+
+    #[test]
+    fn enum_labels_match_serde_names() {
+        for p in [Protection::None, Protection::Pin, Protection::Password] {
+            assert_eq!(
+                serde_json::to_string(&p).unwrap(),
+                format!("\"{}\"", p.as_str())
+            );
+            assert_eq!(Protection::from_label(p.as_str()), Some(p));
+        }
+        for s in [
+            LinkStatus::Active,
+            LinkStatus::Disabled,
+            LinkStatus::Expired,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+            assert_eq!(LinkStatus::from_label(s.as_str()), Some(s));
+        }
+        assert_eq!(Protection::from_label("pn"), None);
     }
 
     #[test]

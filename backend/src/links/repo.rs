@@ -44,8 +44,8 @@ impl LinkRow {
             },
             // The CHECK constraint allows only the four redirect statuses.
             redirect_type: RedirectType::try_from(self.redirect_type as u16).unwrap_or_default(),
-            protection: parse_protection(&self.protection_type),
-            status: parse_status(&self.status),
+            protection: Protection::from_label(&self.protection_type).unwrap_or_default(),
+            status: LinkStatus::from_label(&self.status).unwrap_or_default(),
             expires_at: self.expires_at.map(|at| at.timestamp()),
             version: self.updated_at.timestamp_millis(),
         }
@@ -152,8 +152,8 @@ impl From<StoredLink> for Link {
                 content: row.utm_content,
             },
             redirect_type: RedirectType::try_from(row.redirect_type as u16).unwrap_or_default(),
-            protection: parse_protection(&row.protection_type),
-            status: parse_status(&row.status),
+            protection: Protection::from_label(&row.protection_type).unwrap_or_default(),
+            status: LinkStatus::from_label(&row.status).unwrap_or_default(),
             expires_at: row.expires_at,
             total_clicks: row.total_clicks,
             created_at: row.created_at,
@@ -364,7 +364,7 @@ pub async fn list(
     if let Some(status) = filter.status {
         query
             .push(" AND status = ")
-            .push_bind(status_name(status))
+            .push_bind(status.as_str())
             .push("::link_status");
     }
     if let Some(after) = filter.created_after {
@@ -508,7 +508,7 @@ pub async fn update(
     .bind(&changes.utm.content)
     .bind(changes.redirect_type.status() as i16)
     .bind(changes.expires_at)
-    .bind(status_name(changes.status))
+    .bind(changes.status.as_str())
     .fetch_one(&mut *tx)
     .await;
     match updated {
@@ -536,30 +536,6 @@ pub async fn delete(db: &PgPool, user_id: Uuid, id: Uuid) -> sqlx::Result<Option
     Ok(row.map(Link::from))
 }
 
-fn status_name(status: LinkStatus) -> &'static str {
-    match status {
-        LinkStatus::Active => "active",
-        LinkStatus::Disabled => "disabled",
-        LinkStatus::Expired => "expired",
-    }
-}
-
-fn parse_status(name: &str) -> LinkStatus {
-    match name {
-        "disabled" => LinkStatus::Disabled,
-        "expired" => LinkStatus::Expired,
-        _ => LinkStatus::Active,
-    }
-}
-
-fn parse_protection(name: &str) -> Protection {
-    match name {
-        "pin" => Protection::Pin,
-        "password" => Protection::Password,
-        _ => Protection::None,
-    }
-}
-
 /// Sets the user's link's protection (`hash` is `None` exactly for `Protection::None`, as the
 /// table's CHECK demands). `None`: the user has no such link.
 #[tracing::instrument(skip(db, hash))]
@@ -577,19 +553,11 @@ pub async fn set_protection(
     ))
     .bind(id)
     .bind(user_id)
-    .bind(protection_name(kind))
+    .bind(kind.as_str())
     .bind(hash)
     .fetch_optional(db)
     .await?;
     Ok(row.map(Link::from))
-}
-
-fn protection_name(kind: Protection) -> &'static str {
-    match kind {
-        Protection::None => "none",
-        Protection::Pin => "pin",
-        Protection::Password => "password",
-    }
 }
 
 /// What an unlock check needs of the link a visitor means by `slug`.
