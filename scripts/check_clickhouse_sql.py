@@ -140,9 +140,10 @@ def check_analytics(s) -> tuple[int, int]:
         analytics_row("c1", "2026-11-02T10:00:00Z", "v1", "DE"),
         analytics_row("c1", "2026-11-02T10:00:00Z", "v1", "DE"),
         analytics_row("c2", "2026-11-02T10:30:00Z", "v2", "US"),
-        analytics_row("c3", "2026-11-03T00:30:00Z", "v1", "DE"),
-        analytics_row("c4", "2026-11-03T23:30:00Z", "v3", "US", is_bot=1),
-        analytics_row("c5", "2026-11-04T05:00:00Z", "v4", "FR"),
+        analytics_row("c3", "2026-11-03T00:30:00Z", "w1", "DE"),
+        analytics_row("c9", "2026-11-03T12:00:00Z", "w1", "DE"),
+        analytics_row("c4", "2026-11-03T23:30:00Z", "w3", "US", is_bot=1),
+        analytics_row("c5", "2026-11-04T05:00:00Z", "x4", "FR"),
     ]
     body = "\n".join(json.dumps(r) for r in rows)
     s.query(f"INSERT INTO link_clicks FORMAT JSONEachRow {body}")
@@ -155,21 +156,21 @@ def check_analytics(s) -> tuple[int, int]:
         return "\n".join(f"{unix(at)}\t{counts}" for at, counts in points)
 
     expected = {
-        "summary_hourly": "4\t1\t3",
-        "summary_raw": "4\t1\t3",
+        "summary_hourly": "5\t1\t4",
+        "summary_raw": "5\t1\t4",
         "series_new_york_hourly": series(
-            ("2026-11-02T05:00:00Z", "3\t0\t2"),
-            ("2026-11-03T05:00:00Z", "0\t1\t0"),
+            ("2026-11-02T05:00:00Z", "3\t0\t3"),
+            ("2026-11-03T05:00:00Z", "1\t1\t1"),
             ("2026-11-04T05:00:00Z", "1\t0\t1"),
         ),
         "series_kolkata_raw": series(
             ("2026-11-01T18:30:00Z", "2\t0\t2"),
-            ("2026-11-02T18:30:00Z", "1\t0\t1"),
+            ("2026-11-02T18:30:00Z", "2\t0\t1"),
             ("2026-11-03T18:30:00Z", "1\t1\t1"),
         ),
         "clicks_page": "c2\nc1",
         # Every link of the database, the earlier checks' L1 and L2 too (sorted: no ORDER BY).
-        "sync_totals": f"{LINK}\t4\nL1\t3\nL2\t1",
+        "sync_totals": f"{LINK}\t5\nL1\t3\nL2\t1",
         "escaped_literal": "x\\'); DROP TABLE t; --\\\\\\n\\0\x1b",
     }
     passed = failed = 0
@@ -190,11 +191,50 @@ def check_analytics(s) -> tuple[int, int]:
         if name == "sync_totals":
             got = "\n".join(sorted(got.splitlines()))
         report(name, got, want)
-    answer = json.loads(s.query(queries["breakdown_country"] + " FORMAT JSON", "JSON").bytes())
-    top = [(r["value"], int(r["m_clicks"]), int(r["m_bot_clicks"])) for r in answer["data"]]
-    report("breakdown_country top-2", top, [("DE", 2, 0), ("FR", 1, 0)])
-    totals = answer["totals"]
-    report("breakdown_country totals", (int(totals["m_clicks"]), int(totals["m_bot_clicks"])), (4, 1))
+
+    def breakdown(name):
+        answer = json.loads(s.query(queries[name] + " FORMAT JSON", "JSON").bytes())
+        top = [
+            (r["value"], int(r["m_clicks"]), int(r["m_bot_clicks"]), int(r["m_visitors"]))
+            for r in answer["data"]
+        ]
+        report(f"{name} top-2", top, [("DE", 3, 0, 2), ("FR", 1, 0, 1)])
+        totals = answer["totals"]
+        report(f"{name} totals", (int(totals["m_clicks"]), int(totals["m_bot_clicks"])), (5, 1))
+
+    breakdown("breakdown_country")
+
+    # Roll the 2nd and the 3rd up (rows received: 3 each), then read them back.
+    for statement in queries["rollup_days"].split(";\n"):
+        s.query(statement)
+    states = sorted(tsv(queries["rollup_day_states"]).splitlines())
+    report(
+        "rollup_day_states",
+        states,
+        [
+            "arrived\t2026-11-02\t3",
+            "arrived\t2026-11-03\t3",
+            "arrived\t2026-11-04\t1",
+            "rolled\t2026-11-02\t3",
+            "rolled\t2026-11-03\t3",
+        ],
+    )
+    # hour, clicks, bot clicks, visitors, first visitors, last visitors (humans): w1 clicked at
+    # 00:30 and 12:00 on the 3rd, its first and last hours.
+    hours = sorted(tsv(queries["rollup_hours"]).splitlines())
+    report(
+        "rollup_hours",
+        hours,
+        [
+            f"{unix('2026-11-02T10:00:00Z')}\t2\t0\t2\t2\t2",
+            f"{unix('2026-11-03T00:00:00Z')}\t1\t0\t1\t1\t0",
+            f"{unix('2026-11-03T12:00:00Z')}\t1\t0\t1\t0\t1",
+            f"{unix('2026-11-03T23:00:00Z')}\t0\t1\t0\t0\t0",
+        ],
+    )
+    breakdown("breakdown_country_rolled")
+    totals = "\n".join(sorted(tsv(queries["sync_totals_rolled"]).splitlines()))
+    report("sync_totals_rolled", totals, expected["sync_totals"])
     return passed, failed
 
 

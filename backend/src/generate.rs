@@ -290,8 +290,9 @@ impl<'a> ClickGenerator<'a> {
             hours: diurnal(),
             start: end - i64::from(plan.days) * 86_400,
             end,
-            // Visitors come back: about three clicks per visitor overall.
-            visitors: (plan.clicks / 3).max(1),
+            // Visitors come back within a day: about two clicks per visitor per day (their ids
+            // change every UTC day, as the edge's salt does).
+            visitors: (plan.clicks / u64::from(plan.days.max(1)) / 2).max(1),
         }
     }
 
@@ -330,7 +331,14 @@ impl<'a> ClickGenerator<'a> {
             user_id: link.user_id.to_string(),
             slug: link.uid.clone(),
             destination: link.destination.clone(),
-            visitor_id: format!("{:032x}", u128::from(visitor) * 0x9e37_79b9_7f4a_7c15),
+            // As the edge computes it: salted per UTC day, so a returning visitor is one visitor
+            // within a day and a new id on each later day.
+            visitor_id: smo1_core::click::visitor_id(
+                "generated",
+                u32::try_from(at).unwrap_or_default(),
+                &visitor.to_string(),
+                agent.browser,
+            ),
             country: country.into(),
             region: region.into(),
             city: city.into(),

@@ -19,6 +19,7 @@ pub mod health;
 pub mod links;
 pub mod metrics;
 pub mod openapi;
+pub mod periodic;
 pub mod rate_limit;
 pub mod redirect;
 pub mod server;

@@ -1,11 +1,12 @@
 //! Shared state of the origin's handlers, and the background tasks that run with it.
 
-use crate::analytics::sync::TotalClicksSync;
+use crate::analytics::{rollup, sync};
 use crate::cache::Redis;
 use crate::clickhouse::ClickHouse;
 use crate::clicks::{self, ClickSink, Pipeline};
 use crate::config::OriginConfig;
 use crate::links::protection::Verifier;
+use crate::periodic::Periodic;
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -20,12 +21,13 @@ pub struct AppState {
     /// Bounds concurrent argon2id work (protected links).
     pub verifier: Verifier,
     pipeline: Arc<Pipeline>,
-    total_clicks_sync: Arc<TotalClicksSync>,
+    total_clicks_sync: Arc<Periodic>,
+    analytics_rollup: Arc<Periodic>,
 }
 
 impl AppState {
-    /// Connects lazily and starts the background tasks: the click pipeline and the total_clicks
-    /// sync (needs a tokio runtime).
+    /// Connects lazily and starts the background tasks: the click pipeline, the total_clicks
+    /// sync and the analytics rollup (needs a tokio runtime).
     pub fn new(config: OriginConfig) -> anyhow::Result<Self> {
         let db = crate::db::pool(&config.data)?;
         let http = reqwest::Client::builder()
@@ -33,10 +35,14 @@ impl AppState {
             .build()?;
         let clickhouse = ClickHouse::new(http, config.data.clickhouse.clone());
         let (clicks, pipeline) = clicks::start(db.clone(), clickhouse.clone(), &config.clicks);
-        let total_clicks_sync = Arc::new(TotalClicksSync::start(
+        let total_clicks_sync = Arc::new(sync::start(
             db.clone(),
             clickhouse.clone(),
             config.total_clicks_sync_interval,
+        ));
+        let analytics_rollup = Arc::new(rollup::start(
+            clickhouse.clone(),
+            config.analytics_rollup_interval,
         ));
         Ok(Self {
             verifier: Verifier::new(config.unlock.unlock_verify_concurrency as usize),
@@ -48,12 +54,14 @@ impl AppState {
             metrics: crate::metrics::handle(),
             pipeline,
             total_clicks_sync,
+            analytics_rollup,
         })
     }
 
     /// Flushes queued clicks (to ClickHouse, else the outbox) and stops background tasks.
     pub async fn shutdown(&self) {
         self.total_clicks_sync.shutdown().await;
+        self.analytics_rollup.shutdown().await;
         self.pipeline.shutdown().await;
     }
 }

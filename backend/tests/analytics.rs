@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use smo1_core::click::ClickEvent;
 use smo1_origin::analytics::escape::quote;
-use smo1_origin::analytics::sync;
+use smo1_origin::analytics::{rollup, sync};
 use std::time::{Duration, Instant};
 
 fn error(code: &str, message: &str) -> Value {
@@ -87,10 +87,11 @@ struct Fixture {
     l2: String,
 }
 
-/// Link L1 of user A:
+/// Visitor ids are salted per UTC day, as the edge makes them: `v*` on the 2nd, `w*` on the 3rd,
+/// `x*` on the 4th. Link L1 of user A:
 /// - c1 (v1, DE) 2026-11-02 10:00Z, delivered twice; c2 (v2, US, Chrome, from HN) 10:30Z;
-/// - c3 (v1, DE) 2026-11-03 00:30Z; c4 (v3, US, bot) 2026-11-03 23:30Z;
-/// - c5 (v4, FR, hostile referrer) 2026-11-04 05:00Z.
+/// - c3 (w1, DE) 2026-11-03 00:30Z; c9 (w1 again, DE) 12:00Z; c4 (w3, US, bot) 23:30Z;
+/// - c5 (x4, FR, hostile referrer) 2026-11-04 05:00Z.
 ///
 /// Link L2 of user A: c6 (v1, DE) 2026-11-02 12:00Z. Link L3 of user B: c7 (v9) 2026-11-02 12:00Z.
 async fn fixture() -> Fixture {
@@ -121,13 +122,14 @@ async fn fixture() -> Fixture {
     c2.referrer = "https://news.ycombinator.com/item?id=1".into();
     c2.referrer_domain = "news.ycombinator.com".into();
     c2.utm_source = "hn".into();
-    let c3 = click(&l1, "c3", "2026-11-03T00:30:00Z", "v1");
-    let mut c4 = click(&l1, "c4", "2026-11-03T23:30:00Z", "v3");
+    let c3 = click(&l1, "c3", "2026-11-03T00:30:00Z", "w1");
+    let c9 = click(&l1, "c9", "2026-11-03T12:00:00Z", "w1");
+    let mut c4 = click(&l1, "c4", "2026-11-03T23:30:00Z", "w3");
     c4.country = "US".into();
     c4.is_bot = 1;
     c4.bot_reason = "crawler".into();
     c4.device_type = "bot".into();
-    let mut c5 = click(&l1, "c5", "2026-11-04T05:00:00Z", "v4");
+    let mut c5 = click(&l1, "c5", "2026-11-04T05:00:00Z", "x4");
     c5.country = "FR".into();
     c5.referrer_domain = HOSTILE_REFERRER_DOMAIN.into();
     c5.slug = HOSTILE_SLUG.into();
@@ -135,7 +137,7 @@ async fn fixture() -> Fixture {
     let c7 = click(&l3, "c7", "2026-11-02T12:00:00Z", "v9");
 
     let mut body = Vec::new();
-    for event in [&c1, &c1, &c2, &c3, &c4, &c5, &c6, &c7] {
+    for event in [&c1, &c1, &c2, &c3, &c9, &c4, &c5, &c6, &c7] {
         serde_json::to_writer(&mut body, event).unwrap();
         body.push(b'\n');
     }
@@ -164,6 +166,15 @@ impl Fixture {
     fn link(&self, rest: &str) -> String {
         format!("/v1/links/{}/analytics/{rest}", self.l1)
     }
+
+    /// Rolls the fixture's days up (they are long over) when entering the "rolled" mode.
+    async fn enter(&self, mode: &str) {
+        if mode == "rolled" {
+            rollup::roll_settled_days(&self.app.db.clickhouse(), chrono::Utc::now())
+                .await
+                .unwrap();
+        }
+    }
 }
 
 fn points(series: &Value) -> Vec<(String, u64, u64, u64)> {
@@ -191,135 +202,183 @@ fn owned(points: &[(&str, u64, u64, u64)]) -> Vec<(String, u64, u64, u64)> {
 
 const RANGE: &str = "from=2026-11-02T00:00:00Z&to=2026-11-05T00:00:00Z";
 
+/// Every answer is checked twice: from the raw data (views and `link_clicks`), and again once
+/// the fixture's days are rolled up, when the same answers come from the rollups.
+const MODES: [&str; 2] = ["unrolled", "rolled"];
+
 #[tokio::test(flavor = "multi_thread")]
-async fn totals_count_distinct_clicks_and_merge_uniques_across_days() {
+async fn totals_count_distinct_clicks_and_visitors() {
     let f = fixture().await;
-    let summary = f.get(&f.link(&format!("summary?{RANGE}"))).await;
-    assert_eq!(
-        summary,
-        json!({
-            "from": "2026-11-02T00:00:00Z", "to": "2026-11-05T00:00:00Z", "include_bots": false,
-            "clicks": 4, "unique_visitors": 3, "human_clicks": 4, "bot_clicks": 1,
-        })
-    );
-    let with_bots = f
-        .get(&f.link(&format!("summary?{RANGE}&include_bots=true")))
-        .await;
-    assert_eq!(with_bots["clicks"], 5);
-    assert_eq!(with_bots["unique_visitors"], 4);
-    assert_eq!(with_bots["bot_clicks"], 1);
+    for mode in MODES {
+        f.enter(mode).await;
+        let summary = f.get(&f.link(&format!("summary?{RANGE}"))).await;
+        assert_eq!(
+            summary,
+            json!({
+                "from": "2026-11-02T00:00:00Z", "to": "2026-11-05T00:00:00Z", "include_bots": false,
+                "clicks": 5, "unique_visitors": 4, "human_clicks": 5, "bot_clicks": 1,
+            }),
+            "{mode}"
+        );
+        let with_bots = f
+            .get(&f.link(&format!("summary?{RANGE}&include_bots=true")))
+            .await;
+        assert_eq!(with_bots["clicks"], 6, "{mode}");
+        assert_eq!(with_bots["unique_visitors"], 5, "{mode}");
+        assert_eq!(with_bots["bot_clicks"], 1, "{mode}");
 
-    // Daily uniques add up to 4; over the range v1 is one visitor: 3.
-    let series = f.get(&f.link(&format!("timeseries?{RANGE}"))).await;
-    assert_eq!(
-        points(&series),
-        owned(&[
-            ("2026-11-02T00:00:00+00:00", 2, 2, 0),
-            ("2026-11-03T00:00:00+00:00", 1, 1, 1),
-            ("2026-11-04T00:00:00+00:00", 1, 1, 0),
-        ])
-    );
-    let with_bots = f
-        .get(&f.link(&format!("timeseries?{RANGE}&include_bots=true")))
-        .await;
-    assert_eq!(
-        points(&with_bots),
-        owned(&[
-            ("2026-11-02T00:00:00+00:00", 2, 2, 0),
-            ("2026-11-03T00:00:00+00:00", 2, 2, 1),
-            ("2026-11-04T00:00:00+00:00", 1, 1, 0),
-        ])
-    );
-    assert_eq!(with_bots["interval"], "day");
-    assert_eq!(with_bots["timezone"], "UTC");
-    assert_eq!(with_bots["include_bots"], true);
+        // w1 clicked twice on the 3rd: one visitor that day.
+        let series = f.get(&f.link(&format!("timeseries?{RANGE}"))).await;
+        assert_eq!(
+            points(&series),
+            owned(&[
+                ("2026-11-02T00:00:00+00:00", 2, 2, 0),
+                ("2026-11-03T00:00:00+00:00", 2, 1, 1),
+                ("2026-11-04T00:00:00+00:00", 1, 1, 0),
+            ]),
+            "{mode}"
+        );
+        let with_bots = f
+            .get(&f.link(&format!("timeseries?{RANGE}&include_bots=true")))
+            .await;
+        assert_eq!(
+            points(&with_bots),
+            owned(&[
+                ("2026-11-02T00:00:00+00:00", 2, 2, 0),
+                ("2026-11-03T00:00:00+00:00", 3, 2, 1),
+                ("2026-11-04T00:00:00+00:00", 1, 1, 0),
+            ]),
+            "{mode}"
+        );
+        assert_eq!(with_bots["interval"], "day");
+        assert_eq!(with_bots["timezone"], "UTC");
+        assert_eq!(with_bots["include_bots"], true);
 
-    // The whole account: L1 and L2 (v1 again), never user B's link.
-    let account = f.get(&format!("/v1/analytics/summary?{RANGE}")).await;
-    assert_eq!(account["clicks"], 5);
-    assert_eq!(account["unique_visitors"], 3);
-    assert_eq!(account["bot_clicks"], 1);
+        // The whole account: L1 and L2 (v1 clicked both: one visitor), never user B's link.
+        let account = f.get(&format!("/v1/analytics/summary?{RANGE}")).await;
+        assert_eq!(account["clicks"], 6, "{mode}");
+        assert_eq!(account["unique_visitors"], 4, "{mode}");
+        assert_eq!(account["bot_clicks"], 1, "{mode}");
+        let account_days = f.get(&format!("/v1/analytics/timeseries?{RANGE}")).await;
+        assert_eq!(
+            points(&account_days)[0],
+            ("2026-11-02T00:00:00+00:00".to_owned(), 3, 2, 0),
+            "{mode}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_hourly_view_and_the_raw_table_agree_at_the_range_edges() {
+async fn the_range_edges_are_exact_on_and_off_the_hour() {
     let f = fixture().await;
-    // A whole-hour end reads the hourly view and stops before c5 (05:00:00)…
-    let hourly = f
-        .get(&f.link("summary?from=2026-11-02T00:00:00Z&to=2026-11-04T05:00:00Z&include_bots=true"))
-        .await;
-    assert_eq!(
-        (hourly["clicks"].as_u64(), hourly["bot_clicks"].as_u64()),
-        (Some(4), Some(1))
-    );
-    // …one second later the raw table answers, with c5.
-    let raw = f
-        .get(&f.link("summary?from=2026-11-02T00:00:00Z&to=2026-11-04T05:00:01Z&include_bots=true"))
-        .await;
-    assert_eq!(raw["clicks"], 5);
-    let raw_start = f
-        .get(&f.link("summary?from=2026-11-02T10:00:01Z&to=2026-11-05T00:00:00Z&include_bots=true"))
-        .await;
-    assert_eq!(raw_start["clicks"], 4);
-    assert_eq!(raw_start["unique_visitors"], 4);
+    for mode in MODES {
+        f.enter(mode).await;
+        // A whole-hour end stops before c5 (05:00:00)…
+        let hourly = f
+            .get(&f.link(
+                "summary?from=2026-11-02T00:00:00Z&to=2026-11-04T05:00:00Z&include_bots=true",
+            ))
+            .await;
+        assert_eq!(
+            (hourly["clicks"].as_u64(), hourly["bot_clicks"].as_u64()),
+            (Some(5), Some(1)),
+            "{mode}"
+        );
+        // …one second later the raw table answers, with c5.
+        let raw = f
+            .get(&f.link(
+                "summary?from=2026-11-02T00:00:00Z&to=2026-11-04T05:00:01Z&include_bots=true",
+            ))
+            .await;
+        assert_eq!(raw["clicks"], 6, "{mode}");
+        let raw_start = f
+            .get(&f.link(
+                "summary?from=2026-11-02T10:00:01Z&to=2026-11-05T00:00:00Z&include_bots=true",
+            ))
+            .await;
+        assert_eq!(raw_start["clicks"], 5, "{mode}");
+        assert_eq!(raw_start["unique_visitors"], 4, "{mode}");
+        // From 01:00 on the 3rd: w1's first click (00:30) is out, its second (12:00) in.
+        let late_start = f
+            .get(&f.link("summary?from=2026-11-03T01:00:00Z&to=2026-11-04T00:00:00Z"))
+            .await;
+        assert_eq!(
+            (
+                late_start["clicks"].as_u64(),
+                late_start["unique_visitors"].as_u64()
+            ),
+            (Some(1), Some(1)),
+            "{mode}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn series_are_cut_in_the_requested_time_zone_and_gaps_are_zero() {
     let f = fixture().await;
-    // New York (UTC-5 after 2026-11-01): c3 (00:30Z) falls on the 2nd, c5 (05:00Z) exactly on
-    // local midnight of the 4th.
-    let ny = f
-        .get(&f.link(
-            "timeseries?from=2026-11-02T05:00:00Z&to=2026-11-05T05:00:00Z&tz=America/New_York",
-        ))
-        .await;
-    assert_eq!(ny["timezone"], "America/New_York");
-    assert_eq!(
-        points(&ny),
-        owned(&[
-            ("2026-11-02T00:00:00-05:00", 3, 2, 0),
-            ("2026-11-03T00:00:00-05:00", 0, 0, 1),
-            ("2026-11-04T00:00:00-05:00", 1, 1, 0),
-        ])
-    );
-    // Kolkata (UTC+5:30) buckets start at :30 UTC: answered from the raw table, just as exactly.
-    let kolkata = f
-        .get(
-            &f.link("timeseries?from=2026-11-01T18:30:00Z&to=2026-11-04T18:30:00Z&tz=Asia/Kolkata"),
-        )
-        .await;
-    assert_eq!(
-        points(&kolkata),
-        owned(&[
-            ("2026-11-02T00:00:00+05:30", 2, 2, 0),
-            ("2026-11-03T00:00:00+05:30", 1, 1, 0),
-            ("2026-11-04T00:00:00+05:30", 1, 1, 1),
-        ])
-    );
-    // Hours with nothing in them are there, as zeros.
-    let hours = f
-        .get(&f.link("timeseries?from=2026-11-02T09:00:00Z&to=2026-11-02T13:00:00Z&interval=hour"))
-        .await;
-    assert_eq!(
-        points(&hours),
-        owned(&[
-            ("2026-11-02T09:00:00+00:00", 0, 0, 0),
-            ("2026-11-02T10:00:00+00:00", 2, 2, 0),
-            ("2026-11-02T11:00:00+00:00", 0, 0, 0),
-            ("2026-11-02T12:00:00+00:00", 0, 0, 0),
-        ])
-    );
-    let account_hours = f
-        .get("/v1/analytics/timeseries?from=2026-11-02T11:00:00Z&to=2026-11-02T13:00:00Z&interval=hour")
-        .await;
-    assert_eq!(
-        points(&account_hours),
-        owned(&[
-            ("2026-11-02T11:00:00+00:00", 0, 0, 0),
-            ("2026-11-02T12:00:00+00:00", 1, 1, 0),
-        ])
-    );
+    for mode in MODES {
+        f.enter(mode).await;
+        // New York (UTC-5 after 2026-11-01): c3 (00:30Z) falls on the 2nd, c5 (05:00Z) exactly
+        // on local midnight of the 4th.
+        let ny_range = "from=2026-11-02T05:00:00Z&to=2026-11-05T05:00:00Z&tz=America/New_York";
+        let ny = f.get(&f.link(&format!("timeseries?{ny_range}"))).await;
+        assert_eq!(ny["timezone"], "America/New_York");
+        assert_eq!(
+            points(&ny),
+            owned(&[
+                ("2026-11-02T00:00:00-05:00", 3, 3, 0),
+                ("2026-11-03T00:00:00-05:00", 1, 1, 1),
+                ("2026-11-04T00:00:00-05:00", 1, 1, 0),
+            ]),
+            "{mode}"
+        );
+        // Local days' uniques add up to 5, but w1 is one visitor on both: 4 over the range.
+        let ny_total = f.get(&f.link(&format!("summary?{ny_range}"))).await;
+        assert_eq!(ny_total["unique_visitors"], 4, "{mode}");
+        // Kolkata (UTC+5:30) buckets start at :30 UTC: answered from the raw table, just as
+        // exactly.
+        let kolkata = f
+            .get(&f.link(
+                "timeseries?from=2026-11-01T18:30:00Z&to=2026-11-04T18:30:00Z&tz=Asia/Kolkata",
+            ))
+            .await;
+        assert_eq!(
+            points(&kolkata),
+            owned(&[
+                ("2026-11-02T00:00:00+05:30", 2, 2, 0),
+                ("2026-11-03T00:00:00+05:30", 2, 1, 0),
+                ("2026-11-04T00:00:00+05:30", 1, 1, 1),
+            ]),
+            "{mode}"
+        );
+        // Hours with nothing in them are there, as zeros.
+        let hours =
+            f.get(&f.link(
+                "timeseries?from=2026-11-02T09:00:00Z&to=2026-11-02T13:00:00Z&interval=hour",
+            ))
+            .await;
+        assert_eq!(
+            points(&hours),
+            owned(&[
+                ("2026-11-02T09:00:00+00:00", 0, 0, 0),
+                ("2026-11-02T10:00:00+00:00", 2, 2, 0),
+                ("2026-11-02T11:00:00+00:00", 0, 0, 0),
+                ("2026-11-02T12:00:00+00:00", 0, 0, 0),
+            ]),
+            "{mode}"
+        );
+        let account_hours = f
+            .get("/v1/analytics/timeseries?from=2026-11-02T11:00:00Z&to=2026-11-02T13:00:00Z&interval=hour")
+            .await;
+        assert_eq!(
+            points(&account_hours),
+            owned(&[
+                ("2026-11-02T11:00:00+00:00", 0, 0, 0),
+                ("2026-11-02T12:00:00+00:00", 1, 1, 0),
+            ]),
+            "{mode}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -371,73 +430,92 @@ fn values(breakdown: &Value) -> Vec<(String, u64, u64, u64)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn breakdowns_rank_values_and_sum_the_rest_as_other() {
     let f = fixture().await;
-    let countries = f
-        .get(&f.link(&format!("breakdown/country?{RANGE}&limit=2")))
-        .await;
-    assert_eq!(countries["dimension"], "country");
-    assert_eq!(
-        values(&countries),
-        owned(&[("DE", 2, 1, 0), ("FR", 1, 1, 0)])
-    );
-    // US: c2 (human) and c4 (bot).
-    assert_eq!(
-        countries["other"],
-        json!({"clicks": 1, "human_clicks": 1, "bot_clicks": 1})
-    );
-    let with_bots = f
-        .get(&f.link(&format!("breakdown/country?{RANGE}&include_bots=true")))
-        .await;
-    assert_eq!(
-        values(&with_bots),
-        owned(&[("DE", 2, 1, 0), ("US", 2, 2, 1), ("FR", 1, 1, 0)])
-    );
-    assert_eq!(
-        with_bots["other"],
-        json!({"clicks": 0, "human_clicks": 0, "bot_clicks": 0})
-    );
-
-    let referrers = f.get(&f.link(&format!("breakdown/referrer?{RANGE}"))).await;
-    assert_eq!(
-        values(&referrers),
-        owned(&[
-            ("", 2, 1, 1),
-            (HOSTILE_REFERRER_DOMAIN, 1, 1, 0),
-            ("news.ycombinator.com", 1, 1, 0),
-        ])
-    );
-    for (dimension, top) in [
-        ("browser", "Firefox"),
-        ("city", "Berlin"),
-        ("device", "desktop"),
-        ("os", "Linux"),
-        ("region", "BE"),
-        ("utm_source", ""),
-    ] {
-        let answer = f
-            .get(&f.link(&format!("breakdown/{dimension}?{RANGE}&limit=1")))
+    for mode in MODES {
+        f.enter(mode).await;
+        let countries = f
+            .get(&f.link(&format!("breakdown/country?{RANGE}&limit=2")))
             .await;
-        assert_eq!(answer["values"][0]["value"], top, "{dimension}");
-    }
-    let sources = f
-        .get(&f.link(&format!("breakdown/utm_source?{RANGE}")))
-        .await;
-    assert_eq!(values(&sources), owned(&[("", 3, 2, 1), ("hn", 1, 1, 0)]));
+        assert_eq!(countries["dimension"], "country");
+        assert_eq!(
+            values(&countries),
+            owned(&[("DE", 3, 2, 0), ("FR", 1, 1, 0)]),
+            "{mode}"
+        );
+        // US: c2 (human) and c4 (bot).
+        assert_eq!(
+            countries["other"],
+            json!({"clicks": 1, "human_clicks": 1, "bot_clicks": 1}),
+            "{mode}"
+        );
+        let with_bots = f
+            .get(&f.link(&format!("breakdown/country?{RANGE}&include_bots=true")))
+            .await;
+        assert_eq!(
+            values(&with_bots),
+            owned(&[("DE", 3, 2, 0), ("US", 2, 2, 1), ("FR", 1, 1, 0)]),
+            "{mode}"
+        );
+        assert_eq!(
+            with_bots["other"],
+            json!({"clicks": 0, "human_clicks": 0, "bot_clicks": 0})
+        );
 
-    // The account: DE has c1, c3 and c6, all from v1.
-    let account = f
-        .get(&format!("/v1/analytics/breakdown/country?{RANGE}&limit=1"))
-        .await;
-    assert_eq!(values(&account), owned(&[("DE", 3, 1, 0)]));
-    assert_eq!(
-        account["other"],
-        json!({"clicks": 2, "human_clicks": 2, "bot_clicks": 1})
-    );
+        let referrers = f.get(&f.link(&format!("breakdown/referrer?{RANGE}"))).await;
+        assert_eq!(
+            values(&referrers),
+            owned(&[
+                ("", 3, 2, 1),
+                (HOSTILE_REFERRER_DOMAIN, 1, 1, 0),
+                ("news.ycombinator.com", 1, 1, 0),
+            ]),
+            "{mode}"
+        );
+        for (dimension, top) in [
+            ("browser", "Firefox"),
+            ("city", "Berlin"),
+            ("device", "desktop"),
+            ("os", "Linux"),
+            ("region", "BE"),
+            ("utm_source", ""),
+        ] {
+            let answer = f
+                .get(&f.link(&format!("breakdown/{dimension}?{RANGE}&limit=1")))
+                .await;
+            assert_eq!(answer["values"][0]["value"], top, "{dimension} {mode}");
+        }
+        let sources = f
+            .get(&f.link(&format!("breakdown/utm_source?{RANGE}")))
+            .await;
+        assert_eq!(
+            values(&sources),
+            owned(&[("", 4, 3, 1), ("hn", 1, 1, 0)]),
+            "{mode}"
+        );
+        // Off the hour: the partial day comes from the raw table, the rest as before.
+        let partial = f
+            .get(&f.link(
+                "breakdown/country?from=2026-11-02T10:15:00Z&to=2026-11-05T00:00:00Z&limit=1",
+            ))
+            .await;
+        assert_eq!(values(&partial), owned(&[("DE", 2, 1, 0)]), "{mode}");
+
+        // The account: DE has c1, c3, c9 and c6 (v1 on the 2nd, w1 on the 3rd).
+        let account = f
+            .get(&format!("/v1/analytics/breakdown/country?{RANGE}&limit=1"))
+            .await;
+        assert_eq!(values(&account), owned(&[("DE", 4, 2, 0)]), "{mode}");
+        assert_eq!(
+            account["other"],
+            json!({"clicks": 2, "human_clicks": 2, "bot_clicks": 1}),
+            "{mode}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn recent_clicks_page_newest_first_once_each_without_ips() {
     let f = fixture().await;
-    let first = f.get(&f.link(&format!("clicks?{RANGE}&limit=2"))).await;
+    let first = f.get(&f.link(&format!("clicks?{RANGE}&limit=3"))).await;
     let ids = |page: &Value| -> Vec<String> {
         page["data"]
             .as_array()
@@ -446,7 +524,7 @@ async fn recent_clicks_page_newest_first_once_each_without_ips() {
             .map(|c| c["click_id"].as_str().unwrap().to_owned())
             .collect()
     };
-    assert_eq!(ids(&first), ["c5", "c3"]);
+    assert_eq!(ids(&first), ["c5", "c9", "c3"]);
     let newest = &first["data"][0];
     assert_eq!(newest["slug"], HOSTILE_SLUG);
     assert_eq!(newest["referrer_domain"], HOSTILE_REFERRER_DOMAIN);
@@ -489,7 +567,7 @@ async fn recent_clicks_page_newest_first_once_each_without_ips() {
     );
     let cursor = first["next_cursor"].as_str().unwrap();
     let second = f
-        .get(&f.link(&format!("clicks?{RANGE}&limit=2&cursor={cursor}")))
+        .get(&f.link(&format!("clicks?{RANGE}&limit=3&cursor={cursor}")))
         .await;
     // c1 was delivered twice and is listed once.
     assert_eq!(ids(&second), ["c2", "c1"]);
@@ -500,7 +578,7 @@ async fn recent_clicks_page_newest_first_once_each_without_ips() {
             "clicks?{RANGE}&include_bots=true&tz=Europe/Berlin"
         )))
         .await;
-    assert_eq!(ids(&with_bots), ["c5", "c4", "c3", "c2", "c1"]);
+    assert_eq!(ids(&with_bots), ["c5", "c4", "c9", "c3", "c2", "c1"]);
     assert_eq!(with_bots["data"][1]["bot_reason"], "crawler");
     assert_eq!(
         with_bots["data"][0]["clicked_at"],
@@ -508,7 +586,7 @@ async fn recent_clicks_page_newest_first_once_each_without_ips() {
     );
 
     let account = f.get(&format!("/v1/analytics/clicks?{RANGE}")).await;
-    assert_eq!(ids(&account), ["c5", "c3", "c6", "c2", "c1"]);
+    assert_eq!(ids(&account), ["c5", "c9", "c3", "c6", "c2", "c1"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -661,7 +739,7 @@ async fn total_clicks_follow_clickhouse() {
     let f = fixture().await;
     // The origin's own sync task (every 200 ms in tests) gets there without help.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while total_clicks(&f, &f.l1).await != 4 {
+    while total_clicks(&f, &f.l1).await != 5 {
         assert!(Instant::now() < deadline, "total_clicks never synced");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -692,6 +770,12 @@ async fn total_clicks_follow_clickhouse() {
         sync::sync_total_clicks(&f.app.state.db, &ch).await.unwrap(),
         0
     );
+    // Rolled days are summed from the rollups instead: the same counts, nothing changes.
+    f.enter("rolled").await;
+    assert_eq!(
+        sync::sync_total_clicks(&f.app.state.db, &ch).await.unwrap(),
+        0
+    );
     let l2 = LinkOf::new(&f.get(&format!("/v1/links/{}", f.l2)).await, f.user_id);
     let more = click(&l2, "c8", "2026-11-05T00:00:00Z", "v5");
     let mut body = serde_json::to_vec(&more).unwrap();
@@ -702,4 +786,94 @@ async fn total_clicks_follow_clickhouse() {
         assert!(Instant::now() < deadline, "total_clicks did not follow");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Which of the fixture's days have current rollups.
+async fn current_days(f: &Fixture) -> Vec<String> {
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    rollup::current_days(&f.app.db.clickhouse(), Some((day(1), day(6))))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollups_answer_alone_and_late_clicks_reopen_their_day() {
+    let f = fixture().await;
+    let ch = f.app.db.clickhouse();
+    let summary = f.link(&format!("summary?{RANGE}&include_bots=true"));
+    let series = f.link(&format!("timeseries?{RANGE}"));
+    let countries = f.link(&format!("breakdown/country?{RANGE}"));
+    let account = format!("/v1/analytics/breakdown/city?{RANGE}");
+    let before = [
+        f.get(&summary).await,
+        f.get(&series).await,
+        f.get(&countries).await,
+        f.get(&account).await,
+    ];
+    assert!(current_days(&f).await.is_empty());
+    let now = chrono::Utc::now();
+    assert_eq!(rollup::roll_settled_days(&ch, now).await.unwrap(), 3);
+    assert_eq!(
+        current_days(&f).await,
+        ["2026-11-02", "2026-11-03", "2026-11-04"]
+    );
+    // Nothing new: nothing to roll.
+    assert_eq!(rollup::roll_settled_days(&ch, now).await.unwrap(), 0);
+
+    // With the raw table and the hourly view out of the way, whole rolled days still answer,
+    // from the rollups alone, the same.
+    ch.execute("RENAME TABLE link_clicks TO link_clicks_away, link_clicks_hourly TO link_clicks_hourly_away")
+        .await
+        .unwrap();
+    for (path, want) in [&summary, &series, &countries, &account]
+        .into_iter()
+        .zip(&before)
+    {
+        assert_eq!(&f.get(path).await, want, "{path}");
+    }
+    ch.execute("RENAME TABLE link_clicks_away TO link_clicks, link_clicks_hourly_away TO link_clicks_hourly")
+        .await
+        .unwrap();
+
+    // A late click for the 3rd (an outbox replay, say) and a late duplicate of c1: the 3rd and
+    // the 2nd are read from the raw data at once, exactly, until they are rolled again.
+    let l1 = LinkOf::new(&f.get(&format!("/v1/links/{}", f.l1)).await, f.user_id);
+    let mut late = click(&l1, "c10", "2026-11-03T18:00:00Z", "w7");
+    late.country = "NL".into();
+    let duplicate = click(&l1, "c1", "2026-11-02T10:00:00Z", "v1");
+    let mut body = Vec::new();
+    for event in [&late, &duplicate] {
+        serde_json::to_writer(&mut body, event).unwrap();
+        body.push(b'\n');
+    }
+    ch.insert_json_rows("link_clicks", &[], body).await.unwrap();
+    assert_eq!(current_days(&f).await, ["2026-11-04"]);
+    let check = |summary: Value, countries: Value| {
+        assert_eq!(summary["clicks"], 7);
+        assert_eq!(summary["unique_visitors"], 6);
+        assert!(values(&countries).contains(&("NL".into(), 1, 1, 0)));
+        assert_eq!(values(&countries)[0], ("DE".into(), 3, 2, 0));
+    };
+    check(f.get(&summary).await, f.get(&countries).await);
+    assert_eq!(rollup::roll_settled_days(&ch, now).await.unwrap(), 2);
+    assert_eq!(
+        current_days(&f).await,
+        ["2026-11-02", "2026-11-03", "2026-11-04"]
+    );
+    check(f.get(&summary).await, f.get(&countries).await);
+
+    // Today is never rolled: a day is rolled once it has been over for a while.
+    let today = click(
+        &l1,
+        "c11",
+        &now.format("%Y-%m-%dT00:00:00Z").to_string(),
+        "t1",
+    );
+    let mut body = serde_json::to_vec(&today).unwrap();
+    body.push(b'\n');
+    ch.insert_json_rows("link_clicks", &[], body).await.unwrap();
+    assert_eq!(rollup::roll_settled_days(&ch, now).await.unwrap(), 0);
 }

@@ -1,22 +1,28 @@
 //! The analytics SQL and its results.
 //!
 //! Where each answer comes from:
-//! - totals and time series read `link_clicks_hourly` (exact per-hour states, merged) whenever the
-//!   range starts and ends on a whole UTC hour and, for series, every bucket starts on one (true
-//!   for every zone whose offset is a whole number of hours); otherwise `link_clicks`;
-//! - breakdowns and the recent clicks read `link_clicks` (the breakdown dimensions are not
-//!   pre-aggregated). Its sort key starts with `link_id`, so a per-link query reads only that
-//!   link's rows.
+//! - UTC days whose rollup is current ([`rollup`]) are read from the rollups, plain numbers: hours
+//!   (`link_clicks_rollup_hours`) for totals and series, days (`link_clicks_rollup_values`) for
+//!   breakdowns. A totals or series bucket takes a day's piece from them when the piece is on
+//!   whole hours and its distinct visitors are known: the whole day, its first or last hours, or
+//!   one hour. Visitor ids are salted per UTC day, so pieces of different days never share a
+//!   visitor and their uniques add up; within a day they never do, and are never added.
+//! - Everything else (today, days with late rows, ranges off the hour) is "open": totals and
+//!   series read `link_clicks_hourly` (exact per-hour states, merged) when the range starts and
+//!   ends on a whole UTC hour and, for series, every bucket starts on one; otherwise
+//!   `link_clicks`, like breakdowns and the recent clicks. Its sort key starts with `link_id`, so a
+//!   per-link query reads only that link's rows.
 //!
-//! Every count is over distinct `click_id`, so duplicate deliveries never inflate it, and unique
-//! visitors over a range are merged exactly, never summed per bucket. Values reach the SQL only as
-//! numbers we format or through [`quote`].
+//! Every count is over distinct `click_id`, so duplicate deliveries never inflate it. Values reach
+//! the SQL only as numbers we format or through [`quote`].
 
 use super::escape::quote;
+use super::rollup;
 use crate::clickhouse::{ClickHouse, ClickHouseError};
-use chrono::{DateTime, Duration, NaiveTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -37,6 +43,139 @@ impl Subject {
             ),
             Self::Account { user_id } => format!("user_id = {}", quote(&user_id.to_string())),
         }
+    }
+
+    /// The subject's rows in the rollups, where `link_id = ''` holds the account's.
+    fn rollup_filter(&self) -> String {
+        let (user_id, link_id) = match self {
+            Self::Link { user_id, link_id } => (user_id, link_id.to_string()),
+            Self::Account { user_id } => (user_id, String::new()),
+        };
+        format!(
+            "user_id = {} AND link_id = {}",
+            quote(&user_id.to_string()),
+            quote(&link_id)
+        )
+    }
+}
+
+const HOUR: i64 = 3_600;
+const DAY: i64 = 86_400;
+
+/// Start of the UTC day containing `unix`.
+fn utc_day(unix: i64) -> i64 {
+    unix - unix.rem_euclid(DAY)
+}
+
+fn date_of(unix: i64) -> NaiveDate {
+    DateTime::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .date_naive()
+}
+
+/// Intervals `[start, end)` in unix seconds, adjacent ones joined.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Intervals(Vec<(i64, i64)>);
+
+impl Intervals {
+    fn push(&mut self, start: i64, end: i64) {
+        match self.0.last_mut() {
+            Some(last) if last.1 == start => last.1 = end,
+            _ => self.0.push((start, end)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn condition(&self, time: &str) -> String {
+        let each: Vec<String> = self
+            .0
+            .iter()
+            .map(|(start, end)| {
+                format!("({time} >= toDateTime({start}) AND {time} < toDateTime({end}))")
+            })
+            .collect();
+        format!("({})", each.join(" OR "))
+    }
+}
+
+/// A piece of one UTC day, hours `[from_hour, to_hour)` of the day starting at `day`, that the
+/// hour rollups answer exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    day: i64,
+    from_hour: i64,
+    to_hour: i64,
+}
+
+/// How one range splits between the rollups and the open data.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// UTC days (their starts) whose rollups are current.
+    current: BTreeSet<i64>,
+}
+
+impl Plan {
+    /// Looks up which days of the range have current rollups.
+    pub async fn fetch(ch: &ClickHouse, range: &Range) -> Result<Self, ClickHouseError> {
+        let from = date_of(range.from.timestamp());
+        let to = date_of(range.to.timestamp()) + Duration::days(1);
+        let days = rollup::current_days(ch, Some((from, to))).await?;
+        Ok(Self::with_current_days(days))
+    }
+
+    /// A plan over these current days; none reads everything from the open data.
+    pub fn with_current_days(days: impl IntoIterator<Item = NaiveDate>) -> Self {
+        Self {
+            current: days
+                .into_iter()
+                .map(|day| day.and_time(NaiveTime::MIN).and_utc().timestamp())
+                .collect(),
+        }
+    }
+
+    /// Splits `[start, end)` at UTC midnights into pieces the hour rollups answer and open
+    /// intervals for the rest.
+    fn split(&self, start: i64, end: i64, pieces: &mut Vec<Piece>, open: &mut Intervals) {
+        let mut at = start;
+        while at < end {
+            let day = utc_day(at);
+            let piece_end = end.min(day + DAY);
+            let (from_hour, to_hour) = ((at - day) / HOUR, (piece_end - day) / HOUR);
+            let whole_hours = (at - day) % HOUR == 0 && (piece_end - day) % HOUR == 0;
+            let visitors_known = from_hour == 0 || to_hour == 24 || to_hour - from_hour == 1;
+            if whole_hours && visitors_known && self.current.contains(&day) {
+                pieces.push(Piece {
+                    day,
+                    from_hour,
+                    to_hour,
+                });
+            } else {
+                open.push(at, piece_end);
+            }
+            at = piece_end;
+        }
+    }
+
+    /// The current days wholly inside the range, and the open intervals around them.
+    fn whole_days(&self, range: &Range) -> (Vec<NaiveDate>, Intervals) {
+        let (start, end) = (range.from.timestamp(), range.to.timestamp());
+        let mut days = Vec::new();
+        let mut open = Intervals::default();
+        let mut at = start;
+        while at < end {
+            let day = utc_day(at);
+            let piece_end = end.min(day + DAY);
+            if at == day && piece_end == day + DAY && self.current.contains(&day) {
+                days.push(date_of(day));
+            } else {
+                open.push(at, piece_end);
+            }
+            at = piece_end;
+        }
+        (days, open)
     }
 }
 
@@ -135,6 +274,11 @@ impl Range {
         )
     }
 
+    /// The whole range as one open interval (no rollups).
+    pub fn whole(&self) -> Intervals {
+        Intervals(vec![(self.from.timestamp(), self.to.timestamp())])
+    }
+
     /// The start of every bucket that overlaps the range, in unix seconds, gaps included.
     pub fn buckets(&self, interval: Interval) -> Vec<i64> {
         let floor = |t: i64| match interval {
@@ -197,7 +341,7 @@ fn count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
 
 /// The measures of one group, as ClickHouse answers them: clicks and visitors with bots in or
 /// out as asked, and bot clicks.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
 struct MeasuresRow {
     #[serde(deserialize_with = "count")]
     m_clicks: u64,
@@ -207,19 +351,110 @@ struct MeasuresRow {
     m_visitors: u64,
 }
 
+impl MeasuresRow {
+    /// Adds the measures of a disjoint part (another UTC day: no shared clicks or visitors).
+    fn add(&mut self, other: &Self) {
+        self.m_clicks += other.m_clicks;
+        self.m_bot_clicks += other.m_bot_clicks;
+        self.m_visitors += other.m_visitors;
+    }
+}
+
 /// Each measure is an exact set of ids, the costly part of every query (docs/BENCHMARKS.md), so
 /// only three are computed; human clicks are all clicks minus bot clicks, since every delivery
-/// of a click carries the same verdict.
-fn select_measures(m: &Measures, include_bots: bool) -> String {
+/// of a click carries the same verdict. Named `{prefix}_clicks`, `{prefix}_bot_clicks`,
+/// `{prefix}_visitors`.
+fn select_measures(m: &Measures, include_bots: bool, prefix: &str) -> String {
     let (clicks, visitors) = if include_bots {
         (m.clicks, m.visitors)
     } else {
         (m.human_clicks, m.human_visitors)
     };
     format!(
-        "{clicks} AS m_clicks, {} AS m_bot_clicks, {visitors} AS m_visitors",
+        "{clicks} AS {prefix}_clicks, {} AS {prefix}_bot_clicks, {visitors} AS {prefix}_visitors",
         m.bot_clicks
     )
+}
+
+/// The rollups' column for a measure: humans only unless bots are included.
+fn rolled(include_bots: bool, column: &str) -> String {
+    if include_bots {
+        column.to_owned()
+    } else {
+        format!("human_{column}")
+    }
+}
+
+/// One hour of a current day, from `link_clicks_rollup_hours`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct HourRow {
+    hour: i64,
+    #[serde(deserialize_with = "count")]
+    r_clicks: u64,
+    #[serde(deserialize_with = "count")]
+    r_bot_clicks: u64,
+    #[serde(deserialize_with = "count")]
+    r_visitors: u64,
+    #[serde(deserialize_with = "count")]
+    r_first: u64,
+    #[serde(deserialize_with = "count")]
+    r_last: u64,
+}
+
+pub fn rollup_hours_sql(subject: &Subject, include_bots: bool, start: i64, end: i64) -> String {
+    format!(
+        "SELECT toUInt32(hour) AS hour, {} AS r_clicks, bot_clicks AS r_bot_clicks, \
+         {} AS r_visitors, {} AS r_first, {} AS r_last \
+         FROM link_clicks_rollup_hours FINAL \
+         WHERE {} AND hour >= toDateTime({start}) AND hour < toDateTime({end})",
+        rolled(include_bots, "clicks"),
+        rolled(include_bots, "visitors"),
+        rolled(include_bots, "first_visitors"),
+        rolled(include_bots, "last_visitors"),
+        subject.rollup_filter(),
+    )
+}
+
+/// The rolled hours the pieces need, by start.
+async fn rolled_hours(
+    ch: &ClickHouse,
+    subject: &Subject,
+    include_bots: bool,
+    pieces: &[Piece],
+) -> Result<BTreeMap<i64, HourRow>, ClickHouseError> {
+    let start = pieces.iter().map(|p| p.day + p.from_hour * HOUR).min();
+    let end = pieces.iter().map(|p| p.day + p.to_hour * HOUR).max();
+    let (Some(start), Some(end)) = (start, end) else {
+        return Ok(BTreeMap::new());
+    };
+    let rows: Vec<HourRow> = ch
+        .query(&rollup_hours_sql(subject, include_bots, start, end))
+        .await?;
+    Ok(rows.into_iter().map(|row| (row.hour, row)).collect())
+}
+
+impl Piece {
+    /// The piece's measures: clicks add up over hours; its distinct visitors are those whose
+    /// first click of the day falls in it (a piece from midnight), whose last does (a piece to
+    /// midnight), or those of its one hour.
+    fn measures(&self, hours: &BTreeMap<i64, HourRow>) -> MeasuresRow {
+        let mut m = MeasuresRow::default();
+        for h in self.from_hour..self.to_hour {
+            let Some(row) = hours.get(&(self.day + h * HOUR)) else {
+                continue;
+            };
+            m.m_clicks += row.r_clicks;
+            m.m_bot_clicks += row.r_bot_clicks;
+            m.m_visitors += if self.from_hour == 0 {
+                row.r_first
+            } else if self.to_hour == 24 {
+                row.r_last
+            } else {
+                row.r_visitors
+            };
+        }
+        m
+    }
 }
 
 /// What one group counts, with bots in or out as asked; bots always separately.
@@ -251,13 +486,15 @@ impl MeasuresRow {
     }
 }
 
-pub fn summary_sql(subject: &Subject, range: &Range, source: Source) -> String {
+/// Totals over the open intervals of a range.
+pub fn summary_sql(subject: &Subject, range: &Range, source: Source, open: &Intervals) -> String {
     let m = source.measures();
     format!(
-        "SELECT {} FROM {} WHERE {}",
-        select_measures(m, range.include_bots),
+        "SELECT {} FROM {} WHERE {} AND {}",
+        select_measures(m, range.include_bots, "m"),
         m.table,
-        range.where_clause(subject, m.time)
+        subject.filter(),
+        open.condition(m.time)
     )
 }
 
@@ -267,13 +504,28 @@ pub async fn summary(
     subject: &Subject,
     range: &Range,
 ) -> Result<Counts, ClickHouseError> {
-    let rows: Vec<MeasuresRow> = ch
-        .query(&summary_sql(subject, range, range.totals_source()))
-        .await?;
-    Ok(rows
-        .first()
-        .map(|row| row.counts(range.include_bots))
-        .unwrap_or_default())
+    let plan = Plan::fetch(ch, range).await?;
+    let mut pieces = Vec::new();
+    let mut open = Intervals::default();
+    plan.split(
+        range.from.timestamp(),
+        range.to.timestamp(),
+        &mut pieces,
+        &mut open,
+    );
+    let hours = rolled_hours(ch, subject, range.include_bots, &pieces).await?;
+    let mut total = MeasuresRow::default();
+    for piece in &pieces {
+        total.add(&piece.measures(&hours));
+    }
+    if !open.is_empty() {
+        let sql = summary_sql(subject, range, range.totals_source(), &open);
+        let rows: Vec<MeasuresRow> = ch.query(&sql).await?;
+        if let Some(row) = rows.first() {
+            total.add(row);
+        }
+    }
+    Ok(total.counts(range.include_bots))
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,11 +535,13 @@ struct BucketRow {
     measures: MeasuresRow,
 }
 
+/// Buckets over the open intervals of a range.
 pub fn timeseries_sql(
     subject: &Subject,
     range: &Range,
     interval: Interval,
     source: Source,
+    open: &Intervals,
 ) -> String {
     let m = source.measures();
     let start = match interval {
@@ -296,12 +550,13 @@ pub fn timeseries_sql(
     };
     format!(
         "SELECT toUInt32({start}({time}, {tz})) AS bucket, {measures} FROM {table} \
-         WHERE {filter} GROUP BY bucket ORDER BY bucket",
+         WHERE {filter} AND {open} GROUP BY bucket ORDER BY bucket",
         time = m.time,
         tz = quote(range.tz.name()),
-        measures = select_measures(m, range.include_bots),
+        measures = select_measures(m, range.include_bots, "m"),
         table = m.table,
-        filter = range.where_clause(subject, m.time),
+        filter = subject.filter(),
+        open = open.condition(m.time),
     )
 }
 
@@ -323,22 +578,44 @@ pub async fn timeseries(
     interval: Interval,
 ) -> Result<Vec<Point>, ClickHouseError> {
     let buckets = range.buckets(interval);
-    let source = range.series_source(&buckets);
-    let rows: Vec<BucketRow> = ch
-        .query(&timeseries_sql(subject, range, interval, source))
-        .await?;
-    let mut rows = rows.into_iter().peekable();
+    let plan = Plan::fetch(ch, range).await?;
+    let (from, to) = (range.from.timestamp(), range.to.timestamp());
+    let mut open = Intervals::default();
+    let mut pieces = Vec::with_capacity(buckets.len());
+    for (i, start) in buckets.iter().enumerate() {
+        let end = buckets.get(i + 1).copied().unwrap_or(to).min(to);
+        let mut own = Vec::new();
+        plan.split((*start).max(from), end, &mut own, &mut open);
+        pieces.push(own);
+    }
+    let all: Vec<Piece> = pieces.iter().flatten().copied().collect();
+    let hours = rolled_hours(ch, subject, range.include_bots, &all).await?;
+    let open_rows: BTreeMap<i64, MeasuresRow> = if open.is_empty() {
+        BTreeMap::new()
+    } else {
+        let sql = timeseries_sql(
+            subject,
+            range,
+            interval,
+            range.series_source(&buckets),
+            &open,
+        );
+        let rows: Vec<BucketRow> = ch.query(&sql).await?;
+        rows.into_iter()
+            .map(|row| (row.bucket, row.measures))
+            .collect()
+    };
     Ok(buckets
         .into_iter()
-        .map(|start| {
-            while rows.next_if(|row| row.bucket < start).is_some() {}
-            let counts = rows
-                .next_if(|row| row.bucket == start)
-                .map(|row| row.measures.counts(range.include_bots))
-                .unwrap_or_default();
+        .zip(pieces)
+        .map(|(start, pieces)| {
+            let mut m = open_rows.get(&start).copied().unwrap_or_default();
+            for piece in &pieces {
+                m.add(&piece.measures(&hours));
+            }
             Point {
                 start: local_rfc3339(range.tz, start),
-                counts,
+                counts: m.counts(range.include_bots),
             }
         })
         .collect())
@@ -381,15 +658,51 @@ impl Dimension {
     pub fn named(name: &str) -> Option<Self> {
         DIMENSIONS.iter().copied().find(|d| d.name == name)
     }
+
+    pub fn column(&self) -> &'static str {
+        self.column
+    }
 }
 
-pub fn breakdown_sql(subject: &Subject, range: &Range, dimension: Dimension, limit: u32) -> String {
+/// The top values over the current `days` (from the rollups) and the open intervals (from
+/// `link_clicks`). A value's visitors on different UTC days are different ids, so they add up.
+pub fn breakdown_sql(
+    subject: &Subject,
+    range: &Range,
+    dimension: Dimension,
+    limit: u32,
+    days: &[NaiveDate],
+    open: &Intervals,
+) -> String {
+    let mut parts = Vec::new();
+    if !days.is_empty() {
+        let days: Vec<String> = days.iter().map(|d| format!("toDate('{d}')")).collect();
+        parts.push(format!(
+            "SELECT value, sum({clicks}) AS p_clicks, sum(bot_clicks) AS p_bot_clicks, \
+             sum({visitors}) AS p_visitors FROM link_clicks_rollup_values FINAL \
+             WHERE {filter} AND dimension = {name} AND day IN ({days}) GROUP BY value",
+            clicks = rolled(range.include_bots, "clicks"),
+            visitors = rolled(range.include_bots, "visitors"),
+            filter = subject.rollup_filter(),
+            name = quote(dimension.name),
+            days = days.join(", "),
+        ));
+    }
+    if !open.is_empty() {
+        parts.push(format!(
+            "SELECT {column} AS value, {measures} FROM link_clicks WHERE {filter} AND {open} \
+             GROUP BY value",
+            column = dimension.column,
+            measures = select_measures(&RAW, range.include_bots, "p"),
+            filter = subject.filter(),
+            open = open.condition("clicked_at"),
+        ));
+    }
     format!(
-        "SELECT {column} AS value, {measures} FROM link_clicks WHERE {filter} \
+        "SELECT value, sum(p_clicks) AS m_clicks, sum(p_bot_clicks) AS m_bot_clicks, \
+         sum(p_visitors) AS m_visitors FROM ({}) \
          GROUP BY value WITH TOTALS ORDER BY m_clicks DESC, value ASC LIMIT {limit}",
-        column = dimension.column,
-        measures = select_measures(&RAW, range.include_bots),
-        filter = range.where_clause(subject, "clicked_at"),
+        parts.join(" UNION ALL ")
     )
 }
 
@@ -432,10 +745,11 @@ pub async fn breakdown(
     dimension: Dimension,
     limit: u32,
 ) -> Result<(Vec<BreakdownValue>, OtherCounts), ClickHouseError> {
+    let (days, open) = Plan::fetch(ch, range).await?.whole_days(range);
     let body = ch
         .execute(&format!(
             "{} FORMAT JSON",
-            breakdown_sql(subject, range, dimension, limit)
+            breakdown_sql(subject, range, dimension, limit, &days, &open)
         ))
         .await?;
     let answer: WithTotals = serde_json::from_str(&body)?;
@@ -695,8 +1009,10 @@ mod tests {
         ));
         assert!(sql.contains("click_id < 'abc'"));
         assert!(sql.contains("is_bot = 0"));
-        assert!(timeseries_sql(&subject, &r, Interval::Day, Source::Raw)
-            .contains("toStartOfDay(clicked_at, 'UTC')"));
+        assert!(
+            timeseries_sql(&subject, &r, Interval::Day, Source::Raw, &r.whole())
+                .contains("toStartOfDay(clicked_at, 'UTC')")
+        );
     }
 
     /// The SQL `scripts/check_clickhouse_sql.py` runs on ClickHouse 26 (chDB), rendered by the
@@ -725,23 +1041,68 @@ mod tests {
             click_id: "c3".into(),
         };
         let country = Dimension::named("country").unwrap();
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        // 2026-11-02 and 03 rolled, the 4th open.
+        let (rolled_days, rolled_open) = Plan::with_current_days([day(2), day(3)]).whole_days(&utc);
+        let mut rollups = crate::analytics::rollup::day_statements(day(2), 3, 1);
+        rollups.extend(crate::analytics::rollup::day_statements(day(3), 3, 1));
         [
-            ("summary_hourly", summary_sql(&link, &utc, Source::Hourly)),
-            ("summary_raw", summary_sql(&link, &off_hour, Source::Raw)),
+            (
+                "summary_hourly",
+                summary_sql(&link, &utc, Source::Hourly, &utc.whole()),
+            ),
+            (
+                "summary_raw",
+                summary_sql(&link, &off_hour, Source::Raw, &off_hour.whole()),
+            ),
             (
                 "series_new_york_hourly",
-                timeseries_sql(&link, &new_york, Interval::Day, Source::Hourly),
+                timeseries_sql(
+                    &link,
+                    &new_york,
+                    Interval::Day,
+                    Source::Hourly,
+                    &new_york.whole(),
+                ),
             ),
             (
                 "series_kolkata_raw",
-                timeseries_sql(&link, &kolkata, Interval::Day, Source::Raw),
+                timeseries_sql(
+                    &link,
+                    &kolkata,
+                    Interval::Day,
+                    Source::Raw,
+                    &kolkata.whole(),
+                ),
             ),
             (
                 "breakdown_country",
-                breakdown_sql(&account, &utc, country, 2),
+                breakdown_sql(&account, &utc, country, 2, &[], &utc.whole()),
+            ),
+            ("rollup_days", rollups.join(";\n")),
+            (
+                "rollup_day_states",
+                crate::analytics::rollup::day_states_sql(Some((day(2), day(5)))),
+            ),
+            (
+                "rollup_hours",
+                rollup_hours_sql(
+                    &link,
+                    false,
+                    at("2026-11-02T00:00:00Z").timestamp(),
+                    at("2026-11-04T00:00:00Z").timestamp(),
+                ),
+            ),
+            (
+                "breakdown_country_rolled",
+                breakdown_sql(&link, &utc, country, 2, &rolled_days, &rolled_open),
             ),
             ("clicks_page", clicks_sql(&link, &utc, Some(&before_c3), 10)),
-            ("sync_totals", crate::analytics::sync::TOTALS_SQL.to_owned()),
+            ("sync_totals", crate::analytics::sync::totals_sql(&[])),
+            (
+                "sync_totals_rolled",
+                crate::analytics::sync::totals_sql(&[day(2), day(3)]),
+            ),
             (
                 "escaped_literal",
                 format!(
@@ -768,6 +1129,58 @@ mod tests {
             std::fs::read_to_string(path).unwrap_or_default(),
             rendered,
             "analytics SQL changed: rerun with UPDATE_ANALYTICS_SQL=1, then scripts/check_clickhouse_sql.py"
+        );
+    }
+
+    #[test]
+    fn ranges_split_into_rolled_pieces_and_open_intervals() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let plan = Plan::with_current_days([day(2), day(3)]);
+        let t = |s: &str| at(s).timestamp();
+        let mut pieces = Vec::new();
+        let mut open = Intervals::default();
+        // A New York day: the end of the 2nd from 05:00, the start of the 3rd to 05:00.
+        plan.split(
+            t("2026-11-02T05:00:00Z"),
+            t("2026-11-03T05:00:00Z"),
+            &mut pieces,
+            &mut open,
+        );
+        let piece = |d: u32, from_hour, to_hour| Piece {
+            day: t(&format!("2026-11-{d:02}T00:00:00Z")),
+            from_hour,
+            to_hour,
+        };
+        assert_eq!(pieces, [piece(2, 5, 24), piece(3, 0, 5)]);
+        assert!(open.is_empty());
+        // Hours 10 to 13: visitors of a middle piece are unknown; the 4th is not rolled.
+        plan.split(
+            t("2026-11-02T10:00:00Z"),
+            t("2026-11-02T13:00:00Z"),
+            &mut pieces,
+            &mut open,
+        );
+        plan.split(
+            t("2026-11-03T23:00:00Z"),
+            t("2026-11-04T02:00:00Z"),
+            &mut pieces,
+            &mut open,
+        );
+        assert_eq!(pieces.last(), Some(&piece(3, 23, 24)));
+        assert_eq!(
+            open,
+            Intervals(vec![
+                (t("2026-11-02T10:00:00Z"), t("2026-11-02T13:00:00Z")),
+                (t("2026-11-04T00:00:00Z"), t("2026-11-04T02:00:00Z")),
+            ])
+        );
+        // Off the hour: open, even on a rolled day.
+        let r = range("2026-11-02T00:00:00Z", "2026-11-04T00:00:01Z", Tz::UTC);
+        let (days, open) = plan.whole_days(&r);
+        assert_eq!(days, [day(2), day(3)]);
+        assert_eq!(
+            open,
+            Intervals(vec![(t("2026-11-04T00:00:00Z"), t("2026-11-04T00:00:01Z"))])
         );
     }
 

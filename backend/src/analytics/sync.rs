@@ -1,15 +1,18 @@
 //! Keeps `links.total_clicks` in PostgreSQL following ClickHouse, so listing links by clicks
 //! never touches ClickHouse. Every `TOTAL_CLICKS_SYNC_INTERVAL_SECS` the task reads each link's
-//! distinct human clicks (what the API counts by default) from `link_clicks_daily` and writes
-//! only the counts that changed, in batches; the lag is bounded by the interval plus one pass.
+//! distinct human clicks (what the API counts by default) and writes only the counts that
+//! changed, in batches; the lag is bounded by the interval plus one pass. Days with a current
+//! rollup are summed from `link_clicks_rollup_hours` (a click belongs to one hour, so hourly
+//! counts add up), the others merged from `link_clicks_daily`'s exact states.
 //! The owners of links whose count changed get their achievements evaluated (click milestones).
 
+use super::rollup;
 use crate::clickhouse::{ClickHouse, ClickHouseError};
+use crate::periodic::{PassMetrics, Periodic};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::time::Duration;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// Links per UPDATE statement.
@@ -30,14 +33,36 @@ struct LinkTotal {
     clicks: String,
 }
 
-/// Each link's distinct human clicks, all time.
-pub const TOTALS_SQL: &str = "SELECT link_id, toString(uniqExactIfMerge(human_clicks)) AS clicks \
-     FROM link_clicks_daily GROUP BY link_id";
+/// Each link's distinct human clicks, all time, given the days whose rollups are current.
+pub fn totals_sql(rolled: &[NaiveDate]) -> String {
+    let days: Vec<String> = rolled.iter().map(|d| format!("toDate('{d}')")).collect();
+    let unrolled = if days.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE day NOT IN ({})", days.join(", "))
+    };
+    let mut parts = vec![format!(
+        "SELECT link_id, uniqExactIfMerge(human_clicks) AS c FROM link_clicks_daily {unrolled} \
+         GROUP BY link_id"
+    )];
+    if !days.is_empty() {
+        parts.push(format!(
+            "SELECT link_id, sum(human_clicks) AS c FROM link_clicks_rollup_hours FINAL \
+             WHERE link_id != '' AND toDate(hour) IN ({}) GROUP BY link_id",
+            days.join(", ")
+        ));
+    }
+    format!(
+        "SELECT link_id, toString(sum(c)) AS clicks FROM ({}) GROUP BY link_id",
+        parts.join(" UNION ALL ")
+    )
+}
 
 /// One pass: returns how many links changed.
 #[tracing::instrument(skip_all)]
 pub async fn sync_total_clicks(db: &PgPool, ch: &ClickHouse) -> Result<u64, SyncError> {
-    let totals: Vec<LinkTotal> = ch.query(TOTALS_SQL).await?;
+    let rolled: Vec<NaiveDate> = rollup::current_days(ch, None).await?.into_iter().collect();
+    let totals: Vec<LinkTotal> = ch.query(&totals_sql(&rolled)).await?;
     // Rows of links that are not ours (bad ids) are skipped rather than failing the pass.
     let totals: Vec<(Uuid, i64)> = totals
         .into_iter()
@@ -69,46 +94,18 @@ pub async fn sync_total_clicks(db: &PgPool, ch: &ClickHouse) -> Result<u64, Sync
     Ok(changed)
 }
 
-/// The running sync task.
-pub struct TotalClicksSync {
-    stop: watch::Sender<bool>,
-    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
-}
-
-impl TotalClicksSync {
-    /// Starts syncing every `interval` (the first pass right away).
-    pub fn start(db: PgPool, ch: ClickHouse, interval: Duration) -> Self {
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = stopped.wait_for(|stop| *stop) => return,
-                }
-                match sync_total_clicks(&db, &ch).await {
-                    Ok(changed) => {
-                        metrics::counter!("smo1_total_clicks_synced_total").increment(changed);
-                    }
-                    Err(e) => {
-                        metrics::counter!("smo1_total_clicks_sync_failures_total").increment(1);
-                        tracing::warn!(error = %e, "total_clicks sync failed; retrying next interval");
-                    }
-                }
-            }
-        });
-        Self {
-            stop,
-            task: tokio::sync::Mutex::new(Some(task)),
-        }
-    }
-
-    /// Stops the task, letting a pass in progress finish.
-    pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.lock().await.take() {
-            let _ = task.await;
-        }
-    }
+/// Starts syncing every `interval` (the first pass right away).
+pub fn start(db: PgPool, ch: ClickHouse, interval: Duration) -> Periodic {
+    Periodic::start(
+        "total_clicks sync",
+        interval,
+        PassMetrics {
+            done: "smo1_total_clicks_synced_total",
+            failures: "smo1_total_clicks_sync_failures_total",
+        },
+        move || {
+            let (db, ch) = (db.clone(), ch.clone());
+            async move { sync_total_clicks(&db, &ch).await }
+        },
+    )
 }

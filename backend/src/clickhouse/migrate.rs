@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_link_clicks_hourly",
         include_str!("../../../migrations/clickhouse/0004_link_clicks_hourly.sql"),
     ),
+    (
+        "0005_link_clicks_rollups",
+        include_str!("../../../migrations/clickhouse/0005_link_clicks_rollups.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split on `;` at line ends, comments dropped.
