@@ -156,14 +156,14 @@ def check_analytics(s) -> tuple[int, int]:
         return "\n".join(f"{unix(at)}\t{counts}" for at, counts in points)
 
     expected = {
-        "summary_hourly": "5\t1\t4",
-        "summary_raw": "5\t1\t4",
-        "series_new_york_hourly": series(
+        "summary": "5\t1\t4",
+        "summary_off_hour": "5\t1\t4",
+        "series_new_york": series(
             ("2026-11-02T05:00:00Z", "3\t0\t3"),
             ("2026-11-03T05:00:00Z", "1\t1\t1"),
             ("2026-11-04T05:00:00Z", "1\t0\t1"),
         ),
-        "series_kolkata_raw": series(
+        "series_kolkata": series(
             ("2026-11-01T18:30:00Z", "2\t0\t2"),
             ("2026-11-02T18:30:00Z", "2\t0\t1"),
             ("2026-11-03T18:30:00Z", "1\t1\t1"),

@@ -4,7 +4,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use smo1_core::link::RedirectType;
-use smo1_origin::analytics::sync;
+use smo1_origin::analytics::{rollup, sync};
 use smo1_origin::clickhouse::{self, ClickHouse};
 use smo1_origin::clicks::{self, outbox};
 use smo1_origin::config::{BridgeConfig, DataConfig, OriginConfig};
@@ -31,6 +31,9 @@ enum Command {
     RebuildXp(DataConfig),
     /// Drain the click outbox into ClickHouse now, with progress, and report what is left.
     ReplayClicks(DataConfig),
+    /// Roll up every finished UTC day whose analytics rollup is missing or behind, now (the
+    /// origin does it every ANALYTICS_ROLLUP_INTERVAL_SECS; this is for after a bulk load).
+    Rollup(DataConfig),
     /// Load a synthetic click history for demos and benchmarks: users and links in PostgreSQL,
     /// clicks straight into ClickHouse. The same --seed and --until give the same rows.
     GenerateClicks {
@@ -145,6 +148,15 @@ async fn main() -> anyhow::Result<()> {
                 Ok(total) => println!("done: {total} replayed, {left} left"),
                 Err(e) => anyhow::bail!("stopped after an error, {left} left: {e}"),
             }
+        }
+        Command::Rollup(config) => {
+            let ch = ClickHouse::new(reqwest::Client::new(), config.clickhouse);
+            let started = std::time::Instant::now();
+            let rolled = rollup::roll_settled_days(&ch, Utc::now()).await?;
+            println!(
+                "rolled {rolled} days in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
         }
         Command::GenerateClicks {
             data,

@@ -823,9 +823,9 @@ async fn rollups_answer_alone_and_late_clicks_reopen_their_day() {
     // Nothing new: nothing to roll.
     assert_eq!(rollup::roll_settled_days(&ch, now).await.unwrap(), 0);
 
-    // With the raw table and the hourly view out of the way, whole rolled days still answer,
-    // from the rollups alone, the same.
-    ch.execute("RENAME TABLE link_clicks TO link_clicks_away, link_clicks_hourly TO link_clicks_hourly_away")
+    // With the raw table out of the way, whole rolled days still answer, from the rollups
+    // alone, the same.
+    ch.execute("RENAME TABLE link_clicks TO link_clicks_away")
         .await
         .unwrap();
     for (path, want) in [&summary, &series, &countries, &account]
@@ -834,7 +834,7 @@ async fn rollups_answer_alone_and_late_clicks_reopen_their_day() {
     {
         assert_eq!(&f.get(path).await, want, "{path}");
     }
-    ch.execute("RENAME TABLE link_clicks_away TO link_clicks, link_clicks_hourly_away TO link_clicks_hourly")
+    ch.execute("RENAME TABLE link_clicks_away TO link_clicks")
         .await
         .unwrap();
 

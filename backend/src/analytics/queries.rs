@@ -7,11 +7,11 @@
 //!   whole hours and its distinct visitors are known: the whole day, its first or last hours, or
 //!   one hour. Visitor ids are salted per UTC day, so pieces of different days never share a
 //!   visitor and their uniques add up; within a day they never do, and are never added.
-//! - Everything else (today, days with late rows, ranges off the hour) is "open": totals and
-//!   series read `link_clicks_hourly` (exact per-hour states, merged) when the range starts and
-//!   ends on a whole UTC hour and, for series, every bucket starts on one; otherwise
-//!   `link_clicks`, like breakdowns and the recent clicks. Its sort key starts with `link_id`, so a
-//!   per-link query reads only that link's rows.
+//! - Everything else (today, days with late rows, ranges off the hour, pieces in the middle of a
+//!   day, zones whose days start at :30) is "open" and read from `link_clicks`, like the recent
+//!   clicks. Its sort key starts with `link_id`, so a per-link query reads only that link's rows.
+//!   (Merging exact-distinct states from an aggregate view costs more than hashing the raw ids
+//!   on ClickHouse 18.16: docs/BENCHMARKS.md.)
 //!
 //! Every count is over distinct `click_id`, so duplicate deliveries never inflate it. Values reach
 //! the SQL only as numbers we format or through [`quote`].
@@ -195,76 +195,14 @@ pub enum Interval {
     Day,
 }
 
-/// Which table answers a query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Hourly,
-    Raw,
-}
-
-/// The measures over either table.
-struct Measures {
-    table: &'static str,
-    time: &'static str,
-    clicks: &'static str,
-    human_clicks: &'static str,
-    bot_clicks: &'static str,
-    visitors: &'static str,
-    human_visitors: &'static str,
-}
-
-const HOURLY: Measures = Measures {
-    table: "link_clicks_hourly",
-    time: "hour",
-    clicks: "uniqExactMerge(clicks)",
-    human_clicks: "uniqExactIfMerge(human_clicks)",
-    bot_clicks: "uniqExactIfMerge(bot_clicks)",
-    visitors: "uniqExactMerge(visitors)",
-    human_visitors: "uniqExactIfMerge(human_visitors)",
-};
-
-const RAW: Measures = Measures {
-    table: "link_clicks",
-    time: "clicked_at",
-    clicks: "uniqExact(click_id)",
-    human_clicks: "uniqExactIf(click_id, is_bot = 0)",
-    bot_clicks: "uniqExactIf(click_id, is_bot = 1)",
-    visitors: "uniqExact(visitor_id)",
-    human_visitors: "uniqExactIf(visitor_id, is_bot = 0)",
-};
-
-impl Source {
-    fn measures(self) -> &'static Measures {
-        match self {
-            Self::Hourly => &HOURLY,
-            Self::Raw => &RAW,
-        }
-    }
-}
-
-fn whole_hour(unix: i64) -> bool {
-    unix % 3600 == 0
-}
+/// The measures over the raw table, exact distinct ids.
+const CLICKS: &str = "uniqExact(click_id)";
+const HUMAN_CLICKS: &str = "uniqExactIf(click_id, is_bot = 0)";
+const BOT_CLICKS: &str = "uniqExactIf(click_id, is_bot = 1)";
+const VISITORS: &str = "uniqExact(visitor_id)";
+const HUMAN_VISITORS: &str = "uniqExactIf(visitor_id, is_bot = 0)";
 
 impl Range {
-    /// Totals need whole hours at both ends to be read from the hourly view.
-    pub fn totals_source(&self) -> Source {
-        if whole_hour(self.from.timestamp()) && whole_hour(self.to.timestamp()) {
-            Source::Hourly
-        } else {
-            Source::Raw
-        }
-    }
-
-    /// Series also need every bucket to start on a whole UTC hour (not so in e.g. Asia/Kolkata).
-    pub fn series_source(&self, buckets: &[i64]) -> Source {
-        if self.totals_source() == Source::Hourly && buckets.iter().all(|b| whole_hour(*b)) {
-            Source::Hourly
-        } else {
-            Source::Raw
-        }
-    }
-
     fn where_clause(&self, subject: &Subject, time: &str) -> String {
         format!(
             "{} AND {time} >= toDateTime({}) AND {time} < toDateTime({})",
@@ -364,15 +302,14 @@ impl MeasuresRow {
 /// only three are computed; human clicks are all clicks minus bot clicks, since every delivery
 /// of a click carries the same verdict. Named `{prefix}_clicks`, `{prefix}_bot_clicks`,
 /// `{prefix}_visitors`.
-fn select_measures(m: &Measures, include_bots: bool, prefix: &str) -> String {
+fn select_measures(include_bots: bool, prefix: &str) -> String {
     let (clicks, visitors) = if include_bots {
-        (m.clicks, m.visitors)
+        (CLICKS, VISITORS)
     } else {
-        (m.human_clicks, m.human_visitors)
+        (HUMAN_CLICKS, HUMAN_VISITORS)
     };
     format!(
-        "{clicks} AS {prefix}_clicks, {} AS {prefix}_bot_clicks, {visitors} AS {prefix}_visitors",
-        m.bot_clicks
+        "{clicks} AS {prefix}_clicks, {BOT_CLICKS} AS {prefix}_bot_clicks, {visitors} AS {prefix}_visitors"
     )
 }
 
@@ -487,14 +424,12 @@ impl MeasuresRow {
 }
 
 /// Totals over the open intervals of a range.
-pub fn summary_sql(subject: &Subject, range: &Range, source: Source, open: &Intervals) -> String {
-    let m = source.measures();
+pub fn summary_sql(subject: &Subject, range: &Range, open: &Intervals) -> String {
     format!(
-        "SELECT {} FROM {} WHERE {} AND {}",
-        select_measures(m, range.include_bots, "m"),
-        m.table,
+        "SELECT {} FROM link_clicks WHERE {} AND {}",
+        select_measures(range.include_bots, "m"),
         subject.filter(),
-        open.condition(m.time)
+        open.condition("clicked_at")
     )
 }
 
@@ -519,7 +454,7 @@ pub async fn summary(
         total.add(&piece.measures(&hours));
     }
     if !open.is_empty() {
-        let sql = summary_sql(subject, range, range.totals_source(), &open);
+        let sql = summary_sql(subject, range, &open);
         let rows: Vec<MeasuresRow> = ch.query(&sql).await?;
         if let Some(row) = rows.first() {
             total.add(row);
@@ -540,23 +475,19 @@ pub fn timeseries_sql(
     subject: &Subject,
     range: &Range,
     interval: Interval,
-    source: Source,
     open: &Intervals,
 ) -> String {
-    let m = source.measures();
     let start = match interval {
         Interval::Hour => "toStartOfHour",
         Interval::Day => "toStartOfDay",
     };
     format!(
-        "SELECT toUInt32({start}({time}, {tz})) AS bucket, {measures} FROM {table} \
+        "SELECT toUInt32({start}(clicked_at, {tz})) AS bucket, {measures} FROM link_clicks \
          WHERE {filter} AND {open} GROUP BY bucket ORDER BY bucket",
-        time = m.time,
         tz = quote(range.tz.name()),
-        measures = select_measures(m, range.include_bots, "m"),
-        table = m.table,
+        measures = select_measures(range.include_bots, "m"),
         filter = subject.filter(),
-        open = open.condition(m.time),
+        open = open.condition("clicked_at"),
     )
 }
 
@@ -593,13 +524,7 @@ pub async fn timeseries(
     let open_rows: BTreeMap<i64, MeasuresRow> = if open.is_empty() {
         BTreeMap::new()
     } else {
-        let sql = timeseries_sql(
-            subject,
-            range,
-            interval,
-            range.series_source(&buckets),
-            &open,
-        );
+        let sql = timeseries_sql(subject, range, interval, &open);
         let rows: Vec<BucketRow> = ch.query(&sql).await?;
         rows.into_iter()
             .map(|row| (row.bucket, row.measures))
@@ -693,7 +618,7 @@ pub fn breakdown_sql(
             "SELECT {column} AS value, {measures} FROM link_clicks WHERE {filter} AND {open} \
              GROUP BY value",
             column = dimension.column,
-            measures = select_measures(&RAW, range.include_bots, "p"),
+            measures = select_measures(range.include_bots, "p"),
             filter = subject.filter(),
             open = open.condition("clicked_at"),
         ));
@@ -945,7 +870,6 @@ mod tests {
                 "2026-03-09T00:00:00-04:00",
             ]
         );
-        assert_eq!(r.series_source(&r.buckets(Interval::Day)), Source::Hourly);
     }
 
     #[test]
@@ -966,13 +890,12 @@ mod tests {
     }
 
     #[test]
-    fn half_hour_zones_read_the_raw_table() {
+    fn half_hour_zones_start_days_on_the_half_hour() {
         let r = range(
             "2026-11-01T00:00:00Z",
             "2026-11-03T00:00:00Z",
             chrono_tz::Asia::Kolkata,
         );
-        let buckets = r.buckets(Interval::Day);
         assert_eq!(
             starts(&r, Interval::Day),
             [
@@ -981,14 +904,11 @@ mod tests {
                 "2026-11-03T00:00:00+05:30",
             ]
         );
-        assert_eq!(r.series_source(&buckets), Source::Raw);
-        assert_eq!(r.totals_source(), Source::Hourly);
     }
 
     #[test]
-    fn ranges_off_the_hour_read_the_raw_table() {
+    fn ranges_off_the_hour_keep_whole_buckets() {
         let r = range("2026-11-01T00:00:01Z", "2026-11-02T00:00:00Z", Tz::UTC);
-        assert_eq!(r.totals_source(), Source::Raw);
         assert_eq!(starts(&r, Interval::Day), ["2026-11-01T00:00:00+00:00"]);
     }
 
@@ -1009,10 +929,8 @@ mod tests {
         ));
         assert!(sql.contains("click_id < 'abc'"));
         assert!(sql.contains("is_bot = 0"));
-        assert!(
-            timeseries_sql(&subject, &r, Interval::Day, Source::Raw, &r.whole())
-                .contains("toStartOfDay(clicked_at, 'UTC')")
-        );
+        assert!(timeseries_sql(&subject, &r, Interval::Day, &r.whole())
+            .contains("toStartOfDay(clicked_at, 'UTC')"));
     }
 
     /// The SQL `scripts/check_clickhouse_sql.py` runs on ClickHouse 26 (chDB), rendered by the
@@ -1047,33 +965,18 @@ mod tests {
         let mut rollups = crate::analytics::rollup::day_statements(day(2), 3, 1);
         rollups.extend(crate::analytics::rollup::day_statements(day(3), 3, 1));
         [
+            ("summary", summary_sql(&link, &utc, &utc.whole())),
             (
-                "summary_hourly",
-                summary_sql(&link, &utc, Source::Hourly, &utc.whole()),
+                "summary_off_hour",
+                summary_sql(&link, &off_hour, &off_hour.whole()),
             ),
             (
-                "summary_raw",
-                summary_sql(&link, &off_hour, Source::Raw, &off_hour.whole()),
+                "series_new_york",
+                timeseries_sql(&link, &new_york, Interval::Day, &new_york.whole()),
             ),
             (
-                "series_new_york_hourly",
-                timeseries_sql(
-                    &link,
-                    &new_york,
-                    Interval::Day,
-                    Source::Hourly,
-                    &new_york.whole(),
-                ),
-            ),
-            (
-                "series_kolkata_raw",
-                timeseries_sql(
-                    &link,
-                    &kolkata,
-                    Interval::Day,
-                    Source::Raw,
-                    &kolkata.whole(),
-                ),
+                "series_kolkata",
+                timeseries_sql(&link, &kolkata, Interval::Day, &kolkata.whole()),
             ),
             (
                 "breakdown_country",

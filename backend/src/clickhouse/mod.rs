@@ -84,6 +84,22 @@ impl ClickHouse {
         .await
     }
 
+    /// Runs one long statement (a rollup) in the configured database, allowed `timeout` instead
+    /// of the client's default.
+    #[tracing::instrument(skip(self, sql))]
+    pub async fn execute_long(
+        &self,
+        sql: &str,
+        timeout: std::time::Duration,
+    ) -> Result<String, ClickHouseError> {
+        Self::send(
+            self.request(Some(&self.config.clickhouse_database))
+                .timeout(timeout)
+                .body(sql.to_owned()),
+        )
+        .await
+    }
+
     /// Runs one statement outside any database (e.g. `CREATE DATABASE`).
     pub async fn execute_global(&self, sql: &str) -> Result<String, ClickHouseError> {
         Self::send(self.request(None).body(sql.to_owned())).await

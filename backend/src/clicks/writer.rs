@@ -3,6 +3,7 @@
 use super::outbox;
 use crate::clickhouse::{self, ClickHouse};
 use crate::config::ClickConfig;
+use crate::periodic::{PassMetrics, Periodic};
 use smo1_core::click::ClickEvent;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -40,16 +41,18 @@ impl ClickSink {
 /// The running background tasks; [`Pipeline::shutdown`] flushes what is queued.
 pub struct Pipeline {
     stop: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    replayer: Periodic,
 }
 
 impl Pipeline {
     /// Stops taking new work, writes every queued click (to ClickHouse or the outbox) and waits.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        for task in self.tasks.lock().await.drain(..) {
-            let _ = task.await;
+        if let Some(writer) = self.writer.lock().await.take() {
+            let _ = writer.await;
         }
+        self.replayer.shutdown().await;
     }
 }
 
@@ -65,17 +68,33 @@ pub fn start(db: PgPool, ch: ClickHouse, config: &ClickConfig) -> (ClickSink, Ar
         config.click_flush_interval,
         stopped.clone(),
     ));
-    let replayer = tokio::spawn(replay_periodically(
-        db.clone(),
-        ch,
-        config.click_replay_interval,
-        stopped,
-    ));
+    let replayer = {
+        let db = db.clone();
+        Periodic::start(
+            "outbox replay",
+            config.click_replay_interval,
+            PassMetrics {
+                done: "smo1_clicks_replayed_total",
+                failures: "smo1_clicks_replay_failures_total",
+            },
+            move || {
+                let (db, ch) = (db.clone(), ch.clone());
+                async move {
+                    let replayed = replay_all(&db, &ch, |_| {}).await;
+                    if let Ok(depth) = outbox::depth(&db).await {
+                        metrics::gauge!("smo1_click_outbox_depth").set(depth as f64);
+                    }
+                    replayed.map(|n| n as u64)
+                }
+            },
+        )
+    };
     (
         ClickSink { tx, db },
         Arc::new(Pipeline {
             stop,
-            tasks: Mutex::new(vec![writer, replayer]),
+            writer: Mutex::new(Some(writer)),
+            replayer,
         }),
     )
 }
@@ -150,26 +169,6 @@ async fn spool(db: &PgPool, events: &[ClickEvent]) {
     }
 }
 
-async fn replay_periodically(
-    db: PgPool,
-    ch: ClickHouse,
-    interval: Duration,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
-        }
-        replay_all(&db, &ch, |_| {}).await.ok();
-        if let Ok(depth) = outbox::depth(&db).await {
-            metrics::gauge!("smo1_click_outbox_depth").set(depth as f64);
-        }
-    }
-}
-
 /// Drains the outbox batch by batch until it is empty or a batch fails; `progress` sees the
 /// running total. Returns the total replayed.
 pub async fn replay_all(
@@ -182,7 +181,6 @@ pub async fn replay_all(
         match outbox::replay_batch(db, ch, REPLAY_BATCH).await {
             Ok(0) => return Ok(total),
             Ok(n) => {
-                metrics::counter!("smo1_clicks_replayed_total").increment(n as u64);
                 total += n;
                 progress(total);
             }
