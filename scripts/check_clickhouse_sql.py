@@ -158,6 +158,7 @@ def check_analytics(s) -> tuple[int, int]:
     expected = {
         "summary": "5\t1\t4",
         "summary_off_hour": "5\t1\t4",
+        "summary_recent": "5\t1\t4",
         "series_new_york": series(
             ("2026-11-02T05:00:00Z", "3\t0\t3"),
             ("2026-11-03T05:00:00Z", "1\t1\t1"),

@@ -877,3 +877,66 @@ async fn rollups_answer_alone_and_late_clicks_reopen_their_day() {
     ch.insert_json_rows("link_clicks", &[], body).await.unwrap();
     assert_eq!(rollup::roll_settled_days(&ch, now).await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recent_days_come_from_the_account_sorted_copy_until_they_age_out() {
+    let f = fixture().await;
+    let ch = f.app.db.clickhouse();
+    let now = chrono::Utc::now();
+    let day = |days_ago: i64| (now - chrono::Duration::days(days_ago)).format("%Y-%m-%d");
+    let l1 = LinkOf::new(&f.get(&format!("/v1/links/{}", f.l1)).await, f.user_id);
+    let l2 = LinkOf::new(&f.get(&format!("/v1/links/{}", f.l2)).await, f.user_id);
+    // Today: t1 clicks L1 twice and L2 once. Five days ago: one click on L1.
+    let events = [
+        click(&l1, "c20", &format!("{}T00:00:00Z", day(0)), "t1"),
+        click(&l1, "c21", &format!("{}T00:00:01Z", day(0)), "t1"),
+        click(&l2, "c22", &format!("{}T00:00:02Z", day(0)), "t1"),
+        click(&l1, "c23", &format!("{}T12:00:00Z", day(5)), "o1"),
+    ];
+    let mut body = Vec::new();
+    for event in &events {
+        serde_json::to_writer(&mut body, event).unwrap();
+        body.push(b'\n');
+    }
+    ch.insert_json_rows("link_clicks", &[], body).await.unwrap();
+    let today = format!("from={}T00:00:00Z&to={}T00:00:00Z", day(0), day(-1));
+    let old = format!("from={}T00:00:00Z&to={}T00:00:00Z", day(5), day(4));
+    let counts = |v: &Value| (v["clicks"].as_u64(), v["unique_visitors"].as_u64());
+
+    // Today is never rolled; with link_clicks out of the way it is still there, in full.
+    ch.execute("RENAME TABLE link_clicks TO link_clicks_away")
+        .await
+        .unwrap();
+    let link = f.get(&f.link(&format!("summary?{today}"))).await;
+    let account = f.get(&format!("/v1/analytics/summary?{today}")).await;
+    let countries = f
+        .get(&format!("/v1/analytics/breakdown/country?{today}"))
+        .await;
+    ch.execute("RENAME TABLE link_clicks_away TO link_clicks")
+        .await
+        .unwrap();
+    assert_eq!(counts(&link), (Some(2), Some(1)));
+    assert_eq!(counts(&account), (Some(3), Some(1)));
+    assert_eq!(values(&countries), owned(&[("DE", 3, 1, 0)]));
+
+    // The pass rolls the old day and drops it (and the fixture's days) from the copy; the old
+    // day still answers, from its rollup.
+    let recent_rows = |day: String| {
+        let ch = ch.clone();
+        async move {
+            let rows: Vec<Value> = ch
+                .query(&format!(
+                    "SELECT toString(count()) AS n FROM link_clicks_recent WHERE toDate(clicked_at) = '{day}'"
+                ))
+                .await
+                .unwrap();
+            rows[0]["n"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(recent_rows(day(5).to_string()).await, "1");
+    rollup::roll_settled_days(&ch, now).await.unwrap();
+    assert_eq!(recent_rows(day(5).to_string()).await, "0");
+    assert_eq!(recent_rows(day(0).to_string()).await, "3");
+    let link = f.get(&f.link(&format!("summary?{old}"))).await;
+    assert_eq!(counts(&link), (Some(1), Some(1)));
+}

@@ -89,6 +89,20 @@ impl Intervals {
         self.0.is_empty()
     }
 
+    /// The parts before `cutoff` and from it on.
+    fn split_at(&self, cutoff: i64) -> (Self, Self) {
+        let (mut before, mut after) = (Self::default(), Self::default());
+        for &(start, end) in &self.0 {
+            if start < cutoff {
+                before.push(start, end.min(cutoff));
+            }
+            if end > cutoff {
+                after.push(start.max(cutoff), end);
+            }
+        }
+        (before, after)
+    }
+
     fn condition(&self, time: &str) -> String {
         let each: Vec<String> = self
             .0
@@ -110,11 +124,31 @@ struct Piece {
     to_hour: i64,
 }
 
+/// The raw tables open data is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raw {
+    /// Every click, sorted by link.
+    Clicks,
+    /// The last few days, sorted by account (migration 0006).
+    Recent,
+}
+
+impl Raw {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Clicks => "link_clicks",
+            Self::Recent => "link_clicks_recent",
+        }
+    }
+}
+
 /// How one range splits between the rollups and the open data.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Plan {
     /// UTC days (their starts) whose rollups are current.
     current: BTreeSet<i64>,
+    /// Open data from here on is read from `link_clicks_recent`.
+    recent_from: i64,
 }
 
 impl Plan {
@@ -123,17 +157,28 @@ impl Plan {
         let from = date_of(range.from.timestamp());
         let to = date_of(range.to.timestamp()) + Duration::days(1);
         let days = rollup::current_days(ch, Some((from, to))).await?;
-        Ok(Self::with_current_days(days))
+        Ok(Self::new(days, Utc::now()))
     }
 
-    /// A plan over these current days; none reads everything from the open data.
-    pub fn with_current_days(days: impl IntoIterator<Item = NaiveDate>) -> Self {
+    /// A plan over these current days (none: everything is open) at `now`.
+    pub fn new(days: impl IntoIterator<Item = NaiveDate>, now: DateTime<Utc>) -> Self {
         Self {
             current: days
                 .into_iter()
                 .map(|day| day.and_time(NaiveTime::MIN).and_utc().timestamp())
                 .collect(),
+            recent_from: utc_day(now.timestamp()) - rollup::RECENT_READ_DAYS * DAY,
         }
+    }
+
+    /// Which raw table reads which open intervals. The cut is at a UTC midnight, so the parts
+    /// share no click and no visitor and their counts add up.
+    pub fn sources(&self, open: &Intervals) -> Vec<(Raw, Intervals)> {
+        let (old, recent) = open.split_at(self.recent_from);
+        [(Raw::Clicks, old), (Raw::Recent, recent)]
+            .into_iter()
+            .filter(|(_, part)| !part.is_empty())
+            .collect()
     }
 
     /// Splits `[start, end)` at UTC midnights into pieces the hour rollups answer and open
@@ -423,11 +468,12 @@ impl MeasuresRow {
     }
 }
 
-/// Totals over the open intervals of a range.
-pub fn summary_sql(subject: &Subject, range: &Range, open: &Intervals) -> String {
+/// Totals over open intervals of a range, from one raw table.
+pub fn summary_sql(subject: &Subject, range: &Range, raw: Raw, open: &Intervals) -> String {
     format!(
-        "SELECT {} FROM link_clicks WHERE {} AND {}",
+        "SELECT {} FROM {} WHERE {} AND {}",
         select_measures(range.include_bots, "m"),
+        raw.table(),
         subject.filter(),
         open.condition("clicked_at")
     )
@@ -453,9 +499,8 @@ pub async fn summary(
     for piece in &pieces {
         total.add(&piece.measures(&hours));
     }
-    if !open.is_empty() {
-        let sql = summary_sql(subject, range, &open);
-        let rows: Vec<MeasuresRow> = ch.query(&sql).await?;
+    for (raw, part) in plan.sources(&open) {
+        let rows: Vec<MeasuresRow> = ch.query(&summary_sql(subject, range, raw, &part)).await?;
         if let Some(row) = rows.first() {
             total.add(row);
         }
@@ -470,11 +515,12 @@ struct BucketRow {
     measures: MeasuresRow,
 }
 
-/// Buckets over the open intervals of a range.
+/// Buckets over open intervals of a range, from one raw table.
 pub fn timeseries_sql(
     subject: &Subject,
     range: &Range,
     interval: Interval,
+    raw: Raw,
     open: &Intervals,
 ) -> String {
     let start = match interval {
@@ -482,8 +528,9 @@ pub fn timeseries_sql(
         Interval::Day => "toStartOfDay",
     };
     format!(
-        "SELECT toUInt32({start}(clicked_at, {tz})) AS bucket, {measures} FROM link_clicks \
+        "SELECT toUInt32({start}(clicked_at, {tz})) AS bucket, {measures} FROM {table} \
          WHERE {filter} AND {open} GROUP BY bucket ORDER BY bucket",
+        table = raw.table(),
         tz = quote(range.tz.name()),
         measures = select_measures(range.include_bots, "m"),
         filter = subject.filter(),
@@ -521,15 +568,14 @@ pub async fn timeseries(
     }
     let all: Vec<Piece> = pieces.iter().flatten().copied().collect();
     let hours = rolled_hours(ch, subject, range.include_bots, &all).await?;
-    let open_rows: BTreeMap<i64, MeasuresRow> = if open.is_empty() {
-        BTreeMap::new()
-    } else {
-        let sql = timeseries_sql(subject, range, interval, &open);
+    let mut open_rows = BTreeMap::<i64, MeasuresRow>::new();
+    for (raw, part) in plan.sources(&open) {
+        let sql = timeseries_sql(subject, range, interval, raw, &part);
         let rows: Vec<BucketRow> = ch.query(&sql).await?;
-        rows.into_iter()
-            .map(|row| (row.bucket, row.measures))
-            .collect()
-    };
+        for row in rows {
+            open_rows.entry(row.bucket).or_default().add(&row.measures);
+        }
+    }
     Ok(buckets
         .into_iter()
         .zip(pieces)
@@ -589,15 +635,15 @@ impl Dimension {
     }
 }
 
-/// The top values over the current `days` (from the rollups) and the open intervals (from
-/// `link_clicks`). A value's visitors on different UTC days are different ids, so they add up.
+/// The top values over the current `days` (from the rollups) and the open intervals (from the
+/// raw tables). A value's visitors on different UTC days are different ids, so they add up.
 pub fn breakdown_sql(
     subject: &Subject,
     range: &Range,
     dimension: Dimension,
     limit: u32,
     days: &[NaiveDate],
-    open: &Intervals,
+    open: &[(Raw, Intervals)],
 ) -> String {
     let mut parts = Vec::new();
     if !days.is_empty() {
@@ -613,14 +659,15 @@ pub fn breakdown_sql(
             days = days.join(", "),
         ));
     }
-    if !open.is_empty() {
+    for (raw, part) in open {
         parts.push(format!(
-            "SELECT {column} AS value, {measures} FROM link_clicks WHERE {filter} AND {open} \
+            "SELECT {column} AS value, {measures} FROM {table} WHERE {filter} AND {open} \
              GROUP BY value",
             column = dimension.column,
             measures = select_measures(range.include_bots, "p"),
+            table = raw.table(),
             filter = subject.filter(),
-            open = open.condition("clicked_at"),
+            open = part.condition("clicked_at"),
         ));
     }
     format!(
@@ -670,11 +717,19 @@ pub async fn breakdown(
     dimension: Dimension,
     limit: u32,
 ) -> Result<(Vec<BreakdownValue>, OtherCounts), ClickHouseError> {
-    let (days, open) = Plan::fetch(ch, range).await?.whole_days(range);
+    let plan = Plan::fetch(ch, range).await?;
+    let (days, open) = plan.whole_days(range);
     let body = ch
         .execute(&format!(
             "{} FORMAT JSON",
-            breakdown_sql(subject, range, dimension, limit, &days, &open)
+            breakdown_sql(
+                subject,
+                range,
+                dimension,
+                limit,
+                &days,
+                &plan.sources(&open)
+            )
         ))
         .await?;
     let answer: WithTotals = serde_json::from_str(&body)?;
@@ -929,8 +984,10 @@ mod tests {
         ));
         assert!(sql.contains("click_id < 'abc'"));
         assert!(sql.contains("is_bot = 0"));
-        assert!(timeseries_sql(&subject, &r, Interval::Day, &r.whole())
-            .contains("toStartOfDay(clicked_at, 'UTC')"));
+        assert!(
+            timeseries_sql(&subject, &r, Interval::Day, Raw::Clicks, &r.whole())
+                .contains("toStartOfDay(clicked_at, 'UTC')")
+        );
     }
 
     /// The SQL `scripts/check_clickhouse_sql.py` runs on ClickHouse 26 (chDB), rendered by the
@@ -961,26 +1018,53 @@ mod tests {
         let country = Dimension::named("country").unwrap();
         let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
         // 2026-11-02 and 03 rolled, the 4th open.
-        let (rolled_days, rolled_open) = Plan::with_current_days([day(2), day(3)]).whole_days(&utc);
+        let plan = Plan::new([day(2), day(3)], at("2026-11-05T12:00:00Z"));
+        let (rolled_days, rolled_open) = plan.whole_days(&utc);
         let mut rollups = crate::analytics::rollup::day_statements(day(2), 3, 1);
         rollups.extend(crate::analytics::rollup::day_statements(day(3), 3, 1));
         [
-            ("summary", summary_sql(&link, &utc, &utc.whole())),
+            (
+                "summary",
+                summary_sql(&link, &utc, Raw::Clicks, &utc.whole()),
+            ),
+            (
+                "summary_recent",
+                summary_sql(&link, &utc, Raw::Recent, &utc.whole()),
+            ),
             (
                 "summary_off_hour",
-                summary_sql(&link, &off_hour, &off_hour.whole()),
+                summary_sql(&link, &off_hour, Raw::Clicks, &off_hour.whole()),
             ),
             (
                 "series_new_york",
-                timeseries_sql(&link, &new_york, Interval::Day, &new_york.whole()),
+                timeseries_sql(
+                    &link,
+                    &new_york,
+                    Interval::Day,
+                    Raw::Clicks,
+                    &new_york.whole(),
+                ),
             ),
             (
                 "series_kolkata",
-                timeseries_sql(&link, &kolkata, Interval::Day, &kolkata.whole()),
+                timeseries_sql(
+                    &link,
+                    &kolkata,
+                    Interval::Day,
+                    Raw::Recent,
+                    &kolkata.whole(),
+                ),
             ),
             (
                 "breakdown_country",
-                breakdown_sql(&account, &utc, country, 2, &[], &utc.whole()),
+                breakdown_sql(
+                    &account,
+                    &utc,
+                    country,
+                    2,
+                    &[],
+                    &[(Raw::Recent, utc.whole())],
+                ),
             ),
             ("rollup_days", rollups.join(";\n")),
             (
@@ -998,7 +1082,14 @@ mod tests {
             ),
             (
                 "breakdown_country_rolled",
-                breakdown_sql(&link, &utc, country, 2, &rolled_days, &rolled_open),
+                breakdown_sql(
+                    &link,
+                    &utc,
+                    country,
+                    2,
+                    &rolled_days,
+                    &plan.sources(&rolled_open),
+                ),
             ),
             ("clicks_page", clicks_sql(&link, &utc, Some(&before_c3), 10)),
             ("sync_totals", crate::analytics::sync::totals_sql(&[])),
@@ -1038,7 +1129,8 @@ mod tests {
     #[test]
     fn ranges_split_into_rolled_pieces_and_open_intervals() {
         let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
-        let plan = Plan::with_current_days([day(2), day(3)]);
+        // Now is noon on the 5th: link_clicks_recent is read from the 3rd on.
+        let plan = Plan::new([day(2), day(3)], at("2026-11-05T12:00:00Z"));
         let t = |s: &str| at(s).timestamp();
         let mut pieces = Vec::new();
         let mut open = Intervals::default();
@@ -1076,6 +1168,34 @@ mod tests {
                 (t("2026-11-02T10:00:00Z"), t("2026-11-02T13:00:00Z")),
                 (t("2026-11-04T00:00:00Z"), t("2026-11-04T02:00:00Z")),
             ])
+        );
+        // Before the 3rd from link_clicks, after from the recent copy, cut at midnight.
+        let across = Intervals(vec![(t("2026-11-02T20:00:00Z"), t("2026-11-04T02:00:00Z"))]);
+        assert_eq!(
+            plan.sources(&across),
+            [
+                (
+                    Raw::Clicks,
+                    Intervals(vec![(t("2026-11-02T20:00:00Z"), t("2026-11-03T00:00:00Z"))])
+                ),
+                (
+                    Raw::Recent,
+                    Intervals(vec![(t("2026-11-03T00:00:00Z"), t("2026-11-04T02:00:00Z"))])
+                ),
+            ]
+        );
+        assert_eq!(
+            plan.sources(&open),
+            [
+                (
+                    Raw::Clicks,
+                    Intervals(vec![(t("2026-11-02T10:00:00Z"), t("2026-11-02T13:00:00Z"))])
+                ),
+                (
+                    Raw::Recent,
+                    Intervals(vec![(t("2026-11-04T00:00:00Z"), t("2026-11-04T02:00:00Z"))])
+                ),
+            ]
         );
         // Off the hour: open, even on a rolled day.
         let r = range("2026-11-02T00:00:00Z", "2026-11-04T00:00:01Z", Tz::UTC);

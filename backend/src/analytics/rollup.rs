@@ -27,6 +27,11 @@ use std::time::Duration;
 /// How long after a UTC day ends it is first rolled (the click buffer flushes within 10 s).
 pub const SETTLE: chrono::Duration = chrono::Duration::minutes(5);
 
+/// Days `link_clicks_recent` keeps before today; queries read it only for the last
+/// [`RECENT_READ_DAYS`], a day less, so a partition is never dropped under a query.
+const RECENT_KEEP_DAYS: i64 = 3;
+pub const RECENT_READ_DAYS: i64 = RECENT_KEEP_DAYS - 1;
+
 /// How long one rollup statement may run: one pass over a day's rows (about 3 s per 100k
 /// clicks on 2 cores), far beyond the 10 s the API's queries get.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -202,7 +207,33 @@ pub async fn current_days(
         .collect())
 }
 
-/// Rolls every settled day whose rollup is missing or behind; returns how many were rolled.
+#[derive(Deserialize)]
+struct Partition {
+    day: NaiveDate,
+}
+
+/// Drops the partitions of `link_clicks_recent` older than [`RECENT_KEEP_DAYS`] before `now`'s
+/// day.
+async fn drop_old_recent_days(ch: &ClickHouse, now: DateTime<Utc>) -> Result<(), ClickHouseError> {
+    let oldest_kept = now.date_naive() - chrono::Duration::days(RECENT_KEEP_DAYS);
+    let partitions: Vec<Partition> = ch
+        .query(
+            "SELECT DISTINCT toString(partition) AS day FROM system.parts \
+             WHERE database = currentDatabase() AND table = 'link_clicks_recent' AND active",
+        )
+        .await?;
+    for Partition { day } in partitions.into_iter().filter(|p| p.day < oldest_kept) {
+        ch.execute(&format!(
+            "ALTER TABLE link_clicks_recent DROP PARTITION '{day}'"
+        ))
+        .await?;
+        tracing::info!(%day, "dropped from link_clicks_recent");
+    }
+    Ok(())
+}
+
+/// Rolls every settled day whose rollup is missing or behind, then drops the old days of
+/// `link_clicks_recent`; returns how many days were rolled.
 #[tracing::instrument(skip(ch))]
 pub async fn roll_settled_days(
     ch: &ClickHouse,
@@ -221,6 +252,7 @@ pub async fn roll_settled_days(
         tracing::info!(%day, received = state.arrived, "analytics rollup");
         rolled += 1;
     }
+    drop_old_recent_days(ch, now).await?;
     Ok(rolled)
 }
 

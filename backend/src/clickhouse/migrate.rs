@@ -25,6 +25,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_link_clicks_rollups",
         include_str!("../../../migrations/clickhouse/0005_link_clicks_rollups.sql"),
     ),
+    (
+        "0006_link_clicks_recent",
+        include_str!("../../../migrations/clickhouse/0006_link_clicks_recent.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split on `;` at line ends, comments dropped.
