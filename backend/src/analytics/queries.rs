@@ -18,7 +18,7 @@
 
 use super::escape::quote;
 use super::rollup;
-use crate::clickhouse::{ClickHouse, ClickHouseError};
+use crate::clickhouse::{uint64, ClickHouse, ClickHouseError};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -308,29 +308,15 @@ pub fn day_start(tz: Tz, unix: i64) -> i64 {
     }
 }
 
-/// Counts arrive as JSON strings (64-bit integers are quoted) or numbers.
-fn count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Count {
-        Number(u64),
-        Text(String),
-    }
-    match Count::deserialize(deserializer)? {
-        Count::Number(n) => Ok(n),
-        Count::Text(s) => s.parse().map_err(serde::de::Error::custom),
-    }
-}
-
 /// The measures of one group, as ClickHouse answers them: clicks and visitors with bots in or
 /// out as asked, and bot clicks.
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 struct MeasuresRow {
-    #[serde(deserialize_with = "count")]
+    #[serde(deserialize_with = "uint64")]
     m_clicks: u64,
-    #[serde(deserialize_with = "count")]
+    #[serde(deserialize_with = "uint64")]
     m_bot_clicks: u64,
-    #[serde(deserialize_with = "count")]
+    #[serde(deserialize_with = "uint64")]
     m_visitors: u64,
 }
 
@@ -371,15 +357,15 @@ fn rolled(include_bots: bool, column: &str) -> String {
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 struct HourRow {
     hour: i64,
-    #[serde(deserialize_with = "count")]
+    #[serde(deserialize_with = "uint64")]
     r_clicks: u64,
-    #[serde(deserialize_with = "count")]
+    #[serde(deserialize_with = "uint64")]
     r_bot_clicks: u64,
-    #[serde(deserialize_with = "count")]
+    #[serde(deserialize_with = "uint64")]
     r_visitors: u64,
-    #[serde(deserialize_with = "count")]
+    #[serde(deserialize_with = "uint64")]
     r_first: u64,
-    #[serde(deserialize_with = "count")]
+    #[serde(deserialize_with = "uint64")]
     r_last: u64,
 }
 

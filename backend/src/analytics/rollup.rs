@@ -17,7 +17,7 @@
 
 use super::escape::quote;
 use super::queries::DIMENSIONS;
-use crate::clickhouse::{ClickHouse, ClickHouseError};
+use crate::clickhouse::{uint64, ClickHouse, ClickHouseError};
 use crate::periodic::{PassMetrics, Periodic};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
@@ -160,7 +160,8 @@ pub fn day_states_sql(bounds: Option<(NaiveDate, NaiveDate)>) -> String {
 struct DayStateRow {
     kind: String,
     date: NaiveDate,
-    received: String,
+    #[serde(deserialize_with = "uint64")]
+    received: u64,
 }
 
 /// One day: rows received so far, and how many its newest rollup had seen.
@@ -183,12 +184,11 @@ async fn day_states(
     let rows: Vec<DayStateRow> = ch.query(&day_states_sql(bounds)).await?;
     let mut days = BTreeMap::<NaiveDate, DayState>::new();
     for row in rows {
-        let received = row.received.parse().unwrap_or_default();
         let state = days.entry(row.date).or_default();
         if row.kind == "rolled" {
-            state.rolled = Some(received);
+            state.rolled = Some(row.received);
         } else {
-            state.arrived = received;
+            state.arrived = row.received;
         }
     }
     Ok(days)

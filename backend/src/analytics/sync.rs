@@ -7,7 +7,7 @@
 //! The owners of links whose count changed get their achievements evaluated (click milestones).
 
 use super::rollup;
-use crate::clickhouse::{ClickHouse, ClickHouseError};
+use crate::clickhouse::{uint64, ClickHouse, ClickHouseError};
 use crate::periodic::{PassMetrics, Periodic};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -29,8 +29,8 @@ pub enum SyncError {
 #[derive(Deserialize)]
 struct LinkTotal {
     link_id: String,
-    /// Quoted by ClickHouse (a 64-bit integer in JSON).
-    clicks: String,
+    #[serde(deserialize_with = "uint64")]
+    clicks: u64,
 }
 
 /// Each link's distinct human clicks, all time, given the days whose rollups are current.
@@ -66,7 +66,7 @@ pub async fn sync_total_clicks(db: &PgPool, ch: &ClickHouse) -> Result<u64, Sync
     // Rows of links that are not ours (bad ids) are skipped rather than failing the pass.
     let totals: Vec<(Uuid, i64)> = totals
         .into_iter()
-        .filter_map(|t| Some((t.link_id.parse().ok()?, t.clicks.parse().ok()?)))
+        .filter_map(|t| Some((t.link_id.parse().ok()?, i64::try_from(t.clicks).ok()?)))
         .collect();
     let mut owners: Vec<Uuid> = Vec::new();
     for chunk in totals.chunks(BATCH) {

@@ -23,6 +23,21 @@ pub fn insert_target(
     }
 }
 
+/// A `UInt64` as ClickHouse writes it in JSON: a string (64-bit integers are quoted by
+/// default) or a number. For `#[serde(deserialize_with = "uint64")]`.
+pub fn uint64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Count {
+        Number(u64),
+        Text(String),
+    }
+    match <Count as serde::Deserialize>::deserialize(deserializer)? {
+        Count::Number(n) => Ok(n),
+        Count::Text(s) => s.parse().map_err(serde::de::Error::custom),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClickHouseError {
     #[error("clickhouse unreachable: {0}")]
