@@ -383,22 +383,22 @@ pub fn rollup_hours_sql(subject: &Subject, include_bots: bool, start: i64, end: 
     )
 }
 
-/// The rolled hours the pieces need, by start.
-async fn rolled_hours(
+/// Which days of the range are rolled, and the range's rolled hours by start, asked at once:
+/// the hours do not depend on the answer, since rows of days that are not current are never
+/// looked up.
+async fn plan_and_hours(
     ch: &ClickHouse,
     subject: &Subject,
-    include_bots: bool,
-    pieces: &[Piece],
-) -> Result<BTreeMap<i64, HourRow>, ClickHouseError> {
-    let start = pieces.iter().map(|p| p.day + p.from_hour * HOUR).min();
-    let end = pieces.iter().map(|p| p.day + p.to_hour * HOUR).max();
-    let (Some(start), Some(end)) = (start, end) else {
-        return Ok(BTreeMap::new());
-    };
-    let rows: Vec<HourRow> = ch
-        .query(&rollup_hours_sql(subject, include_bots, start, end))
-        .await?;
-    Ok(rows.into_iter().map(|row| (row.hour, row)).collect())
+    range: &Range,
+) -> Result<(Plan, BTreeMap<i64, HourRow>), ClickHouseError> {
+    let sql = rollup_hours_sql(
+        subject,
+        range.include_bots,
+        utc_day(range.from.timestamp()),
+        range.to.timestamp(),
+    );
+    let (plan, rows) = tokio::try_join!(Plan::fetch(ch, range), ch.query::<HourRow>(&sql))?;
+    Ok((plan, rows.into_iter().map(|row| (row.hour, row)).collect()))
 }
 
 impl Piece {
@@ -471,7 +471,7 @@ pub async fn summary(
     subject: &Subject,
     range: &Range,
 ) -> Result<Counts, ClickHouseError> {
-    let plan = Plan::fetch(ch, range).await?;
+    let (plan, hours) = plan_and_hours(ch, subject, range).await?;
     let mut pieces = Vec::new();
     let mut open = Intervals::default();
     plan.split(
@@ -480,7 +480,6 @@ pub async fn summary(
         &mut pieces,
         &mut open,
     );
-    let hours = rolled_hours(ch, subject, range.include_bots, &pieces).await?;
     let mut total = MeasuresRow::default();
     for piece in &pieces {
         total.add(&piece.measures(&hours));
@@ -542,7 +541,7 @@ pub async fn timeseries(
     interval: Interval,
 ) -> Result<Vec<Point>, ClickHouseError> {
     let buckets = range.buckets(interval);
-    let plan = Plan::fetch(ch, range).await?;
+    let (plan, hours) = plan_and_hours(ch, subject, range).await?;
     let (from, to) = (range.from.timestamp(), range.to.timestamp());
     let mut open = Intervals::default();
     let mut pieces = Vec::with_capacity(buckets.len());
@@ -552,8 +551,6 @@ pub async fn timeseries(
         plan.split((*start).max(from), end, &mut own, &mut open);
         pieces.push(own);
     }
-    let all: Vec<Piece> = pieces.iter().flatten().copied().collect();
-    let hours = rolled_hours(ch, subject, range.include_bots, &all).await?;
     let mut open_rows = BTreeMap::<i64, MeasuresRow>::new();
     for (raw, part) in plan.sources(&open) {
         let sql = timeseries_sql(subject, range, interval, raw, &part);
