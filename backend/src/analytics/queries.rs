@@ -67,6 +67,18 @@ fn utc_day(unix: i64) -> i64 {
     unix - unix.rem_euclid(DAY)
 }
 
+/// `[start, end)` cut at UTC midnights: each piece as (its day's start, piece start, piece end).
+fn by_utc_day(start: i64, end: i64) -> impl Iterator<Item = (i64, i64, i64)> {
+    let piece = move |at: i64| {
+        let day = utc_day(at);
+        (day, at, end.min(day + DAY))
+    };
+    std::iter::successors(
+        (start < end).then(|| piece(start)),
+        move |&(_, _, piece_end)| (piece_end < end).then(|| piece(piece_end)),
+    )
+}
+
 fn date_of(unix: i64) -> NaiveDate {
     DateTime::from_timestamp(unix, 0)
         .unwrap_or_default()
@@ -163,10 +175,7 @@ impl Plan {
     /// A plan over these current days (none: everything is open) at `now`.
     pub fn new(days: impl IntoIterator<Item = NaiveDate>, now: DateTime<Utc>) -> Self {
         Self {
-            current: days
-                .into_iter()
-                .map(|day| day.and_time(NaiveTime::MIN).and_utc().timestamp())
-                .collect(),
+            current: days.into_iter().map(rollup::midnight).collect(),
             recent_from: utc_day(now.timestamp()) - rollup::RECENT_READ_DAYS * DAY,
         }
     }
@@ -184,10 +193,7 @@ impl Plan {
     /// Splits `[start, end)` at UTC midnights into pieces the hour rollups answer and open
     /// intervals for the rest.
     fn split(&self, start: i64, end: i64, pieces: &mut Vec<Piece>, open: &mut Intervals) {
-        let mut at = start;
-        while at < end {
-            let day = utc_day(at);
-            let piece_end = end.min(day + DAY);
+        for (day, at, piece_end) in by_utc_day(start, end) {
             let (from_hour, to_hour) = ((at - day) / HOUR, (piece_end - day) / HOUR);
             let whole_hours = (at - day) % HOUR == 0 && (piece_end - day) % HOUR == 0;
             let visitors_known = from_hour == 0 || to_hour == 24 || to_hour - from_hour == 1;
@@ -200,25 +206,19 @@ impl Plan {
             } else {
                 open.push(at, piece_end);
             }
-            at = piece_end;
         }
     }
 
     /// The current days wholly inside the range, and the open intervals around them.
     fn whole_days(&self, range: &Range) -> (Vec<NaiveDate>, Intervals) {
-        let (start, end) = (range.from.timestamp(), range.to.timestamp());
         let mut days = Vec::new();
         let mut open = Intervals::default();
-        let mut at = start;
-        while at < end {
-            let day = utc_day(at);
-            let piece_end = end.min(day + DAY);
+        for (day, at, piece_end) in by_utc_day(range.from.timestamp(), range.to.timestamp()) {
             if at == day && piece_end == day + DAY && self.current.contains(&day) {
                 days.push(date_of(day));
             } else {
                 open.push(at, piece_end);
             }
-            at = piece_end;
         }
         (days, open)
     }
@@ -630,7 +630,6 @@ pub fn breakdown_sql(
 ) -> String {
     let mut parts = Vec::new();
     if !days.is_empty() {
-        let days: Vec<String> = days.iter().map(|d| format!("toDate('{d}')")).collect();
         parts.push(format!(
             "SELECT value, sum({clicks}) AS p_clicks, sum(bot_clicks) AS p_bot_clicks, \
              sum({visitors}) AS p_visitors FROM link_clicks_rollup_values FINAL \
@@ -639,7 +638,7 @@ pub fn breakdown_sql(
             visitors = rolled(range.include_bots, "visitors"),
             filter = subject.rollup_filter(),
             name = quote(dimension.name),
-            days = days.join(", "),
+            days = rollup::dates_sql(days),
         ));
     }
     for (raw, part) in open {

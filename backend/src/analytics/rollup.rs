@@ -53,12 +53,13 @@ impl Scope {
     }
 }
 
-fn day_start(day: NaiveDate) -> i64 {
+/// Unix time of `day`'s UTC midnight.
+pub(super) fn midnight(day: NaiveDate) -> i64 {
     day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp()
 }
 
 fn within_day(day: NaiveDate) -> String {
-    let start = day_start(day);
+    let start = midnight(day);
     format!(
         "clicked_at >= toDateTime({start}) AND clicked_at < toDateTime({})",
         start + 86_400
@@ -121,6 +122,12 @@ fn values_sql(scope: Scope, day: NaiveDate, version: u64) -> String {
          FROM link_clicks ARRAY JOIN [{pairs}] AS dv WHERE {within} \
          GROUP BY user_id, dimension, link_id, day, value"
     )
+}
+
+/// `days` as a list of ClickHouse dates, for `IN (…)`.
+pub(super) fn dates_sql(days: &[NaiveDate]) -> String {
+    let dates: Vec<String> = days.iter().map(|d| format!("toDate('{d}')")).collect();
+    dates.join(", ")
 }
 
 fn record_sql(day: NaiveDate, received: u64, version: u64) -> String {

@@ -35,21 +35,20 @@ struct LinkTotal {
 
 /// Each link's distinct human clicks, all time, given the days whose rollups are current.
 pub fn totals_sql(rolled: &[NaiveDate]) -> String {
-    let days: Vec<String> = rolled.iter().map(|d| format!("toDate('{d}')")).collect();
-    let unrolled = if days.is_empty() {
+    let days = rollup::dates_sql(rolled);
+    let unrolled = if rolled.is_empty() {
         String::new()
     } else {
-        format!("WHERE day NOT IN ({})", days.join(", "))
+        format!("WHERE day NOT IN ({days})")
     };
     let mut parts = vec![format!(
         "SELECT link_id, uniqExactIfMerge(human_clicks) AS c FROM link_clicks_daily {unrolled} \
          GROUP BY link_id"
     )];
-    if !days.is_empty() {
+    if !rolled.is_empty() {
         parts.push(format!(
             "SELECT link_id, sum(human_clicks) AS c FROM link_clicks_rollup_hours FINAL \
-             WHERE link_id != '' AND toDate(hour) IN ({}) GROUP BY link_id",
-            days.join(", ")
+             WHERE link_id != '' AND toDate(hour) IN ({days}) GROUP BY link_id"
         ));
     }
     format!(
