@@ -10,12 +10,13 @@
 mod report;
 
 use chrono::{DateTime, Duration};
+use smo1_generate::{self as generate, Plan};
 use smo1_origin::analytics::queries::{self, Dimension, Interval, Range, Raw, Subject};
 use smo1_origin::analytics::rollup;
 use smo1_origin::clickhouse::{self, ClickHouse};
 use smo1_origin::config::DataConfig;
-use smo1_origin::generate::{self, Plan};
-use smo1_origin::{db, testkit};
+use smo1_origin::db;
+use smo1_testkit as testkit;
 use sqlx::postgres::PgPoolCopyExt;
 use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 use std::time::Instant;

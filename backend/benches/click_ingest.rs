@@ -9,7 +9,7 @@ mod report;
 use smo1_core::click::{ClickEvent, VisitorRequest};
 use smo1_core::link::{LinkCacheRecord, LinkStatus, Protection, RedirectType, Utm};
 use smo1_origin::clicks;
-use smo1_origin::testkit::{self, TestDb};
+use smo1_testkit::{self as testkit, TestDb};
 use std::time::{Duration, Instant};
 
 const EVENTS: usize = 200_000;
@@ -94,8 +94,8 @@ async fn main() {
     config.clicks.click_flush_interval = Duration::from_millis(200);
     config.clicks.click_queue_capacity = EVENTS;
     let pool = smo1_origin::db::pool(&config.data).expect("pool");
-    let ch = db.clickhouse();
-    let (sink, pipeline) = clicks::start(pool, ch, &config.clicks);
+    let sink = clicks::ClickSink::new(pool, config.clicks.click_queue_capacity);
+    let pipeline = clicks::start(&sink, db.clickhouse(), &config.clicks);
     let batch = events("writer");
     let started = Instant::now();
     for event in batch {

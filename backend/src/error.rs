@@ -26,8 +26,8 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("this slug is already taken")]
     SlugTaken,
-    #[error("request body is larger than {max} bytes", max = crate::server::MAX_BODY_BYTES)]
-    PayloadTooLarge,
+    #[error("request body is larger than {max_bytes} bytes")]
+    PayloadTooLarge { max_bytes: usize },
     #[error("request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error("{0}")]
@@ -60,7 +60,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SlugTaken => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidClickEvents(_) => StatusCode::BAD_REQUEST,
@@ -81,7 +81,7 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::SlugTaken => "slug_taken",
-            Self::PayloadTooLarge => "payload_too_large",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
             Self::InvalidClickEvents(_) => "invalid_click_event",
@@ -146,14 +146,3 @@ impl IntoResponse for AppError {
 /// The internal cause of a 5xx, carried to the logging middleware instead of the client.
 #[derive(Clone, Debug)]
 pub struct LoggedCause(pub String);
-
-/// Puts a bare 413 (answered by the body-limit layer before any handler runs) into the error shape.
-pub async fn shape_payload_too_large(response: Response) -> Response {
-    let is_ours = response.headers().get(header::CONTENT_TYPE)
-        == Some(&HeaderValue::from_static("application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_ours {
-        AppError::PayloadTooLarge.into_response()
-    } else {
-        response
-    }
-}

@@ -1,30 +1,27 @@
 //! SMO1 origin: the source-of-truth service over PostgreSQL, the read-through writer of the
 //! edge's Redis cache, a redirect server of its own, and the local Upstash REST bridge.
+//!
+//! Layout: [`http`] is the web face (server, middleware, one module per resource); the other
+//! modules are the domain (repositories, services, background tasks) and never import `http`.
+//! [`state`] holds handles only; [`app`] starts and stops the background work of `serve`.
 
 pub mod achievements;
 pub mod analytics;
 pub mod api_keys;
-pub mod auth;
+pub mod app;
 pub mod billing;
-pub mod bridge;
 pub mod cache;
 pub mod clickhouse;
 pub mod clicks;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod extract;
-pub mod generate;
-pub mod health;
+pub mod http;
 pub mod links;
 pub mod metrics;
-pub mod openapi;
 pub mod periodic;
 pub mod rate_limit;
-pub mod redirect;
-pub mod server;
 pub mod state;
-pub mod testkit;
 pub mod users;
 
 /// Installs the global tracing subscriber: `RUST_LOG` filters, `LOG_FORMAT=json` for JSON lines.

@@ -1,17 +1,19 @@
 //! `smo1-origin`: one binary, one subcommand per job.
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Parser, Subcommand};
 use smo1_core::link::RedirectType;
-use smo1_origin::analytics::{rollup, sync};
+use smo1_origin::analytics::rollup;
+use smo1_origin::app::Background;
 use smo1_origin::clickhouse::{self, ClickHouse};
 use smo1_origin::clicks::{self, outbox};
 use smo1_origin::config::{BridgeConfig, DataConfig, OriginConfig};
+use smo1_origin::http::{self, bridge};
 use smo1_origin::links::{repo, service};
 use smo1_origin::state::AppState;
 use smo1_origin::users::SubscriptionTier;
-use smo1_origin::{achievements, api_keys, bridge, db, generate, server};
+use smo1_origin::{achievements, api_keys, db};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -34,30 +36,6 @@ enum Command {
     /// Roll up every finished UTC day whose analytics rollup is missing or behind, now (the
     /// origin does it every ANALYTICS_ROLLUP_INTERVAL_SECS; this is for after a bulk load).
     Rollup(DataConfig),
-    /// Load a synthetic click history for demos and benchmarks: users and links in PostgreSQL,
-    /// clicks straight into ClickHouse. The same --seed and --until give the same rows.
-    GenerateClicks {
-        #[command(flatten)]
-        data: DataConfig,
-        #[arg(long, default_value_t = 1_000)]
-        links: usize,
-        #[arg(long, default_value_t = 1_000_000)]
-        clicks: u64,
-        /// Days of history before --until.
-        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
-        days: u32,
-        /// Accounts the links are spread over (link i belongs to account i mod users).
-        #[arg(long, default_value_t = 10)]
-        users: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// End of the history (RFC 3339); default: the next whole UTC hour.
-        #[arg(long)]
-        until: Option<DateTime<Utc>>,
-        /// Rows per ClickHouse insert.
-        #[arg(long, default_value_t = 200_000)]
-        batch: usize,
-    },
     /// Serve the local Upstash REST bridge in front of Redis.
     Bridge(BridgeConfig),
     /// Administration without the API (bootstrap of a self-hosted instance).
@@ -105,13 +83,9 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding ORIGIN_BIND {}", config.bind))?;
             tracing::info!(addr = %listener.local_addr()?, "origin listening");
             let state = AppState::new(config)?;
-            server::serve(
-                listener,
-                server::app(state.clone()),
-                server::shutdown_signal(),
-            )
-            .await?;
-            state.shutdown().await;
+            let background = Background::start(&state);
+            http::serve(listener, http::app(state), http::shutdown_signal()).await?;
+            background.shutdown().await;
             tracing::info!("click queue flushed; bye");
         }
         Command::Migrate(config) => {
@@ -158,61 +132,6 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::GenerateClicks {
-            data,
-            links,
-            clicks,
-            days,
-            users,
-            seed,
-            until,
-            batch,
-        } => {
-            anyhow::ensure!(
-                links >= 1 && (1..=links).contains(&users),
-                "--links must be at least 1 and --users 1 to --links"
-            );
-            anyhow::ensure!(batch >= 1, "--batch must be at least 1");
-            let until = until.unwrap_or_else(|| {
-                let now = Utc::now().timestamp();
-                DateTime::from_timestamp(now - now % 3_600 + 3_600, 0).unwrap_or_default()
-            });
-            let plan = generate::Plan {
-                users,
-                links,
-                clicks,
-                days,
-                seed,
-                until,
-                batch,
-            };
-            let pool = db::pool(&data)?;
-            let ch = ClickHouse::new(reqwest::Client::new(), data.clickhouse);
-            let created = generate::create_links(&pool, &plan).await?;
-            eprintln!("created {users} users and {links} links in PostgreSQL");
-            let started = std::time::Instant::now();
-            let mut done = 0u64;
-            generate::insert_clicks(&ch, &plan, &created, |count| {
-                done += count;
-                let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-                eprint!(
-                    "\rinserted {done}/{clicks} clicks ({:.0}%), {rate:.0}/s   ",
-                    done as f64 * 100.0 / clicks.max(1) as f64
-                );
-            })
-            .await?;
-            eprintln!();
-            let synced = sync::sync_total_clicks(&pool, &ch).await?;
-            eprintln!(
-                "done in {:.1} s; total_clicks synced for {synced} links",
-                started.elapsed().as_secs_f64()
-            );
-            let popular = &created[0];
-            println!(
-                "most_popular_link={} its_user={}",
-                popular.id, popular.user_id
-            );
-        }
         Command::Bridge(config) => {
             let listener = TcpListener::bind(config.bind)
                 .await
@@ -221,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("connecting to Redis")?;
             tracing::info!(addr = %listener.local_addr()?, "upstash bridge listening");
-            server::serve(listener, bridge::router(state), server::shutdown_signal()).await?;
+            http::serve(listener, bridge::router(state), http::shutdown_signal()).await?;
         }
         Command::Admin {
             command:

@@ -1,14 +1,8 @@
-//! Prometheus metrics: one process-wide recorder, rendered at `GET /metrics`.
+//! Prometheus metrics: one process-wide recorder (rendered at `GET /metrics` by `http::health`).
 //!
 //! Code records with the `metrics` macros (`metrics::counter!("smo1_…_total").increment(1)`);
 //! names are prefixed `smo1_` and counters end in `_total`.
 
-use crate::state::AppState;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
@@ -23,15 +17,4 @@ pub fn handle() -> PrometheusHandle {
                 .expect("no other metrics recorder is installed")
         })
         .clone()
-}
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(render))
-}
-
-async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
 }

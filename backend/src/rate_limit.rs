@@ -1,4 +1,5 @@
-//! Per-API-key rate limits for `/v1`: a sliding window over Redis counters.
+//! Rate limits: a sliding window over Redis counters (per API key for `/v1`; the middleware
+//! that applies it is `http::rate_limit`).
 //!
 //! Counters are `rate:{key id}:{minute bucket}` (TTL 3600 s). A request is counted against the
 //! current minute plus the previous minute weighted by how much of it still lies inside the
@@ -7,16 +8,9 @@
 //! instances) are counted exactly. If Redis is unavailable the limit fails open: the request is
 //! served, the failure logged and counted in `smo1_rate_limit_fail_open_total`.
 
-use crate::auth::Principal;
 use crate::cache::Redis;
 use crate::config::RateLimitConfig;
-use crate::error::AppError;
-use crate::state::AppState;
 use crate::users::SubscriptionTier;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use std::sync::LazyLock;
 
 /// Length of the sliding window and of one counter bucket.
@@ -97,42 +91,4 @@ pub async fn check(redis: &Redis, identifier: &str, limit: u32) -> redis::RedisR
         reset_secs: reset_ms.div_ceil(1000),
         retry_after_secs: retry_ms.div_ceil(1000),
     })
-}
-
-/// Middleware after [`crate::auth::authenticate`]: limits the caller's key by its user's tier and
-/// adds the `X-RateLimit-*` headers; 429 `rate_limited` with `Retry-After` over the limit.
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(principal) = request.extensions().get::<Principal>().cloned() else {
-        return next.run(request).await;
-    };
-    let limit = state.config.rate_limits.per_minute(principal.tier);
-    let decision = match check(&state.redis, &principal.key_id.to_string(), limit).await {
-        Ok(decision) => decision,
-        Err(e) => {
-            metrics::counter!("smo1_rate_limit_fail_open_total").increment(1);
-            tracing::warn!(error = %e, "rate limiter unavailable, allowing the request");
-            return next.run(request).await;
-        }
-    };
-    let mut response = if decision.allowed {
-        next.run(request).await
-    } else {
-        metrics::counter!("smo1_rate_limited_total", "tier" => principal.tier.as_str())
-            .increment(1);
-        AppError::RateLimited {
-            retry_after_secs: decision.retry_after_secs,
-        }
-        .into_response()
-    };
-    insert_headers(response.headers_mut(), &decision);
-    response
-}
-
-fn insert_headers(headers: &mut HeaderMap, decision: &Decision) {
-    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert(
-        "x-ratelimit-remaining",
-        HeaderValue::from(decision.remaining),
-    );
-    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_secs));
 }

@@ -270,7 +270,7 @@ async fn the_total_clicks_sync_unlocks_click_milestones() {
         .await
         .unwrap();
 
-    smo1_origin::testkit::eventually("clicks_100 unlocked by the sync", || async {
+    smo1_testkit::eventually("clicks_100 unlocked by the sync", || async {
         unlocked(&app, user.id)
             .await
             .contains(&"clicks_100".to_owned())

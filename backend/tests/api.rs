@@ -102,7 +102,7 @@ async fn requests_without_a_valid_key_are_401() {
         .call(
             Method::GET,
             "/v1/me",
-            smo1_origin::testkit::TEST_INTERNAL_SECRET,
+            smo1_testkit::TEST_INTERNAL_SECRET,
             None,
         )
         .await;

@@ -7,8 +7,8 @@ use common::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use smo1_origin::billing::signature;
-use smo1_origin::testkit::TEST_POLAR_SECRET;
 use smo1_origin::users::SubscriptionTier;
+use smo1_testkit::TEST_POLAR_SECRET;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()

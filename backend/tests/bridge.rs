@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use smo1_origin::testkit::{self, RunningServer, TEST_UPSTASH_TOKEN};
+use smo1_testkit::{self as testkit, RunningServer, TEST_UPSTASH_TOKEN};
 
 struct Bridge {
     server: RunningServer,

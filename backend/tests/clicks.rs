@@ -10,7 +10,7 @@ use smo1_core::click::{ClickEvent, VisitorRequest};
 use smo1_core::link::{CachedLink, LinkCacheRecord};
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::clicks::{self, outbox};
-use smo1_origin::testkit::{self, eventually, TcpProxy};
+use smo1_testkit::{self as testkit, eventually, TcpProxy};
 use std::time::Duration;
 
 async fn scalar(ch: &ClickHouse, sql: &str) -> u64 {

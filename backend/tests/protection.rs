@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use smo1_core::link::Protection;
 use smo1_origin::links::{protection, repo, Link};
-use smo1_origin::testkit;
+use smo1_testkit as testkit;
 
 async fn protected(app: &TestApp, slug: &str, pin: &str) -> Link {
     let link = app

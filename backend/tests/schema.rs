@@ -1,6 +1,6 @@
 //! The PostgreSQL data model (SPEC §2) as the migrations create it.
 
-use smo1_origin::testkit::TestDb;
+use smo1_testkit::TestDb;
 use sqlx::PgPool;
 
 async fn pool(db: &TestDb) -> PgPool {

@@ -8,7 +8,7 @@ use redis::AsyncCommands;
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::config::OriginConfig;
 use smo1_origin::state::AppState;
-use smo1_origin::testkit::{self, RunningServer, TcpProxy, TestDb};
+use smo1_testkit::{self as testkit, RunningServer, TcpProxy, TestDb};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

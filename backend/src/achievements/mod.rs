@@ -6,23 +6,11 @@
 //! (user, type, reference): an award inserted twice is inserted once, and `users.xp` grows by
 //! exactly the rows this call inserted. [`rebuild`] recomputes `xp`/`level` from the trail.
 
-mod handlers;
-
-use crate::state::AppState;
 use sqlx::{PgPool, Postgres, Transaction};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// XP for each link created.
 pub const LINK_CREATED_XP: i32 = 5;
-
-/// `GET /v1/achievements`, `GET /v1/xp`.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(handlers::list))
-        .routes(routes!(handlers::xp))
-}
 
 /// Level for an XP total: level `n` starts at `50·(n−1)²` XP (0, 50, 200, 450, 800, …).
 pub fn level_for(xp: i64) -> i32 {

@@ -1,13 +1,8 @@
 //! API keys: how integrations authenticate. A key is shown once, at creation; PostgreSQL keeps
 //! only its SHA-256 hash and a short visible prefix for listings.
 
-mod handlers;
 pub mod repo;
 pub mod secret;
-
-use crate::state::AppState;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 pub use repo::{ApiKey, Scope};
 
@@ -35,11 +30,4 @@ pub async fn bootstrap_user(
     .await?;
     tx.commit().await?;
     Ok(Some((user, key.secret)))
-}
-
-/// `POST/GET /v1/api-keys`, `DELETE /v1/api-keys/{id}`.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(handlers::create, handlers::list))
-        .routes(routes!(handlers::revoke))
 }

@@ -1,4 +1,4 @@
-//! Polar billing: `POST /webhooks/polar` turns subscription events into the user's
+//! Polar billing: subscription events (`POST /webhooks/polar`) become the user's
 //! `subscription_tier` (which sets their API rate limit on their next request).
 //!
 //! Every delivery is verified (Standard Webhooks signature, 5-minute tolerance) before anything
@@ -7,15 +7,207 @@
 //! serialise on the unique index. A delivery whose processing fails is stored unprocessed with
 //! its error and answered 500, so Polar's retry processes it again.
 
-mod handlers;
 pub mod signature;
+mod tiers;
 
-use crate::state::AppState;
-use axum::routing::post;
-use axum::Router;
+use crate::error::{AppError, Result};
+use crate::users::SubscriptionTier;
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
 
-pub use handlers::ProductTiers;
+pub use tiers::ProductTiers;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/polar", post(handlers::polar))
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    data: Value,
+}
+
+/// Stores a verified delivery and processes it exactly once; answers what became of it:
+/// `processed`, `ignored` (not a subscription change) or `duplicate` (processed before).
+#[tracing::instrument(skip(db, products, body))]
+pub async fn process(
+    db: &PgPool,
+    products: &ProductTiers,
+    event_id: &str,
+    body: &[u8],
+) -> Result<&'static str> {
+    let event: Event = serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("webhook body is not a Polar event: {e}")))?;
+    let payload: Value = serde_json::from_slice(body).expect("parsed above");
+
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO webhook_events (event_id, type, payload) VALUES ($1, $2, $3)
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(&event.kind)
+    .bind(&payload)
+    .execute(&mut *tx)
+    .await?;
+    // A concurrent delivery of the same id waits here until the first one commits.
+    let processed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "SELECT processed_at FROM webhook_events WHERE event_id = $1 FOR UPDATE",
+    )
+    .bind(event_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if processed.is_some() {
+        tx.commit().await?;
+        metrics::counter!("smo1_webhooks_duplicate_total").increment(1);
+        return Ok("duplicate");
+    }
+    match apply(&mut tx, products, &event).await {
+        Ok(outcome) => {
+            sqlx::query(
+                "UPDATE webhook_events SET processed_at = now(), last_error = NULL WHERE event_id = $1",
+            )
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            metrics::counter!("smo1_webhooks_processed_total").increment(1);
+            Ok(outcome)
+        }
+        Err(failure) => {
+            tx.rollback().await?;
+            // Keep the event, unprocessed, with the reason: Polar's retry will process it.
+            sqlx::query(
+                "INSERT INTO webhook_events (event_id, type, payload, last_error) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (event_id) DO UPDATE SET last_error = EXCLUDED.last_error",
+            )
+            .bind(event_id)
+            .bind(&event.kind)
+            .bind(&payload)
+            .bind(&failure)
+            .execute(db)
+            .await?;
+            metrics::counter!("smo1_webhooks_failed_total").increment(1);
+            Err(AppError::WebhookFailed(failure))
+        }
+    }
+}
+
+/// The tier a subscription event implies: `Ok(None)` when it changes nothing.
+fn implied_tier(
+    products: &ProductTiers,
+    kind: &str,
+    data: &Value,
+) -> std::result::Result<Option<SubscriptionTier>, String> {
+    if kind == "subscription.revoked" {
+        return Ok(Some(SubscriptionTier::Free));
+    }
+    if !matches!(
+        kind,
+        "subscription.created"
+            | "subscription.updated"
+            | "subscription.active"
+            | "subscription.canceled"
+    ) {
+        return Ok(None);
+    }
+    match data["status"].as_str().unwrap_or_default() {
+        // Canceled at period end stays "active" until then.
+        "active" | "trialing" => {
+            let product = data["product_id"]
+                .as_str()
+                .or_else(|| data["product"]["id"].as_str())
+                .ok_or("subscription has no product_id")?;
+            products
+                .0
+                .get(product)
+                .copied()
+                .map(Some)
+                .ok_or_else(|| format!("product {product} is not in POLAR_PRODUCT_TIERS"))
+        }
+        "canceled" | "revoked" | "unpaid" | "incomplete_expired" => {
+            Ok(Some(SubscriptionTier::Free))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Applies one event inside the caller's transaction; `Err` leaves it retryable.
+async fn apply(
+    tx: &mut Transaction<'_, Postgres>,
+    products: &ProductTiers,
+    event: &Event,
+) -> std::result::Result<&'static str, String> {
+    let Some(tier) = implied_tier(products, &event.kind, &event.data)? else {
+        return Ok("ignored");
+    };
+    let customer = &event.data["customer"];
+    let external_id = customer["external_id"]
+        .as_str()
+        .and_then(|id| Uuid::parse_str(id).ok());
+    let email = customer["email"].as_str();
+    let updated = sqlx::query(
+        "UPDATE users SET subscription_tier = $3
+          WHERE id = $1 OR ($1 IS NULL AND lower(email) = lower($2))",
+    )
+    .bind(external_id)
+    .bind(email)
+    .bind(tier)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| format!("database: {e}"))?;
+    if updated.rows_affected() == 0 {
+        // The customer may sign up after paying: a later retry can still match.
+        return Err(format!(
+            "no user matches customer external_id {external_id:?} / email {email:?}"
+        ));
+    }
+    Ok("processed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn products() -> ProductTiers {
+        "prod_pro=pro, prod_biz=business".parse().unwrap()
+    }
+    #[test]
+    fn subscription_events_map_to_tiers() {
+        let p = products();
+        let active = json!({"status": "active", "product_id": "prod_biz"});
+        for kind in [
+            "subscription.created",
+            "subscription.updated",
+            "subscription.active",
+        ] {
+            assert_eq!(
+                implied_tier(&p, kind, &active),
+                Ok(Some(SubscriptionTier::Business))
+            );
+        }
+        assert_eq!(
+            implied_tier(&p, "subscription.canceled", &active),
+            Ok(Some(SubscriptionTier::Business)),
+            "canceled at period end keeps the tier until then"
+        );
+        let ended = json!({"status": "canceled", "product_id": "prod_biz"});
+        assert_eq!(
+            implied_tier(&p, "subscription.canceled", &ended),
+            Ok(Some(SubscriptionTier::Free))
+        );
+        assert_eq!(
+            implied_tier(&p, "subscription.revoked", &active),
+            Ok(Some(SubscriptionTier::Free))
+        );
+        assert_eq!(implied_tier(&p, "order.created", &active), Ok(None));
+        let past_due = json!({"status": "past_due", "product_id": "prod_biz"});
+        assert_eq!(
+            implied_tier(&p, "subscription.updated", &past_due),
+            Ok(None)
+        );
+        let unknown = json!({"status": "active", "product_id": "prod_x"});
+        assert!(implied_tier(&p, "subscription.updated", &unknown).is_err());
+    }
 }

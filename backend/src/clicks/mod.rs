@@ -8,17 +8,7 @@
 //!
 //! Retries and replays may write a click twice; every count is over distinct `click_id`.
 
-mod handlers;
 pub mod outbox;
 mod writer;
 
 pub use writer::{replay_all, start, ClickSink, Pipeline};
-
-use crate::state::AppState;
-use axum::routing::post;
-use axum::Router;
-
-/// `POST /internal/clicks` (shared-secret auth is applied by the caller).
-pub fn internal_router() -> Router<AppState> {
-    Router::new().route("/internal/clicks", post(handlers::receive))
-}

@@ -19,9 +19,21 @@ const REPLAY_BATCH: i64 = 5_000;
 pub struct ClickSink {
     tx: mpsc::Sender<ClickEvent>,
     db: PgPool,
+    /// The queue's other end, until [`start`] hands it to the writer.
+    queue: Arc<std::sync::Mutex<Option<mpsc::Receiver<ClickEvent>>>>,
 }
 
 impl ClickSink {
+    /// An in-memory queue of `capacity` clicks; nothing drains it until [`start`].
+    pub fn new(db: PgPool, capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity);
+        Self {
+            tx,
+            db,
+            queue: Arc::new(std::sync::Mutex::new(Some(rx))),
+        }
+    }
+
     /// Queues a click for the batching writer. When the queue is full the click goes straight to
     /// the outbox instead (off the request path), so a burst can slow analytics but lose nothing.
     pub fn enqueue(&self, event: ClickEvent) {
@@ -56,9 +68,18 @@ impl Pipeline {
     }
 }
 
-/// Starts the writer and the replayer.
-pub fn start(db: PgPool, ch: ClickHouse, config: &ClickConfig) -> (ClickSink, Arc<Pipeline>) {
-    let (tx, rx) = mpsc::channel(config.click_queue_capacity);
+/// Starts the writer draining `sink`'s queue, and the outbox replayer.
+///
+/// # Panics
+/// When `sink`'s queue is already drained by a pipeline (started twice).
+pub fn start(sink: &ClickSink, ch: ClickHouse, config: &ClickConfig) -> Pipeline {
+    let rx = sink
+        .queue
+        .lock()
+        .expect("the click queue lock is never poisoned")
+        .take()
+        .expect("the click pipeline is started once");
+    let db = sink.db.clone();
     let (stop, stopped) = watch::channel(false);
     let writer = tokio::spawn(write_batches(
         rx,
@@ -89,14 +110,11 @@ pub fn start(db: PgPool, ch: ClickHouse, config: &ClickConfig) -> (ClickSink, Ar
             },
         )
     };
-    (
-        ClickSink { tx, db },
-        Arc::new(Pipeline {
-            stop,
-            writer: Mutex::new(Some(writer)),
-            replayer,
-        }),
-    )
+    Pipeline {
+        stop,
+        writer: Mutex::new(Some(writer)),
+        replayer,
+    }
 }
 
 async fn write_batches(

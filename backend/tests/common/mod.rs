@@ -7,8 +7,8 @@ use serde_json::Value;
 use smo1_origin::config::OriginConfig;
 use smo1_origin::links::{repo, service};
 use smo1_origin::state::AppState;
-use smo1_origin::testkit::{self, RunningServer, TestDb};
 use smo1_origin::users::SubscriptionTier;
+use smo1_testkit::{self as testkit, RunningServer, TestDb};
 use uuid::Uuid;
 
 /// A user created the way an operator does (`admin create-user`), with its first, all-scopes key.

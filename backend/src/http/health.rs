@@ -1,8 +1,10 @@
-//! `/healthz` (the process is alive) and `/readyz` (each dependency's state).
+//! `/healthz` (the process is alive), `/readyz` (each dependency's state) and `/metrics`
+//! (Prometheus).
 
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -15,6 +17,7 @@ pub fn router() -> Router<AppState> {
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 #[derive(Serialize)]
@@ -79,4 +82,11 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         clickhouse,
     };
     (status, Json(body))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }

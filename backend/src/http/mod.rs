@@ -1,10 +1,37 @@
-//! Assembling the origin's router and serving it.
+//! The origin's web face: the router assembled from one module per resource, the middleware,
+//! and serving it. Nothing outside this module (but the binary) imports it.
+//!
+//! | module | serves |
+//! |---|---|
+//! | [`links`], [`api_keys`], [`users`], [`achievements`], [`analytics`] | `/v1/*` (OpenAPI-documented, [`openapi`]) |
+//! | [`auth`], [`rate_limit`] | `/v1` API key authentication and rate limits |
+//! | [`internal`] | `/internal/*`, the edge's lookups, unlocks and undelivered clicks |
+//! | [`billing`] | `/webhooks/polar` |
+//! | [`health`] | `/healthz`, `/readyz`, `/metrics` |
+//! | [`visit`] | visitors: `/` and `/{slug}`, the origin's own redirects |
+//! | [`bridge`] | the local Upstash REST bridge (its own server) |
 
-use crate::error::{self, AppError, LoggedCause};
+pub mod achievements;
+pub mod analytics;
+pub mod api_keys;
+pub mod auth;
+pub mod billing;
+pub mod bridge;
+pub mod extract;
+pub mod health;
+pub mod internal;
+pub mod links;
+pub mod openapi;
+pub mod rate_limit;
+pub mod tags;
+pub mod users;
+pub mod visit;
+
+use crate::error::{AppError, LoggedCause};
 use crate::state::AppState;
-use crate::{billing, clicks, health, links, metrics, openapi, redirect};
 use axum::extract::{Request, State};
 use axum::http::header::ALLOW;
+use axum::http::{header, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
@@ -22,19 +49,16 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole origin as a router, apart from binding a port (tests serve it on port 0).
 pub fn app(state: AppState) -> Router {
-    let internal = links::internal_router()
-        .merge(clicks::internal_router())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_internal_secret,
-        ));
+    let internal = internal::router().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        require_internal_secret,
+    ));
     Router::new()
         .merge(health::router())
-        .merge(metrics::router())
         .merge(internal)
         .merge(billing::router())
         .merge(openapi::router(state.clone()))
-        .merge(redirect::router())
+        .merge(visit::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(TraceLayer::new_for_http().on_response(
@@ -51,7 +75,7 @@ pub fn app(state: AppState) -> Router {
             Duration::from_secs(10),
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(middleware::map_response(error::shape_payload_too_large))
+        .layer(middleware::map_response(shape_payload_too_large))
         .with_state(state)
 }
 
@@ -68,7 +92,7 @@ async fn not_found(uri: Uri) -> Response {
     if is_api(uri.path()) {
         AppError::NotFound("endpoint").into_response()
     } else {
-        redirect::page(Page::NotFound)
+        visit::page(Page::NotFound)
     }
 }
 
@@ -86,12 +110,26 @@ async fn require_internal_secret(
     request: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let presented = crate::auth::bearer_token(request.headers()).unwrap_or_default();
+    let presented = auth::bearer_token(request.headers()).unwrap_or_default();
     let expected = state.config.internal_secret.expose();
     if constant_time_eq::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
         Ok(next.run(request).await)
     } else {
         Err(AppError::Unauthorized)
+    }
+}
+
+/// Puts a bare 413 (answered by the body-limit layer before any handler runs) into the error shape.
+async fn shape_payload_too_large(response: Response) -> Response {
+    let is_ours = response.headers().get(header::CONTENT_TYPE)
+        == Some(&HeaderValue::from_static("application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_ours {
+        AppError::PayloadTooLarge {
+            max_bytes: MAX_BODY_BYTES,
+        }
+        .into_response()
+    } else {
+        response
     }
 }
 

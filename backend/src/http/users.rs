@@ -1,13 +1,20 @@
 //! HTTP handlers for users.
 
-use super::repo::{self, User};
-use crate::auth::Principal;
+use super::auth::Principal;
+use super::tags;
 use crate::error::ErrorBody;
 use crate::error::{AppError, Result};
-use crate::openapi::tags;
 use crate::state::AppState;
+use crate::users::repo::{self, User};
 use axum::extract::State;
 use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// `GET /v1/me`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me))
+}
 
 /// The user the presented API key belongs to, with its subscription tier.
 #[utoipa::path(

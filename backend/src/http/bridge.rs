@@ -73,7 +73,7 @@ fn authorize(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> BridgeResult<bool> {
-    let presented = crate::auth::bearer_token(headers)
+    let presented = super::auth::bearer_token(headers)
         .or(query.get("_token").map(String::as_str))
         .unwrap_or_default();
     if !constant_time_eq::constant_time_eq(presented.as_bytes(), state.token.expose().as_bytes()) {

@@ -1,54 +1,31 @@
-//! HTTP handlers for links: the edge's internal lookup and the `/v1/links` API.
+//! `/v1/links`: create, list, read, change, delete, enable/disable and protect links.
 
-use super::repo::{self, Cursor, Link, LinkFilter, LinkSort};
-use super::{protection, service};
-use crate::auth::{scope, Authorized, Principal};
+use super::auth::{scope, Authorized, Principal};
+use super::extract::{nullable, AppJson, AppQuery};
+use super::tags;
 use crate::error::{AppError, ErrorBody, Result};
-use crate::extract::{nullable, AppJson, AppQuery};
-use crate::openapi::tags;
+use crate::links::repo::{self, Cursor, Link, LinkFilter, LinkSort};
+use crate::links::{protection, service};
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use smo1_core::link::{LinkStatus, Protection, RedirectType, Utm};
-use smo1_core::slug;
-use smo1_core::unlock::{UnlockOutcome, UnlockRequest};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-/// The edge's cache-miss path: answers the cache entry (found or missing) after storing it in
-/// Redis, so the edge's next request for this slug is a hit.
-#[tracing::instrument(skip(state))]
-pub async fn internal_lookup(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-) -> Result<impl IntoResponse> {
-    if !slug::is_resolvable(&slug) {
-        return Err(AppError::NotFound("link"));
-    }
-    let entry = service::load_and_cache(&state, &slug).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        entry.to_json(),
-    ))
-}
-
-/// The edge's unlock check for a protected link: answers `unlocked` (with the cookie value),
-/// `wrong` (with the attempts left) or `locked` (with the seconds until the lockout lifts).
-#[tracing::instrument(skip(state, input), fields(ip = %input.ip))]
-pub async fn internal_unlock(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    AppJson(input): AppJson<UnlockRequest>,
-) -> Result<Json<UnlockOutcome>> {
-    if !slug::is_resolvable(&slug) {
-        return Err(AppError::NotFound("link"));
-    }
-    let outcome = protection::unlock(&state, &slug, input.secret, &input.ip).await?;
-    Ok(Json(outcome))
+/// `/v1/links…` (API key auth is applied by the caller).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get, update, delete))
+        .routes(routes!(disable))
+        .routes(routes!(enable))
+        .routes(routes!(set_protection, clear_protection))
 }
 
 /// UTM parameters of a link; an empty string is the same as leaving a field out.

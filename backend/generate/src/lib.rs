@@ -1,4 +1,4 @@
-//! `smo1-origin generate-clicks`: a realistic synthetic click history for demos and benchmarks.
+//! `smo1-generate`: a realistic synthetic click history for demos and benchmarks.
 //!
 //! Users and links go into PostgreSQL; clicks go straight into ClickHouse `link_clicks` (not the
 //! Buffer table) in large `JSONEachRow` batches, so the aggregate views fill as in production.
@@ -6,12 +6,12 @@
 //! day/night curve, and browsers, devices, countries, referrers and bots come in a plausible mix.
 //! The same `--seed` and `--until` give the same rows.
 
-use crate::clickhouse::ClickHouse;
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use smo1_core::click::ClickEvent;
 use smo1_core::slug;
+use smo1_origin::clickhouse::ClickHouse;
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -1,16 +1,25 @@
 //! HTTP handlers for achievements and XP.
 
-use super::{evaluate, level_start};
-use crate::auth::Principal;
+use super::auth::Principal;
+use super::extract::AppQuery;
+use super::tags;
+use crate::achievements::{evaluate, level_start};
 use crate::error::{AppError, ErrorBody, Result};
-use crate::extract::AppQuery;
-use crate::openapi::tags;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// `GET /v1/achievements`, `GET /v1/xp`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(xp))
+}
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Achievement {

@@ -6,13 +6,14 @@
 //! `TEST_DATABASE_URL` names the server's maintenance database
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
 
-use crate::clickhouse::ClickHouse;
-use crate::config::{
+use smo1_origin::app::Background;
+use smo1_origin::clickhouse::ClickHouse;
+use smo1_origin::config::{
     BillingConfig, ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig,
     Secret, UnlockConfig,
 };
-use crate::state::AppState;
-use crate::{bridge, server};
+use smo1_origin::http::{self, bridge};
+use smo1_origin::state::AppState;
 use sqlx::{Connection, Executor, PgConnection};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -48,7 +49,7 @@ fn database_url(name: &str) -> String {
 
 /// Template name derived from the migrations, so a new migration gets a new template.
 fn template_name() -> String {
-    let fingerprint = crate::db::MIGRATOR
+    let fingerprint = smo1_origin::db::MIGRATOR
         .iter()
         .flat_map(|m| m.checksum.iter().copied())
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -95,7 +96,7 @@ impl TestDb {
             let mut conn = PgConnection::connect(&database_url(&template))
                 .await
                 .expect("connect to template");
-            crate::db::MIGRATOR
+            smo1_origin::db::MIGRATOR
                 .run(&mut conn)
                 .await
                 .expect("migrate template");
@@ -120,7 +121,7 @@ impl TestDb {
             .await
             .expect("create test database");
         let ch = test_clickhouse(&name);
-        crate::clickhouse::migrate::run(&ch)
+        smo1_origin::clickhouse::migrate::run(&ch)
             .await
             .expect("create and migrate the test's ClickHouse database");
         Self {
@@ -250,7 +251,7 @@ impl RunningServer {
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            server::serve(listener, router, async {
+            http::serve(listener, router, async {
                 let _ = stopped.await;
             })
             .await
@@ -286,16 +287,16 @@ impl Drop for RunningServer {
     }
 }
 
-/// The origin app over `config`, served in-process. Stopping the server also flushes and stops
-/// its click pipeline, as a real shutdown does.
+/// The origin app over `config`, served in-process with its background tasks. Stopping the
+/// server also stops them and flushes the click queue, as a real shutdown does.
 pub async fn start_origin(config: OriginConfig) -> (AppState, RunningServer) {
     let state = AppState::new(config).expect("origin state");
-    let mut server = RunningServer::start(server::app(state.clone())).await;
-    let pipeline = state.clone();
+    let background = Background::start(&state);
+    let mut server = RunningServer::start(http::app(state.clone())).await;
     if let Some(task) = server.task.take() {
         server.task = Some(tokio::spawn(async move {
             let _ = task.await;
-            pipeline.shutdown().await;
+            background.shutdown().await;
         }));
     }
     (state, server)

@@ -1,18 +1,27 @@
 //! HTTP handlers for API keys.
 
-use super::repo::{self, ApiKey, Scope};
-use super::secret;
-use crate::auth::{scope, Authorized};
+use super::auth::{scope, Authorized};
+use super::extract::AppJson;
+use super::tags;
+use crate::api_keys::repo::{self, ApiKey, Scope};
+use crate::api_keys::secret;
 use crate::error::{AppError, ErrorBody, Result};
-use crate::extract::AppJson;
-use crate::openapi::tags;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
+
+/// `POST/GET /v1/api-keys`, `DELETE /v1/api-keys/{id}`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(revoke))
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

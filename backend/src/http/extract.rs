@@ -4,6 +4,7 @@
 //! Policy for request bodies and query strings: unknown fields are **rejected** (422
 //! `validation_failed`, naming the field), so a misspelt option never silently does nothing.
 
+use super::MAX_BODY_BYTES;
 use crate::error::AppError;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -35,7 +36,9 @@ fn json_rejection(rejection: JsonRejection) -> AppError {
         JsonRejection::JsonSyntaxError(e) => AppError::BadRequest(format!("malformed JSON: {e}")),
         // Well-formed JSON of the wrong shape: unknown field, wrong type, missing field.
         JsonRejection::JsonDataError(e) => AppError::Validation(e.body_text()),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge {
+            max_bytes: MAX_BODY_BYTES,
+        },
         other => AppError::BadRequest(other.body_text()),
     }
 }

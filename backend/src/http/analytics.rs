@@ -1,15 +1,15 @@
 //! HTTP handlers for `/v1/links/{id}/analytics/*` (one link) and `/v1/analytics/*` (every link of
 //! the caller). Both need `links:read`; a link of another user is 404, as everywhere in `/v1`.
 
-use super::queries::{
+use super::auth::{scope, Authorized};
+use super::extract::AppQuery;
+use super::tags;
+use crate::analytics::queries::{
     self, BreakdownValue, ClickCursor, Counts, Dimension, Interval, OtherCounts, Point, Range,
     RecentClick, Subject, DIMENSIONS,
 };
-use crate::auth::{scope, Authorized};
 use crate::error::{AppError, ErrorBody, Result};
-use crate::extract::AppQuery;
 use crate::links::repo as links;
-use crate::openapi::tags;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -17,7 +17,22 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
+
+/// The analytics routes (API key auth is applied by the caller).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(link_summary))
+        .routes(routes!(link_timeseries))
+        .routes(routes!(link_breakdown))
+        .routes(routes!(link_clicks))
+        .routes(routes!(account_summary))
+        .routes(routes!(account_timeseries))
+        .routes(routes!(account_breakdown))
+        .routes(routes!(account_clicks))
+}
 
 /// The range every analytics query shares (each endpoint's query type documents the fields).
 struct RangeParams {

@@ -2,8 +2,8 @@
 //! from the handlers' `#[utoipa::path]` attributes as the routes are registered, so the document
 //! cannot list a route that does not exist or miss one that does.
 
+use super::{achievements, analytics, api_keys, auth, links, rate_limit, tags, users};
 use crate::state::AppState;
-use crate::{achievements, analytics, api_keys, auth, links, rate_limit, users};
 use axum::http::header;
 use axum::middleware;
 use axum::routing::get;
@@ -12,15 +12,6 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
-
-/// Tags grouping the operations in the document.
-pub mod tags {
-    pub const USERS: &str = "users";
-    pub const API_KEYS: &str = "api-keys";
-    pub const LINKS: &str = "links";
-    pub const ACHIEVEMENTS: &str = "achievements";
-    pub const ANALYTICS: &str = "analytics";
-}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -1,0 +1,49 @@
+//! The background work of a serving origin: the click pipeline (batching writer and outbox
+//! replay), the `links.total_clicks` sync and the analytics rollup. Only `smo1-origin serve`
+//! starts it; other subcommands build an [`AppState`] and start nothing.
+
+use crate::analytics::{rollup, sync};
+use crate::clicks::{self, Pipeline};
+use crate::periodic::Periodic;
+use crate::state::AppState;
+
+/// Logged once as the background work starts (tests look for it).
+pub const STARTED: &str = "background tasks started";
+
+/// The running tasks; [`Background::shutdown`] stops them and flushes queued clicks.
+pub struct Background {
+    pipeline: Pipeline,
+    total_clicks_sync: Periodic,
+    analytics_rollup: Periodic,
+}
+
+impl Background {
+    /// Starts every task over `state`'s handles (needs a tokio runtime).
+    ///
+    /// # Panics
+    /// When started twice over the same state (its click queue has one reader).
+    pub fn start(state: &AppState) -> Self {
+        let config = &state.config;
+        let background = Self {
+            pipeline: clicks::start(&state.clicks, state.clickhouse.clone(), &config.clicks),
+            total_clicks_sync: sync::start(
+                state.db.clone(),
+                state.clickhouse.clone(),
+                config.total_clicks_sync_interval,
+            ),
+            analytics_rollup: rollup::start(
+                state.clickhouse.clone(),
+                config.analytics_rollup_interval,
+            ),
+        };
+        tracing::info!("{STARTED}");
+        background
+    }
+
+    /// Flushes queued clicks (to ClickHouse, else the outbox) and stops every task.
+    pub async fn shutdown(self) {
+        self.total_clicks_sync.shutdown().await;
+        self.analytics_rollup.shutdown().await;
+        self.pipeline.shutdown().await;
+    }
+}

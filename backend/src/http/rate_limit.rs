@@ -1,0 +1,49 @@
+//! Applies the per-API-key rate limit ([`crate::rate_limit`]) to `/v1` and reports it in the
+//! `X-RateLimit-*` headers.
+
+use super::auth::Principal;
+use crate::error::AppError;
+use crate::rate_limit::{check, Decision};
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Middleware after [`super::auth::authenticate`]: limits the caller's key by its user's tier and
+/// adds the `X-RateLimit-*` headers; 429 `rate_limited` with `Retry-After` over the limit.
+pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(principal) = request.extensions().get::<Principal>().cloned() else {
+        return next.run(request).await;
+    };
+    let limit = state.config.rate_limits.per_minute(principal.tier);
+    let decision = match check(&state.redis, &principal.key_id.to_string(), limit).await {
+        Ok(decision) => decision,
+        Err(e) => {
+            metrics::counter!("smo1_rate_limit_fail_open_total").increment(1);
+            tracing::warn!(error = %e, "rate limiter unavailable, allowing the request");
+            return next.run(request).await;
+        }
+    };
+    let mut response = if decision.allowed {
+        next.run(request).await
+    } else {
+        metrics::counter!("smo1_rate_limited_total", "tier" => principal.tier.as_str())
+            .increment(1);
+        AppError::RateLimited {
+            retry_after_secs: decision.retry_after_secs,
+        }
+        .into_response()
+    };
+    insert_headers(response.headers_mut(), &decision);
+    response
+}
+
+fn insert_headers(headers: &mut HeaderMap, decision: &Decision) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
+    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_secs));
+}
