@@ -6,7 +6,7 @@
 
 use crate::config::ClickConfig;
 use crate::fetch::{self, Auth};
-use smo1_core::click::{self, ClickEvent, VisitorRequest};
+use smo1_core::click::{self, ClickEvent, InsertTarget, VisitorRequest};
 use smo1_core::link::LinkCacheRecord;
 use std::time::Duration;
 use worker::{console_error, Method, Request};
@@ -105,14 +105,15 @@ pub async fn record(capture: Capture, config: ClickConfig) {
 /// Delivers `event`: ClickHouse first, the origin's outbox second.
 async fn send(event: ClickEvent, config: ClickConfig) {
     let row = serde_json::to_string(&event).expect("a click event always serializes");
-    let (table, settings) = if config.clickhouse_async_insert {
-        ("link_clicks", "&async_insert=1&wait_for_async_insert=1")
-    } else {
-        ("link_clicks_buffer", "")
-    };
+    let target = InsertTarget::new(config.clickhouse_async_insert);
+    let settings: String = target
+        .settings
+        .iter()
+        .map(|(name, value)| format!("&{name}={value}"))
+        .collect();
     let url = format!(
-        "{}/?database={}&query=INSERT%20INTO%20{table}%20FORMAT%20JSONEachRow{settings}",
-        config.clickhouse_url, config.clickhouse_database
+        "{}/?database={}&query=INSERT%20INTO%20{}%20FORMAT%20JSONEachRow{settings}",
+        config.clickhouse_url, config.clickhouse_database, target.table
     );
     let auth = Auth::Basic {
         user: &config.clickhouse_user,

@@ -10,8 +10,7 @@ mod redirect;
 mod respond;
 mod upstash;
 
-use smo1_core::pages::Page;
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(start)]
 fn start() {
@@ -20,16 +19,5 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let head = match req.method() {
-        Method::Get | Method::Post => false,
-        Method::Head => true,
-        _ => return respond::method_not_allowed(),
-    };
-    let path = req.path();
-    match path.trim_start_matches('/') {
-        "" if req.method() == Method::Post => respond::method_not_allowed(),
-        "" => respond::page(Page::Home, head),
-        // POST is the PIN/password form of a protected link; redirect decides.
-        slug => redirect::handle(req, &env, &ctx, slug, head).await,
-    }
+    redirect::handle(req, &env, &ctx).await
 }

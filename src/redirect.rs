@@ -1,71 +1,54 @@
-//! `GET|HEAD /{slug}`: cache → origin → redirect or page; protected links go through
-//! [`crate::protect`] (which also answers `POST /{slug}`, the PIN/password form).
+//! A visitor's request: the shared flow (`smo1_core::visit`) around the edge's I/O — the cache
+//! and origin lookup, the origin's check of a posted PIN/password ([`crate::protect`]), the
+//! response, and the click recorded after it.
 
 use crate::config::EdgeConfig;
 use crate::upstash::Upstash;
 use crate::{clicks, origin, protect, respond};
-use smo1_core::click;
-use smo1_core::link::{self, CacheEntry, CachedLink, LinkCacheRecord};
+use smo1_core::link::{self, CacheEntry, LinkCacheRecord};
 use smo1_core::pages::Page;
-use smo1_core::resolve::{resolve, GoneReason, Resolution};
-use smo1_core::slug;
+use smo1_core::visit::{self, Outcome, Start, Step};
 use worker::{console_error, console_warn, Context, Date, Env, Method, Request, Response, Result};
 
-pub async fn handle(
-    mut req: Request,
-    env: &Env,
-    ctx: &Context,
-    slug: &str,
-    head: bool,
-) -> Result<Response> {
-    if !slug::is_resolvable(slug) {
-        return respond::page(Page::NotFound, head);
-    }
+pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response> {
+    let method = req.method();
+    let head = method == Method::Head;
+    let url = req.url()?;
+    let headers = req.headers().clone();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let request = visit::Request {
+        method: method.as_ref(),
+        path: url.path(),
+        query: url.query(),
+        header,
+    };
+    let slug = match visit::start(&request) {
+        Start::Answer(outcome) => return respond::outcome(outcome, head),
+        Start::Lookup { slug } => slug,
+    };
     let config = EdgeConfig::from_env(env)?;
     let entry = match find(&config, slug).await {
         Ok(entry) => entry,
         Err(page) => return respond::page(page, head),
     };
     let now = (Date::now().as_millis() / 1000) as i64;
-    let (qr, query) = click::take_qr_marker(req.url()?.query());
-    let post = req.method() == Method::Post;
-    match (resolve(&entry.link, now, query.as_deref()), &entry.link) {
-        (Resolution::Redirect { .. }, _) if post => respond::method_not_allowed(),
-        (Resolution::Redirect { status, location }, CachedLink::Found(record)) => {
-            record_click(&req, &config, ctx, record, &location, qr, now);
-            respond::redirect(status, &location, None)
-        }
-        (
-            Resolution::Protected {
-                kind,
-                status,
-                location,
-            },
-            CachedLink::Found(record),
-        ) => {
-            let visit = protect::Visit {
-                config: &config,
-                record,
-                kind,
-                now,
-                head,
-                action: &action(&req, slug)?,
-            };
-            match protect::handle(&mut req, &visit).await? {
-                protect::Answer::Unlocked { set_cookie } => {
-                    record_click(&req, &config, ctx, record, &location, qr, now);
-                    // After the form: 303, so the browser GETs the destination and never
-                    // re-posts the secret there (307/308 would).
-                    let status = if set_cookie.is_some() { 303 } else { status };
-                    respond::redirect(status, &location, set_cookie.as_deref())
-                }
-                protect::Answer::Page(response) => Ok(response),
-            }
-        }
-        (Resolution::Gone(GoneReason::Expired), _) => respond::page(Page::Expired, head),
-        (Resolution::Gone(GoneReason::Disabled), _) => respond::page(Page::Disabled, head),
-        _ => respond::page(Page::NotFound, head),
+    let outcome = match visit::answer(
+        &request,
+        slug,
+        &entry.link,
+        now,
+        &config.unlock_cookie_secret,
+    ) {
+        Step::Answer(outcome) => outcome,
+        Step::CheckForm(form) => protect::check(&mut req, &config, form).await,
+    };
+    if let Outcome::Redirect {
+        location, click, ..
+    } = &outcome
+    {
+        record_click(&req, &config, ctx, click.record, location, click.qr, now);
     }
+    respond::outcome(outcome, head)
 }
 
 /// Sends the click of a redirect after the response (`ctx.wait_until`).
@@ -118,13 +101,4 @@ async fn find(config: &EdgeConfig, slug: &str) -> std::result::Result<CacheEntry
                 Page::Unavailable
             }
         })
-}
-
-/// Where the protection form posts: the address the visitor came with, query included, so the
-/// visitor's parameters still reach the destination.
-fn action(req: &Request, slug: &str) -> Result<String> {
-    Ok(match req.url()?.query() {
-        Some(query) => format!("/{slug}?{query}"),
-        None => format!("/{slug}"),
-    })
 }

@@ -1,8 +1,37 @@
-//! Building the worker's responses: redirects and pages, with or without a body (HEAD).
+//! Turning the shared flow's answers into the worker's responses, with or without a body (HEAD).
 
 use smo1_core::pages::{self, Page};
 use smo1_core::resolve::REDIRECT_CACHE_CONTROL;
+use smo1_core::visit::{Outcome, ALLOWED_METHODS};
 use worker::{Headers, Response, Result};
+
+pub fn outcome(outcome: Outcome<'_>, head: bool) -> Result<Response> {
+    match outcome {
+        Outcome::Redirect {
+            status,
+            location,
+            set_cookie,
+            ..
+        } => redirect(status, &location, set_cookie.as_deref()),
+        Outcome::Page(page) => self::page(page, head),
+        Outcome::Form { status, html } => self::html(status, html, head),
+        Outcome::Locked { retry_after } => {
+            let response = self::page(Page::TooManyAttempts, head)?;
+            response
+                .headers()
+                .set("Retry-After", &retry_after.to_string())?;
+            Ok(response)
+        }
+        Outcome::MethodNotAllowed => {
+            let headers = Headers::new();
+            headers.set("Allow", ALLOWED_METHODS)?;
+            Ok(Response::builder()
+                .empty()
+                .with_status(405)
+                .with_headers(headers))
+        }
+    }
+}
 
 fn with_body(body: String, head: bool) -> Response {
     if head {
@@ -17,7 +46,7 @@ pub fn page(page: Page, head: bool) -> Result<Response> {
 }
 
 /// An HTML document with `status`; never cached (pages depend on the link's current state).
-pub fn html(status: u16, body: String, head: bool) -> Result<Response> {
+fn html(status: u16, body: String, head: bool) -> Result<Response> {
     let headers = Headers::new();
     headers.set("Content-Type", pages::CONTENT_TYPE)?;
     headers.set("Cache-Control", "no-store")?;
@@ -27,7 +56,7 @@ pub fn html(status: u16, body: String, head: bool) -> Result<Response> {
 }
 
 /// A redirect; `set_cookie` is the unlock cookie after a protected link's form.
-pub fn redirect(status: u16, location: &str, set_cookie: Option<&str>) -> Result<Response> {
+fn redirect(status: u16, location: &str, set_cookie: Option<&str>) -> Result<Response> {
     let headers = Headers::new();
     headers.set("Location", location)?;
     if let Some(cookie) = set_cookie {
@@ -37,23 +66,5 @@ pub fn redirect(status: u16, location: &str, set_cookie: Option<&str>) -> Result
     Ok(Response::builder()
         .empty()
         .with_status(status)
-        .with_headers(headers))
-}
-
-/// The lockout page of a protected link, with the seconds until it lifts.
-pub fn too_many_attempts(retry_after: i64) -> Result<Response> {
-    let response = page(Page::TooManyAttempts, false)?;
-    response
-        .headers()
-        .set("Retry-After", &retry_after.to_string())?;
-    Ok(response)
-}
-
-pub fn method_not_allowed() -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("Allow", "GET, HEAD")?;
-    Ok(Response::builder()
-        .empty()
-        .with_status(405)
         .with_headers(headers))
 }

@@ -23,6 +23,32 @@ pub const HEADER_CITY: &str = "cf-ipcity";
 /// Prefetch/prerender markers, first present wins.
 pub const PURPOSE_HEADERS: [&str; 4] = ["sec-purpose", "purpose", "x-purpose", "x-moz"];
 
+/// Where clicks are inserted: the `link_clicks_buffer` Buffer table (ClickHouse without
+/// `async_insert`, e.g. Debian's 18.16), or `link_clicks` itself with `async_insert=1` (21.11+),
+/// which batches many small inserts server-side. Decided here for the edge and the origin alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsertTarget {
+    pub table: &'static str,
+    /// Query-string settings of the insert.
+    pub settings: &'static [(&'static str, &'static str)],
+}
+
+impl InsertTarget {
+    pub fn new(async_insert: bool) -> Self {
+        if async_insert {
+            Self {
+                table: "link_clicks",
+                settings: &[("async_insert", "1"), ("wait_for_async_insert", "1")],
+            }
+        } else {
+            Self {
+                table: "link_clicks_buffer",
+                settings: &[],
+            }
+        }
+    }
+}
+
 /// Query parameter that marks a visit from a QR code (`https://sho.rt/abc?qr=1`); it is removed
 /// before the visitor's query is merged into the destination.
 pub const QR_PARAM: &str = "qr";

@@ -2,8 +2,8 @@
 //!
 //! Everything here is deterministic and I/O free so it compiles into both binaries and is unit
 //! tested natively: slug rules, the cached link record, how a record resolves to a response,
-//! UTM merging, destination validation, the HTML pages visitors see and the unlock cookie of
-//! protected links.
+//! UTM merging, destination validation, the HTML pages visitors see, the unlock cookie of
+//! protected links and the visitor flow around them ([`visit`]).
 
 pub mod click;
 pub mod destination;
@@ -14,3 +14,4 @@ pub mod slug;
 pub mod unlock;
 pub mod useragent;
 pub mod utm;
+pub mod visit;

@@ -9,18 +9,9 @@ pub mod migrate;
 use crate::config::ClickHouseConfig;
 use serde::de::DeserializeOwned;
 
-/// Table the click writers insert into, and the query-string settings that go with it.
-pub fn insert_target(
-    config: &ClickHouseConfig,
-) -> (&'static str, &'static [(&'static str, &'static str)]) {
-    if config.clickhouse_async_insert {
-        (
-            "link_clicks",
-            &[("async_insert", "1"), ("wait_for_async_insert", "1")],
-        )
-    } else {
-        ("link_clicks_buffer", &[])
-    }
+/// Where click writers insert: [`smo1_core::click::InsertTarget`] for this configuration.
+pub fn insert_target(config: &ClickHouseConfig) -> smo1_core::click::InsertTarget {
+    smo1_core::click::InsertTarget::new(config.clickhouse_async_insert)
 }
 
 /// A `UInt64` as ClickHouse writes it in JSON: a string (64-bit integers are quoted by

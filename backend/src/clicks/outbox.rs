@@ -58,8 +58,9 @@ pub async fn replay_batch(db: &PgPool, ch: &ClickHouse, limit: i64) -> Result<us
         body.push(b'\n');
         ids.push(id);
     }
-    let (table, settings) = clickhouse::insert_target(ch.config());
-    ch.insert_json_rows(table, settings, body).await?;
+    let target = clickhouse::insert_target(ch.config());
+    ch.insert_json_rows(target.table, target.settings, body)
+        .await?;
     sqlx::query("DELETE FROM click_outbox WHERE id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)

@@ -163,9 +163,12 @@ async fn flush(db: &PgPool, ch: &ClickHouse, batch: Vec<ClickEvent>) {
         serde_json::to_writer(&mut body, event).expect("a click event always serializes");
         body.push(b'\n');
     }
-    let (table, settings) = clickhouse::insert_target(ch.config());
+    let target = clickhouse::insert_target(ch.config());
     let count = batch.len() as u64;
-    match ch.insert_json_rows(table, settings, body).await {
+    match ch
+        .insert_json_rows(target.table, target.settings, body)
+        .await
+    {
         Ok(()) => metrics::counter!("smo1_clicks_sent_total").increment(count),
         Err(e) => {
             metrics::counter!("smo1_clicks_failed_total").increment(count);

@@ -30,7 +30,6 @@ pub mod visit;
 use crate::error::{AppError, LoggedCause};
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::header::ALLOW;
 use axum::http::{header, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -38,6 +37,7 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::Router;
 use smo1_core::pages::Page;
+use smo1_core::visit::Outcome;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -100,7 +100,7 @@ async fn method_not_allowed(uri: Uri) -> Response {
     if is_api(uri.path()) {
         AppError::MethodNotAllowed.into_response()
     } else {
-        (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "GET, HEAD")]).into_response()
+        visit::respond(Outcome::MethodNotAllowed)
     }
 }
 
