@@ -15,9 +15,6 @@ CHDB_VERSION=26.9.0
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 export PATH="$HOME/.cargo/bin:$PATH"
-# worker-build would download these from GitHub; point it at local binaries instead.
-export WASM_BINDGEN_BIN=wasm-bindgen
-export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 export WRANGLER_SEND_METRICS=false
 export CLOUDFLARE_CF_FETCH_ENABLED=false
 
@@ -129,8 +126,8 @@ ensure_services() {
 }
 
 build_worker() {
-  log "building the wasm worker (worker-build --release)"
-  worker-build --release 2>&1 | grep -v '^\s*Compiling ' >&2
+  log "building the wasm worker (scripts/build-worker)"
+  "$ROOT/scripts/build-worker" 2>&1 | grep -v '^\s*Compiling ' >&2
   [ -f build/index.js ] && [ -f build/index_bg.wasm ] || die "worker build produced no build/index.js"
 }
 

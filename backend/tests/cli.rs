@@ -1,0 +1,78 @@
+//! The `smo1-origin` binary's subcommands as an operator runs them: only `serve` starts the
+//! background work (click pipeline, total_clicks sync, rollup); `migrate` and `seed` do their
+//! job and start nothing.
+
+use smo1_origin::app;
+use smo1_testkit::{self as testkit, TestDb};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// The binary with the environment of `db`, logging at info (to stdout).
+fn origin(db: &TestDb, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_smo1-origin"));
+    command
+        .args(args)
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", testkit::redis_url())
+        .env("REDIS_KEY_PREFIX", testkit::redis_prefix())
+        .env("CLICKHOUSE_URL", testkit::clickhouse_url())
+        .env("CLICKHOUSE_DATABASE", &db.name)
+        .env("ORIGIN_BIND", "127.0.0.1:0")
+        .env("INTERNAL_SECRET", testkit::TEST_INTERNAL_SECRET)
+        .env("VISITOR_SALT_SECRET", testkit::TEST_VISITOR_SALT)
+        .env("UNLOCK_COOKIE_SECRET", testkit::TEST_UNLOCK_COOKIE_SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+async fn run(db: &TestDb, args: &[&str]) -> String {
+    let output = origin(db, args).output().await.expect("runs smo1-origin");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{args:?} failed:\n{log}");
+    log
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_and_seed_start_no_background_task_and_serve_does() {
+    let db = TestDb::new().await;
+    for args in [
+        &["migrate"][..],
+        &[
+            "seed",
+            "--slug",
+            "cli-demo",
+            "--destination",
+            "https://example.com/",
+        ],
+    ] {
+        let log = run(&db, args).await;
+        assert!(
+            !log.contains(app::STARTED),
+            "{args:?} started background tasks:\n{log}"
+        );
+    }
+
+    let mut serve = origin(&db, &["serve"]).spawn().expect("starts serve");
+    let mut lines = BufReader::new(serve.stdout.take().expect("stdout")).lines();
+    let started = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("reads the log") {
+            if line.contains(app::STARTED) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    serve.kill().await.expect("stops serve");
+    assert_eq!(started, Ok(true), "serve logs that it started its tasks");
+}
