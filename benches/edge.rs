@@ -9,7 +9,8 @@ mod report;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use smo1_origin::links::{repo, service};
+use smo1_origin::links::service;
+use smo1_origin::users::repo;
 use std::process::Command;
 use std::time::Duration;
 use support::{JsWorker, Stack, Wiring};

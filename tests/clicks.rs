@@ -6,7 +6,8 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::Value;
 use smo1_core::link::Utm;
-use smo1_origin::links::{repo, service};
+use smo1_origin::links::service;
+use smo1_origin::users::repo;
 use support::Stack;
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";

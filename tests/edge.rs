@@ -5,7 +5,8 @@ mod support;
 
 use reqwest::StatusCode;
 use smo1_core::link::{CacheEntry, CachedLink, RedirectType, Utm};
-use smo1_origin::links::{repo, service};
+use smo1_origin::links::service;
+use smo1_origin::users::repo;
 use support::{Stack, Wiring};
 
 async fn create(stack: &Stack, input: service::CreateLink) -> smo1_origin::links::Link {

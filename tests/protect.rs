@@ -6,7 +6,8 @@ mod support;
 use reqwest::StatusCode;
 use smo1_core::link::Protection;
 use smo1_core::unlock;
-use smo1_origin::links::{protection, repo, service, Link};
+use smo1_origin::links::{protection, service, Link};
+use smo1_origin::users::repo;
 use support::Stack;
 
 const IP: &str = "198.51.100.7";

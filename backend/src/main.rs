@@ -12,7 +12,7 @@ use smo1_origin::config::{BridgeConfig, DataConfig, OriginConfig};
 use smo1_origin::http::{self, bridge};
 use smo1_origin::links::{repo, service};
 use smo1_origin::state::AppState;
-use smo1_origin::users::SubscriptionTier;
+use smo1_origin::users::{self, SubscriptionTier};
 use smo1_origin::{achievements, api_keys, db};
 use tokio::net::TcpListener;
 
@@ -175,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
             let redirect_type =
                 RedirectType::try_from(redirect_type).map_err(anyhow::Error::msg)?;
             let state = AppState::new(origin)?;
-            let user_id = repo::upsert_user(&state.db, &email).await?;
+            let user_id = users::repo::upsert_user(&state.db, &email).await?;
             match repo::find_by_slug(&state.db, &slug).await? {
                 Some(existing) => {
                     let id = existing.link_id.parse()?;

@@ -163,7 +163,7 @@ async fn origin_redirects_from_postgres_while_redis_is_down() {
     let app =
         TestApp::start_with(|c| c.data.redis_url = format!("redis://127.0.0.1:{}", closed_port()))
             .await;
-    let user = smo1_origin::links::repo::upsert_user(&app.state.db, "a@example.com")
+    let user = smo1_origin::users::repo::upsert_user(&app.state.db, "a@example.com")
         .await
         .unwrap();
     // Creating needs the cache for invalidation; insert the row directly instead.
@@ -186,7 +186,7 @@ async fn changes_fail_loudly_when_the_cache_cannot_be_invalidated() {
     let app =
         TestApp::start_with(|c| c.data.redis_url = format!("redis://127.0.0.1:{}", closed_port()))
             .await;
-    let user = smo1_origin::links::repo::upsert_user(&app.state.db, "a@example.com")
+    let user = smo1_origin::users::repo::upsert_user(&app.state.db, "a@example.com")
         .await
         .unwrap();
     let result = service::create(&app.state, user, custom("stale", "https://example.com/")).await;
@@ -199,7 +199,7 @@ async fn changes_fail_loudly_when_the_cache_cannot_be_invalidated() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_destinations_and_slugs_are_refused() {
     let app = TestApp::start().await;
-    let user = smo1_origin::links::repo::upsert_user(&app.state.db, "a@example.com")
+    let user = smo1_origin::users::repo::upsert_user(&app.state.db, "a@example.com")
         .await
         .unwrap();
     for (slug, destination, message) in [

@@ -8,7 +8,8 @@ use common::{custom, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use smo1_core::link::Protection;
-use smo1_origin::links::{protection, repo, Link};
+use smo1_origin::links::{protection, Link};
+use smo1_origin::users::repo;
 use smo1_testkit as testkit;
 
 async fn protected(app: &TestApp, slug: &str, pin: &str) -> Link {

@@ -15,8 +15,8 @@
 //! A day's counts only grow, so the newest row of every key is right whenever the day is current,
 //! even if an interrupted pass left some newer rows behind.
 
+use super::dimensions::DIMENSIONS;
 use super::escape::quote;
-use super::queries::DIMENSIONS;
 use crate::clickhouse::{uint64, ClickHouse, ClickHouseError};
 use crate::periodic::{PassMetrics, Periodic};
 use chrono::{DateTime, NaiveDate, Utc};

@@ -7,7 +7,8 @@
 //! guesses costs a bounded amount of CPU and memory and never holds the async workers or more
 //! than that many database connections that redirects need.
 
-use super::repo::{self, Link, Reservation};
+use super::attempts::{self, Reservation};
+use super::repo::{self, Link};
 use super::service;
 use crate::error::{AppError, Result};
 use crate::state::AppState;
@@ -148,23 +149,24 @@ pub async fn unlock(
     let Some(hash) = target.protection_hash.clone() else {
         return Ok(unlocked());
     };
-    let (attempt, earlier_failures) = match repo::reserve_attempt(&state.db, target.id, ip).await? {
-        Reservation::Locked { retry_after } => {
-            metrics::counter!("smo1_unlock_attempts_total", "outcome" => "locked").increment(1);
-            return Ok(UnlockOutcome::Locked { retry_after });
-        }
-        Reservation::Reserved {
-            attempt,
-            earlier_failures,
-        } => (attempt, earlier_failures),
-    };
+    let (attempt, earlier_failures) =
+        match attempts::reserve_attempt(&state.db, target.id, ip).await? {
+            Reservation::Locked { retry_after } => {
+                metrics::counter!("smo1_unlock_attempts_total", "outcome" => "locked").increment(1);
+                return Ok(UnlockOutcome::Locked { retry_after });
+            }
+            Reservation::Reserved {
+                attempt,
+                earlier_failures,
+            } => (attempt, earlier_failures),
+        };
     let correct = blocking(move || {
         PasswordHash::new(&hash)
             .is_ok_and(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
     })
     .await?;
     if correct {
-        repo::mark_attempt_succeeded(&state.db, attempt).await?;
+        attempts::mark_attempt_succeeded(&state.db, attempt).await?;
         metrics::counter!("smo1_unlock_attempts_total", "outcome" => "unlocked").increment(1);
         Ok(unlocked())
     } else {

@@ -68,3 +68,16 @@ pub async fn create(
     .fetch_optional(db)
     .await
 }
+
+/// Finds the user with `email` (case-insensitive) or creates them.
+#[tracing::instrument(skip(db))]
+pub async fn upsert_user(db: &PgPool, email: &str) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO users (email) VALUES ($1)
+         ON CONFLICT (lower(email)) DO UPDATE SET email = users.email
+         RETURNING id",
+    )
+    .bind(email)
+    .fetch_one(db)
+    .await
+}

@@ -5,8 +5,9 @@
 use reqwest::Method;
 use serde_json::Value;
 use smo1_origin::config::OriginConfig;
-use smo1_origin::links::{repo, service};
+use smo1_origin::links::service;
 use smo1_origin::state::AppState;
+use smo1_origin::users::repo;
 use smo1_origin::users::SubscriptionTier;
 use smo1_testkit::{self as testkit, RunningServer, TestDb};
 use uuid::Uuid;
