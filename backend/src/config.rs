@@ -200,7 +200,7 @@ pub struct BillingConfig {
     pub polar_webhook_secret: Secret,
     /// `product_id=tier,…` (tiers: free, pro, business).
     #[arg(long, env = "POLAR_PRODUCT_TIERS", default_value = "")]
-    pub polar_product_tiers: crate::billing::ProductTiers,
+    pub polar_product_tiers: crate::billing::tiers::ProductTiers,
 }
 
 /// Protected links: the unlock cookie and the cost bound of argon2id work.

@@ -6,7 +6,7 @@ use crate::cache::Redis;
 use crate::clickhouse::ClickHouse;
 use crate::clicks::ClickSink;
 use crate::config::OriginConfig;
-use crate::links::protection::Verifier;
+use crate::links::verifier::Verifier;
 use sqlx::PgPool;
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 //! its error and answered 500, so Polar's retry processes it again.
 
 pub mod signature;
-mod tiers;
+pub mod tiers;
 
 use crate::error::{AppError, Result};
 use crate::users::SubscriptionTier;

@@ -1,9 +1,10 @@
-//! Links: rows in PostgreSQL, the read-through cache in Redis, the edge's internal lookup and the
-//! `/v1/links` API.
+//! Links: rows in PostgreSQL, the read-through cache in Redis (`service`), PIN/password
+//! protection with its attempt counting and bounded argon2id work.
 
 pub mod attempts;
 pub mod protection;
 pub mod repo;
 pub mod service;
+pub mod verifier;
 
 pub use repo::Link;

@@ -3,7 +3,7 @@
 //!
 //! Cost: argon2id with m = 19 MiB, t = 2, p = 1 (OWASP's recommended minimum), about 20–50 ms of
 //! one core per hash or verification. At most `UNLOCK_VERIFY_CONCURRENCY` run at once, on tokio's
-//! blocking pool; the rest wait up to [`QUEUE_WAIT`] and then answer 503 `busy`, so a flood of
+//! blocking pool ([`super::verifier`]); the rest wait and then answer 503 `busy`, so a flood of
 //! guesses costs a bounded amount of CPU and memory and never holds the async workers or more
 //! than that many database connections that redirects need.
 
@@ -17,17 +17,12 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use smo1_core::link::Protection;
 use smo1_core::unlock::{self, UnlockOutcome};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 /// argon2id memory cost in KiB (19 MiB).
 pub const ARGON2_MEMORY_KIB: u32 = 19_456;
 pub const ARGON2_ITERATIONS: u32 = 2;
 pub const ARGON2_PARALLELISM: u32 = 1;
-/// Longest a check waits for a free verifier before answering 503 `busy`.
-pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
 fn argon2() -> Argon2<'static> {
     let params = Params::new(
@@ -38,33 +33,6 @@ fn argon2() -> Argon2<'static> {
     )
     .expect("constant argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-/// Runs argon2id work, at most N at a time, off the async workers.
-#[derive(Clone)]
-pub struct Verifier {
-    permits: Arc<Semaphore>,
-    queue_wait: Duration,
-}
-
-impl Verifier {
-    pub fn new(concurrency: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(concurrency)),
-            queue_wait: QUEUE_WAIT,
-        }
-    }
-
-    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        let waiting = self.permits.clone().acquire_owned();
-        match tokio::time::timeout(self.queue_wait, waiting).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => {
-                metrics::counter!("smo1_unlock_verifier_busy_total").increment(1);
-                Err(AppError::VerifierBusy)
-            }
-        }
-    }
 }
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -180,21 +148,6 @@ pub async fn unlock(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn checks_beyond_the_concurrency_wait_and_then_are_refused() {
-        let verifier = Verifier {
-            permits: Arc::new(Semaphore::new(1)),
-            queue_wait: Duration::from_millis(50),
-        };
-        let held = verifier.permit().await.expect("a free verifier");
-        assert!(matches!(
-            verifier.permit().await,
-            Err(AppError::VerifierBusy)
-        ));
-        drop(held);
-        assert!(verifier.permit().await.is_ok());
-    }
 
     #[test]
     fn hashes_carry_the_documented_parameters_and_verify() {
