@@ -8,7 +8,7 @@ use crate::analytics::queries::{
     self, BreakdownValue, ClickCursor, Counts, Dimension, Interval, OtherCounts, Point, Range,
     RecentClick, Subject, DIMENSIONS,
 };
-use crate::error::{AppError, ErrorBody, Result};
+use crate::error::{AppError, AuthErrors, ErrorBody, LinkNotFound, Result, ScopeErrors};
 use crate::links::repo as links;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -16,7 +16,7 @@ use axum::Json;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -96,6 +96,17 @@ async fn link_subject(state: &AppState, user_id: Uuid, raw_id: &str) -> Result<S
         .ok_or(AppError::NotFound("link"))?;
     Ok(Subject::Link { user_id, link_id })
 }
+
+/// The 422 of every analytics operation: the range has rules beyond each parameter's own.
+#[derive(IntoResponses)]
+#[response(
+    status = 422,
+    description = "`validation_failed`: `from` is not before `to`, the range is longer than 366 \
+        days (31 with `interval=hour`), `tz` is not an IANA time zone name, a \
+        `cursor` is not a `next_cursor` this API gave, or a parameter is outside its declared \
+        constraints or unknown"
+)]
+pub struct AnalyticsQueryErrors(pub ErrorBody);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -318,12 +329,10 @@ async fn clicks(state: &AppState, subject: Subject, query: ClicksQuery) -> Resul
     params(("id" = Uuid, Path, description = "Link id"), SummaryQuery),
     responses(
         (status = 200, description = "Totals", body = Summary),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -344,12 +353,10 @@ pub async fn link_summary(
     params(("id" = Uuid, Path, description = "Link id"), TimeseriesQuery),
     responses(
         (status = 200, description = "The series", body = Timeseries),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: range, interval, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -376,12 +383,10 @@ pub async fn link_timeseries(
     ),
     responses(
         (status = 200, description = "Top values and the rest", body = Breakdown),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: dimension, limit, range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -402,12 +407,10 @@ pub async fn link_breakdown(
     params(("id" = Uuid, Path, description = "Link id"), ClicksQuery),
     responses(
         (status = 200, description = "One page", body = ClickPage),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: limit, cursor, range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -428,11 +431,9 @@ pub async fn link_clicks(
     params(SummaryQuery),
     responses(
         (status = 200, description = "Totals", body = Summary),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -454,11 +455,9 @@ pub async fn account_summary(
     params(TimeseriesQuery),
     responses(
         (status = 200, description = "The series", body = Timeseries),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: range, interval, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -480,11 +479,9 @@ pub async fn account_timeseries(
     params(("dimension" = String, Path, description = "What to break down by"), BreakdownQuery),
     responses(
         (status = 200, description = "Top values and the rest", body = Breakdown),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: dimension, limit, range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -507,11 +504,9 @@ pub async fn account_breakdown(
     params(ClicksQuery),
     responses(
         (status = 200, description = "One page", body = ClickPage),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: limit, cursor, range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]

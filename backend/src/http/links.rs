@@ -3,7 +3,9 @@
 use super::auth::{scope, Authorized, Principal};
 use super::extract::{nullable, AppJson, AppQuery};
 use super::tags;
-use crate::error::{AppError, ErrorBody, Result};
+use crate::error::{
+    AppError, AuthErrors, ErrorBody, JsonBodyErrors, LinkNotFound, QueryErrors, Result, ScopeErrors,
+};
 use crate::links::repo::{self, Cursor, Link, LinkFilter, LinkSort};
 use crate::links::{protection, service};
 use crate::state::AppState;
@@ -142,15 +144,11 @@ fn link_id(raw: &str) -> Result<Uuid> {
     request_body = CreateLinkRequest,
     responses(
         (status = 201, description = "Created", body = Link),
-        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        JsonBodyErrors,
         (status = 409, description = "`slug_taken`: the custom slug is another link's slug", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: destination, slug, lengths, expiry, unknown field", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination is not an absolute http(s) URL without credentials or points at our own short domain, the custom slug is reserved, or `expires_at` is not in the future", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -180,10 +178,9 @@ pub async fn create(
     params(ListLinksQuery),
     responses(
         (status = 200, description = "One page", body = LinkList),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: bad limit, cursor, status, date, query or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        QueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -239,10 +236,9 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 200, description = "The link", body = Link),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -265,16 +261,12 @@ pub async fn get(
     request_body = UpdateLinkRequest,
     responses(
         (status = 200, description = "The changed link", body = Link),
-        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        JsonBodyErrors,
         (status = 409, description = "`slug_taken`: the new custom slug is another link's slug", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination is not an absolute http(s) URL without credentials or points at our own short domain, the custom slug is reserved, or `expires_at` is not in the future", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -305,11 +297,9 @@ pub async fn update(
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -329,11 +319,9 @@ pub async fn delete(
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 200, description = "The disabled link", body = Link),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -352,11 +340,9 @@ pub async fn disable(
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 200, description = "The enabled link", body = Link),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -409,15 +395,11 @@ pub struct SetProtectionRequest {
     request_body = SetProtectionRequest,
     responses(
         (status = 200, description = "The protected link", body = Link),
-        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        JsonBodyErrors,
         (status = 422, description = "`validation_failed`: PIN not 4–8 digits, password not 8–128 characters, unknown type or field", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`busy`, `database_unavailable` or `cache_unavailable`", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -442,11 +424,9 @@ pub async fn set_protection(
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 200, description = "The link, `protection: \"none\"`", body = Link),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
