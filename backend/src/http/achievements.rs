@@ -65,8 +65,10 @@ pub async fn list(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct XpQuery {
-    /// Most events to return, newest first (1–100, default 50).
+    /// Most events to return, newest first.
+    #[param(minimum = 1, maximum = 100, default = 50)]
     pub limit: Option<i64>,
 }
 

@@ -16,7 +16,9 @@ use axum::Json;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, IntoResponses, ToSchema};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, IntoResponses, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -108,6 +110,21 @@ async fn link_subject(state: &AppState, user_id: Uuid, raw_id: &str) -> Result<S
 )]
 pub struct AnalyticsQueryErrors(pub ErrorBody);
 
+/// The `{dimension}` path parameter: one of [`DIMENSIONS`], listed from it so the document and
+/// the check cannot disagree.
+struct DimensionName;
+
+impl PartialSchema for DimensionName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(DIMENSIONS.iter().map(|d| d.name)))
+            .into()
+    }
+}
+
+impl ToSchema for DimensionName {}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -116,9 +133,11 @@ pub struct SummaryQuery {
     from: Option<DateTime<Utc>>,
     /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
     to: Option<DateTime<Utc>>,
-    /// IANA time zone name (default `UTC`).
+    /// IANA time zone name.
+    #[param(default = "UTC", example = "Europe/Berlin")]
     tz: Option<String>,
-    /// Count bots in `clicks` and `unique_visitors` (default false); `bot_clicks` is always given.
+    /// Count bots in `clicks` and `unique_visitors`; `bot_clicks` is always given.
+    #[param(default = false)]
     include_bots: Option<bool>,
 }
 
@@ -157,9 +176,11 @@ pub struct TimeseriesQuery {
     from: Option<DateTime<Utc>>,
     /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
     to: Option<DateTime<Utc>>,
-    /// IANA time zone name (default `UTC`).
+    /// IANA time zone name.
+    #[param(default = "UTC", example = "Europe/Berlin")]
     tz: Option<String>,
-    /// Count bots in `clicks` and `unique_visitors` (default false); `bot_clicks` is always given.
+    /// Count bots in `clicks` and `unique_visitors`; `bot_clicks` is always given.
+    #[param(default = false)]
     include_bots: Option<bool>,
     /// `hour` (ranges up to 31 days; default span 24 hours) or `day` (up to 366 days; default).
     interval: Option<Interval>,
@@ -213,11 +234,14 @@ pub struct BreakdownQuery {
     from: Option<DateTime<Utc>>,
     /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
     to: Option<DateTime<Utc>>,
-    /// IANA time zone name (default `UTC`).
+    /// IANA time zone name.
+    #[param(default = "UTC", example = "Europe/Berlin")]
     tz: Option<String>,
-    /// Count bots in `clicks` and `unique_visitors` (default false); `bot_clicks` is always given.
+    /// Count bots in `clicks` and `unique_visitors`; `bot_clicks` is always given.
+    #[param(default = false)]
     include_bots: Option<bool>,
-    /// How many top values, 1–100 (default 10); the rest is summed in `other`.
+    /// How many top values; the rest is summed in `other`.
+    #[param(minimum = 1, maximum = 100, default = 10)]
     limit: Option<u32>,
 }
 
@@ -270,11 +294,14 @@ pub struct ClicksQuery {
     from: Option<DateTime<Utc>>,
     /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
     to: Option<DateTime<Utc>>,
-    /// IANA time zone name of the returned `clicked_at` times (default `UTC`).
+    /// IANA time zone name of the returned `clicked_at` times.
+    #[param(default = "UTC", example = "Europe/Berlin")]
     tz: Option<String>,
-    /// List bots' clicks too (default false).
+    /// List bots' clicks too.
+    #[param(default = false)]
     include_bots: Option<bool>,
-    /// Page size, 1–100 (default 50).
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 50)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -378,7 +405,7 @@ pub async fn link_timeseries(
     security(("api_key" = ["links:read"])),
     params(
         ("id" = Uuid, Path, description = "Link id"),
-        ("dimension" = String, Path, description = "What to break down by"),
+        ("dimension" = inline(DimensionName), Path, description = "What to break down by"),
         BreakdownQuery
     ),
     responses(
@@ -476,7 +503,7 @@ pub async fn account_timeseries(
 #[utoipa::path(
     get, path = "/v1/analytics/breakdown/{dimension}", tag = tags::ANALYTICS,
     security(("api_key" = ["links:read"])),
-    params(("dimension" = String, Path, description = "What to break down by"), BreakdownQuery),
+    params(("dimension" = inline(DimensionName), Path, description = "What to break down by"), BreakdownQuery),
     responses(
         (status = 200, description = "Top values and the rest", body = Breakdown),
         AuthErrors,

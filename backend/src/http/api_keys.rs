@@ -26,10 +26,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// What the key is for (1–100 characters).
+    /// What the key is for: 1–100 characters once trimmed, not only whitespace.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
     /// Defaults to `["links:read", "links:write"]`. A key can only grant scopes it has itself.
     #[serde(default)]
+    #[schema(min_items = 1)]
     scopes: Option<Vec<Scope>>,
 }
 
