@@ -1,12 +1,14 @@
 //! `AppError`: every outcome a client can see, with its status and stable snake_case code.
 //! Bodies are always `{"error":{"code":…,"message":…}}`; 5xx bodies are generic and the cause is
-//! logged once, by the tracing middleware's response hook.
+//! logged once, by the tracing middleware's response hook. The shared sets of error responses the
+//! OpenAPI document lists ([`AuthErrors`], [`ScopeErrors`], [`JsonBodyErrors`], [`QueryErrors`],
+//! [`LinkNotFound`]) sit here too, next to the statuses and codes they describe.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -112,6 +114,84 @@ pub struct ErrorDetail {
     /// For people; may change.
     message: String,
 }
+
+// The error responses many `/v1` operations share, for `responses(...)` of `#[utoipa::path]`
+// (never built: they only describe `AppError`s). An operation's own tuple row after a set replaces
+// the set's row of the same status, for a more specific description.
+
+/// What any authenticated `/v1` call can answer: the API key is looked up in PostgreSQL and rate
+/// limited before the handler runs, and the handler may need PostgreSQL, Redis or ClickHouse.
+#[derive(IntoResponses)]
+pub enum AuthErrors {
+    #[response(
+        status = 401,
+        description = "`unauthorized`: no API key, or an unknown or revoked one"
+    )]
+    Unauthorized(ErrorBody),
+    #[response(
+        status = 429,
+        description = "`rate_limited`: the key's requests for this minute are spent",
+        headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))
+    )]
+    RateLimited(ErrorBody),
+    #[response(
+        status = 503,
+        description = "`database_unavailable`, `cache_unavailable`, `analytics_unavailable` or \
+            `busy`: a dependency of this call is unavailable; retry later"
+    )]
+    Unavailable(ErrorBody),
+}
+
+/// For operations that need a scope (named in their `security`).
+#[derive(IntoResponses)]
+#[response(
+    status = 403,
+    description = "`insufficient_scope`: the API key lacks the scope this operation's `security` names"
+)]
+pub struct ScopeErrors(pub ErrorBody);
+
+/// For operations that read a JSON body.
+#[derive(IntoResponses)]
+pub enum JsonBodyErrors {
+    #[response(
+        status = 400,
+        description = "`malformed_request`: the body is not JSON"
+    )]
+    Malformed(ErrorBody),
+    #[response(
+        status = 413,
+        description = "`payload_too_large`: the body is larger than the origin reads"
+    )]
+    TooLarge(ErrorBody),
+    #[response(
+        status = 415,
+        description = "`unsupported_media_type`: the `Content-Type` is not `application/json`"
+    )]
+    UnsupportedMediaType(ErrorBody),
+    #[response(
+        status = 422,
+        description = "`validation_failed`: the body breaks its schema (a wrong type, a missing or \
+            unknown field, a value outside its declared constraints)"
+    )]
+    Invalid(ErrorBody),
+}
+
+/// For operations that take query parameters.
+#[derive(IntoResponses)]
+#[response(
+    status = 422,
+    description = "`validation_failed`: a query parameter is outside its declared constraints or \
+        unknown, or a `cursor` is not a `next_cursor` this API gave"
+)]
+pub struct QueryErrors(pub ErrorBody);
+
+/// For operations on one link (`{id}` in the path).
+#[derive(IntoResponses)]
+#[response(
+    status = 404,
+    description = "`not_found`: no such link of this user (also for an id that is not a UUID)"
+)]
+pub struct LinkNotFound(pub ErrorBody);
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {

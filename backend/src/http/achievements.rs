@@ -4,7 +4,7 @@ use super::auth::Principal;
 use super::extract::AppQuery;
 use super::tags;
 use crate::achievements::{evaluate, level_start};
-use crate::error::{AppError, ErrorBody, Result};
+use crate::error::{AppError, AuthErrors, QueryErrors, Result};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -41,8 +41,7 @@ pub struct Achievement {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "All achievements with the caller's progress", body = [Achievement]),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        AuthErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]
@@ -66,8 +65,10 @@ pub async fn list(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct XpQuery {
-    /// Most events to return, newest first (1–100, default 50).
+    /// Most events to return, newest first.
+    #[param(minimum = 1, maximum = 100, default = 50)]
     pub limit: Option<i64>,
 }
 
@@ -102,9 +103,8 @@ pub struct XpSummary {
     params(XpQuery),
     responses(
         (status = 200, description = "XP, level and history", body = XpSummary),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        AuthErrors,
+        QueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]

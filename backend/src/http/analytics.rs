@@ -8,7 +8,7 @@ use crate::analytics::queries::{
     self, BreakdownValue, ClickCursor, Counts, Dimension, Interval, OtherCounts, Point, Range,
     RecentClick, Subject, DIMENSIONS,
 };
-use crate::error::{AppError, ErrorBody, Result};
+use crate::error::{AppError, AuthErrors, ErrorBody, LinkNotFound, Result, ScopeErrors};
 use crate::links::repo as links;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -16,7 +16,9 @@ use axum::Json;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, IntoResponses, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -97,6 +99,32 @@ async fn link_subject(state: &AppState, user_id: Uuid, raw_id: &str) -> Result<S
     Ok(Subject::Link { user_id, link_id })
 }
 
+/// The 422 of every analytics operation: the range has rules beyond each parameter's own.
+#[derive(IntoResponses)]
+#[response(
+    status = 422,
+    description = "`validation_failed`: `from` is not before `to`, the range is longer than 366 \
+        days (31 with `interval=hour`), `tz` is not an IANA time zone name, a \
+        `cursor` is not a `next_cursor` this API gave, or a parameter is outside its declared \
+        constraints or unknown"
+)]
+pub struct AnalyticsQueryErrors(pub ErrorBody);
+
+/// The `{dimension}` path parameter: one of [`DIMENSIONS`], listed from it so the document and
+/// the check cannot disagree.
+struct DimensionName;
+
+impl PartialSchema for DimensionName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(DIMENSIONS.iter().map(|d| d.name)))
+            .into()
+    }
+}
+
+impl ToSchema for DimensionName {}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -105,9 +133,11 @@ pub struct SummaryQuery {
     from: Option<DateTime<Utc>>,
     /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
     to: Option<DateTime<Utc>>,
-    /// IANA time zone name (default `UTC`).
+    /// IANA time zone name.
+    #[param(default = "UTC", example = "Europe/Berlin")]
     tz: Option<String>,
-    /// Count bots in `clicks` and `unique_visitors` (default false); `bot_clicks` is always given.
+    /// Count bots in `clicks` and `unique_visitors`; `bot_clicks` is always given.
+    #[param(default = false)]
     include_bots: Option<bool>,
 }
 
@@ -146,9 +176,11 @@ pub struct TimeseriesQuery {
     from: Option<DateTime<Utc>>,
     /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
     to: Option<DateTime<Utc>>,
-    /// IANA time zone name (default `UTC`).
+    /// IANA time zone name.
+    #[param(default = "UTC", example = "Europe/Berlin")]
     tz: Option<String>,
-    /// Count bots in `clicks` and `unique_visitors` (default false); `bot_clicks` is always given.
+    /// Count bots in `clicks` and `unique_visitors`; `bot_clicks` is always given.
+    #[param(default = false)]
     include_bots: Option<bool>,
     /// `hour` (ranges up to 31 days; default span 24 hours) or `day` (up to 366 days; default).
     interval: Option<Interval>,
@@ -202,11 +234,14 @@ pub struct BreakdownQuery {
     from: Option<DateTime<Utc>>,
     /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
     to: Option<DateTime<Utc>>,
-    /// IANA time zone name (default `UTC`).
+    /// IANA time zone name.
+    #[param(default = "UTC", example = "Europe/Berlin")]
     tz: Option<String>,
-    /// Count bots in `clicks` and `unique_visitors` (default false); `bot_clicks` is always given.
+    /// Count bots in `clicks` and `unique_visitors`; `bot_clicks` is always given.
+    #[param(default = false)]
     include_bots: Option<bool>,
-    /// How many top values, 1–100 (default 10); the rest is summed in `other`.
+    /// How many top values; the rest is summed in `other`.
+    #[param(minimum = 1, maximum = 100, default = 10)]
     limit: Option<u32>,
 }
 
@@ -259,11 +294,14 @@ pub struct ClicksQuery {
     from: Option<DateTime<Utc>>,
     /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
     to: Option<DateTime<Utc>>,
-    /// IANA time zone name of the returned `clicked_at` times (default `UTC`).
+    /// IANA time zone name of the returned `clicked_at` times.
+    #[param(default = "UTC", example = "Europe/Berlin")]
     tz: Option<String>,
-    /// List bots' clicks too (default false).
+    /// List bots' clicks too.
+    #[param(default = false)]
     include_bots: Option<bool>,
-    /// Page size, 1–100 (default 50).
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 50)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -318,12 +356,10 @@ async fn clicks(state: &AppState, subject: Subject, query: ClicksQuery) -> Resul
     params(("id" = Uuid, Path, description = "Link id"), SummaryQuery),
     responses(
         (status = 200, description = "Totals", body = Summary),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -344,12 +380,10 @@ pub async fn link_summary(
     params(("id" = Uuid, Path, description = "Link id"), TimeseriesQuery),
     responses(
         (status = 200, description = "The series", body = Timeseries),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: range, interval, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -371,17 +405,15 @@ pub async fn link_timeseries(
     security(("api_key" = ["links:read"])),
     params(
         ("id" = Uuid, Path, description = "Link id"),
-        ("dimension" = String, Path, description = "What to break down by"),
+        ("dimension" = inline(DimensionName), Path, description = "What to break down by"),
         BreakdownQuery
     ),
     responses(
         (status = 200, description = "Top values and the rest", body = Breakdown),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: dimension, limit, range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -402,12 +434,10 @@ pub async fn link_breakdown(
     params(("id" = Uuid, Path, description = "Link id"), ClicksQuery),
     responses(
         (status = 200, description = "One page", body = ClickPage),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: limit, cursor, range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable` or `database_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -428,11 +458,9 @@ pub async fn link_clicks(
     params(SummaryQuery),
     responses(
         (status = 200, description = "Totals", body = Summary),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -454,11 +482,9 @@ pub async fn account_summary(
     params(TimeseriesQuery),
     responses(
         (status = 200, description = "The series", body = Timeseries),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: range, interval, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -477,14 +503,12 @@ pub async fn account_timeseries(
 #[utoipa::path(
     get, path = "/v1/analytics/breakdown/{dimension}", tag = tags::ANALYTICS,
     security(("api_key" = ["links:read"])),
-    params(("dimension" = String, Path, description = "What to break down by"), BreakdownQuery),
+    params(("dimension" = inline(DimensionName), Path, description = "What to break down by"), BreakdownQuery),
     responses(
         (status = 200, description = "Top values and the rest", body = Breakdown),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: dimension, limit, range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -507,11 +531,9 @@ pub async fn account_breakdown(
     params(ClicksQuery),
     responses(
         (status = 200, description = "One page", body = ClickPage),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: limit, cursor, range, time zone or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`analytics_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        AnalyticsQueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]

@@ -5,7 +5,7 @@ use super::extract::AppJson;
 use super::tags;
 use crate::api_keys::repo::{self, ApiKey, Scope};
 use crate::api_keys::secret;
-use crate::error::{AppError, ErrorBody, Result};
+use crate::error::{AppError, AuthErrors, ErrorBody, JsonBodyErrors, Result, ScopeErrors};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -26,10 +26,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// What the key is for (1–100 characters).
+    /// What the key is for: 1–100 characters once trimmed, not only whitespace.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
     /// Defaults to `["links:read", "links:write"]`. A key can only grant scopes it has itself.
     #[serde(default)]
+    #[schema(min_items = 1)]
     scopes: Option<Vec<Scope>>,
 }
 
@@ -53,13 +55,9 @@ pub struct ApiKeyList {
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "Created; the secret is in `key`", body = CreatedApiKey),
-        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        AuthErrors,
+        JsonBodyErrors,
         (status = 403, description = "`insufficient_scope`: needs `keys:write`, or asks for a scope the caller lacks", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: bad name, unknown scope or field", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -110,9 +108,8 @@ pub async fn create(
     security(("api_key" = ["keys:read"])),
     responses(
         (status = 200, description = "Newest first", body = ApiKeyList),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `keys:read`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -131,10 +128,9 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "API key id")),
     responses(
         (status = 204, description = "Revoked (revoking again is a no-op)"),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `keys:write`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
         (status = 404, description = "`not_found`: no such key of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, key_id = %id))]

@@ -3,7 +3,9 @@
 use super::auth::{scope, Authorized, Principal};
 use super::extract::{nullable, AppJson, AppQuery};
 use super::tags;
-use crate::error::{AppError, ErrorBody, Result};
+use crate::error::{
+    AppError, AuthErrors, ErrorBody, JsonBodyErrors, LinkNotFound, QueryErrors, Result, ScopeErrors,
+};
 use crate::links::repo::{self, Cursor, Link, LinkFilter, LinkSort};
 use crate::links::{protection, service};
 use crate::state::AppState;
@@ -13,7 +15,10 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use smo1_core::link::{LinkStatus, Protection, RedirectType, Utm};
-use utoipa::{IntoParams, ToSchema};
+use std::borrow::Cow;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -32,10 +37,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UtmInput {
+    #[schema(max_length = 200)]
     source: Option<String>,
+    #[schema(max_length = 200)]
     medium: Option<String>,
+    #[schema(max_length = 200)]
     campaign: Option<String>,
+    #[schema(max_length = 200)]
     term: Option<String>,
+    #[schema(max_length = 200)]
     content: Option<String>,
 }
 
@@ -52,19 +62,49 @@ impl From<UtmInput> for Utm {
     }
 }
 
+/// The status a link redirects with: 301, 302 (the default for new links), 307 or 308. The schema
+/// of [`RedirectType`], which (de)serializes as that number.
+struct RedirectStatus;
+
+impl PartialSchema for RedirectStatus {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            // Asked of the parser itself, so the list cannot drift from what it accepts.
+            .enum_values(Some(
+                (300..400).filter(|code: &u16| RedirectType::try_from(*code).is_ok()),
+            ))
+            .description(Some("301, 302 (default), 307 or 308"))
+            .into()
+    }
+}
+
+impl ToSchema for RedirectStatus {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("RedirectType")
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLinkRequest {
     /// http(s) URL, at most 2048 characters, no credentials, not one of our short domains.
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        example = "https://example.com/spring-sale"
+    )]
     destination: String,
     /// 3–64 of `A-Za-z0-9-_`, not a reserved word; a random uid is generated either way.
+    #[schema(min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9_-]+$")]
     custom_slug: Option<String>,
     /// At most 200 characters.
+    #[schema(max_length = 200)]
     title: Option<String>,
     #[serde(default)]
     utm: UtmInput,
     /// 301, 302 (default), 307 or 308.
-    #[schema(value_type = Option<u16>, example = 302)]
+    #[schema(value_type = Option<RedirectStatus>)]
     redirect_type: Option<RedirectType>,
     /// When the link starts answering 410; must be in the future.
     expires_at: Option<DateTime<Utc>>,
@@ -75,15 +115,19 @@ pub struct CreateLinkRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLinkRequest {
+    /// 3–64 of `A-Za-z0-9-_`, not a reserved word.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9_-]+$")]
     custom_slug: Option<Option<String>>,
+    /// http(s) URL, at most 2048 characters, no credentials, not one of our short domains.
+    #[schema(min_length = 1, max_length = 2048)]
     destination: Option<String>,
+    /// At most 200 characters.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     title: Option<Option<String>>,
     utm: Option<UtmInput>,
-    #[schema(value_type = Option<u16>, example = 301)]
+    #[schema(value_type = Option<RedirectStatus>)]
     redirect_type: Option<RedirectType>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<DateTime<Utc>>)]
@@ -95,7 +139,8 @@ pub struct UpdateLinkRequest {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListLinksQuery {
-    /// Page size, 1–100 (default 20).
+    /// Page size.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -104,7 +149,9 @@ pub struct ListLinksQuery {
     created_after: Option<DateTime<Utc>>,
     /// Created before (RFC 3339).
     created_before: Option<DateTime<Utc>>,
-    /// Fuzzy search over custom slug, uid and title (substring or trigram word similarity).
+    /// Fuzzy search over custom slug, uid and title (substring or trigram word similarity); at
+    /// most 100 characters once trimmed.
+    #[param(max_length = 100)]
     q: Option<String>,
     /// `created` (newest first; default) or `clicks` (most clicked first, by `total_clicks`).
     sort: Option<LinkSort>,
@@ -142,15 +189,11 @@ fn link_id(raw: &str) -> Result<Uuid> {
     request_body = CreateLinkRequest,
     responses(
         (status = 201, description = "Created", body = Link),
-        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        JsonBodyErrors,
         (status = 409, description = "`slug_taken`: the custom slug is another link's slug", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: destination, slug, lengths, expiry, unknown field", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination is not an absolute http(s) URL without credentials or points at our own short domain, the custom slug is reserved, or `expires_at` is not in the future", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -180,10 +223,9 @@ pub async fn create(
     params(ListLinksQuery),
     responses(
         (status = 200, description = "One page", body = LinkList),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: bad limit, cursor, status, date, query or unknown parameter", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        QueryErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -239,10 +281,9 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 200, description = "The link", body = Link),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:read`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -265,16 +306,12 @@ pub async fn get(
     request_body = UpdateLinkRequest,
     responses(
         (status = 200, description = "The changed link", body = Link),
-        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        JsonBodyErrors,
         (status = 409, description = "`slug_taken`: the new custom slug is another link's slug", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination is not an absolute http(s) URL without credentials or points at our own short domain, the custom slug is reserved, or `expires_at` is not in the future", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -305,11 +342,9 @@ pub async fn update(
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -329,11 +364,9 @@ pub async fn delete(
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 200, description = "The disabled link", body = Link),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -352,11 +385,9 @@ pub async fn disable(
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 200, description = "The enabled link", body = Link),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -396,7 +427,8 @@ pub enum ProtectionKind {
 pub struct SetProtectionRequest {
     #[serde(rename = "type")]
     kind: ProtectionKind,
-    #[schema(example = "4821")]
+    /// A PIN is 4–8 ASCII digits; a password 8–128 characters.
+    #[schema(example = "4821", min_length = 4, max_length = 128, format = Password)]
     secret: String,
 }
 
@@ -409,15 +441,11 @@ pub struct SetProtectionRequest {
     request_body = SetProtectionRequest,
     responses(
         (status = 200, description = "The protected link", body = Link),
-        (status = 400, description = "`malformed_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        JsonBodyErrors,
         (status = 422, description = "`validation_failed`: PIN not 4–8 digits, password not 8–128 characters, unknown type or field", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`busy`, `database_unavailable` or `cache_unavailable`", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -442,11 +470,9 @@ pub async fn set_protection(
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 200, description = "The link, `protection: \"none\"`", body = Link),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope`: needs `links:write`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such link of this user", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` or `cache_unavailable`", body = ErrorBody),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]

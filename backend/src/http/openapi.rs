@@ -3,6 +3,8 @@
 //! cannot list a route that does not exist or miss one that does.
 
 use super::{achievements, analytics, api_keys, auth, links, rate_limit, tags, users};
+use crate::error::ErrorBody;
+use crate::links::repo::LinkSort;
 use crate::state::AppState;
 use axum::http::header;
 use axum::middleware;
@@ -22,6 +24,9 @@ use utoipa_axum::router::OpenApiRouter;
             are rejected with 422 `validation_failed`. Every `/v1` response carries \
             `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`."
     ),
+    // Referenced by the sets of error responses and by query parameters, whose schemas
+    // `utoipa-axum` does not collect from the routes.
+    components(schemas(ErrorBody, LinkSort)),
     modifiers(&ApiKeyAuth),
     tags(
         (name = tags::USERS, description = "The account behind an API key"),

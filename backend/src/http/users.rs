@@ -2,8 +2,7 @@
 
 use super::auth::Principal;
 use super::tags;
-use crate::error::ErrorBody;
-use crate::error::{AppError, Result};
+use crate::error::{AppError, AuthErrors, Result};
 use crate::state::AppState;
 use crate::users::repo::{self, User};
 use axum::extract::State;
@@ -22,8 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The key's user", body = User),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        AuthErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]
