@@ -65,6 +65,11 @@ export async function checkPage(page, name) {
       `axe found serious or critical violations on ${name} at ${label} width`,
     );
   }
+  // Usable at 375 px: nothing makes the page scroll sideways (wide tables scroll inside their box).
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.waitForTimeout(150);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `${name} scrolls sideways by ${overflow}px at 375 px width`);
   await page.setViewportSize(before);
 }
 
