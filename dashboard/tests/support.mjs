@@ -116,3 +116,19 @@ export function trailingNumber(text) {
   const m = (text ?? '').replace(/[,\u202f\u00a0.]/g, '').match(/(\d+)\s*$/);
   return m ? Number(m[1]) : NaN;
 }
+
+/** Signs `page` in as `email` through the emailed link; returns the session cookie's value. */
+export async function signIn(page, { origin, mailUrl, email }) {
+  const since = Date.now();
+  await page.goto(`${origin}/dashboard/sign-in`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByRole('button', { name: 'Email me a sign-in link' }).click();
+  await page.getByRole('status').getByText('Check your inbox').waitFor();
+  const link = new URL(await signInLinkFromMail(mailUrl, email, since));
+  await page.goto(`${origin}${link.pathname}${link.search}`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Links' }).waitFor();
+  const cookie = (await page.context().cookies(origin)).find((c) => c.name === 'smo1_session');
+  assert.ok(cookie, 'the origin set the smo1_session cookie');
+  return cookie.value;
+}
