@@ -48,8 +48,8 @@ export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 
 /**
- * Screenshots of the page as it is, at desktop and phone width, and an axe run at each: no
- * serious or critical violation allowed.
+ * Screenshots of the page as it is, at desktop and phone width (and desktop in dark colours), and
+ * an axe run at each: no serious or critical violation allowed. Also no sideways scroll at 375 px.
  */
 export async function checkPage(page, name) {
   const before = page.viewportSize() ?? DESKTOP;
@@ -64,6 +64,18 @@ export async function checkPage(page, name) {
       [],
       `axe found serious or critical violations on ${name} at ${label} width`,
     );
+  }
+  // Dark colours (prefers-color-scheme) must pass too.
+  await page.setViewportSize(DESKTOP);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  try {
+    await page.screenshot({ path: resolve(ARTIFACTS, `${name}-desktop-dark.png`), fullPage: true });
+    const dark = await new AxeBuilder({ page }).analyze();
+    const bad = dark.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    assert.deepEqual(bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join('; ')}`), [],
+      `axe found serious or critical violations on ${name} in dark colours`);
+  } finally {
+    await page.emulateMedia({ colorScheme: 'light' });
   }
   // Usable at 375 px: nothing makes the page scroll sideways (wide tables scroll inside their box).
   await page.setViewportSize({ width: 375, height: 812 });

@@ -26,7 +26,7 @@ export async function loadSession(): Promise<SessionInfo | null> {
     return null;
   }
   if (!response.ok) throw toApiError(response, error);
-  session.info = data as SessionInfo;
+  session.info = data as unknown as SessionInfo;
   return session.info;
 }
 
