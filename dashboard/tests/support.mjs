@@ -117,7 +117,7 @@ export async function signInLinkFromMail(mailUrl, email, since) {
     for (const m of mine) {
       const body = `${m.text ?? ''}\n${(m.html ?? '').replace(/&amp;/g, '&')}`;
       const found = body.match(/https?:\/\/[^\s"'<>]+\/dashboard\/sign-in\/confirm\?token=[^\s"'<>&]+/);
-      if (found) return found[0];
+      if (found) return found[0].replace(/[.,;:!?)\]]+$/, ''); // not a sentence's full stop
     }
     return null;
   });
