@@ -117,9 +117,12 @@ test('a link owner signs in, manages a link, reads its click, its QR codes and A
     await heading('Browser test link').waitFor();
     const preview = page.getByRole('img', { name: /^QR code for / });
     await poll('the QR preview to load', () => preview.evaluate((img) => img.complete && img.naturalWidth > 0), { timeoutMs: 15_000, everyMs: 300 });
-    await page.getByLabel('Size in pixels').fill('512');
+    await page.getByLabel('Size in pixels').fill('768');
+    await page.getByLabel('Size in pixels').press('Tab'); // applied on change
     for (const format of ['png', 'svg']) {
       await page.getByLabel('Format').selectOption(format);
+      const href = await page.getByRole('link', { name: `Download ${format.toUpperCase()}` }).getAttribute('href');
+      assert.equal(href, `/v1/links/${state.linkId}/qr?format=${format}&size=768&fg=000000&bg=ffffff`);
       const [download] = await Promise.all([
         page.waitForEvent('download'),
         page.getByRole('link', { name: `Download ${format.toUpperCase()}` }).click(),
