@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { resolve } from 'node:path';
-import { statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { ARTIFACTS, DESKTOP, checkPage, launch, poll, requireEnv, signInLinkFromMail, trailingNumber } from './support.mjs';
 
 const BROWSER_UA =
@@ -127,10 +127,14 @@ test('a link owner signs in, manages a link, reads its click, its QR codes and A
         page.waitForEvent('download'),
         page.getByRole('link', { name: `Download ${format.toUpperCase()}` }).click(),
       ]);
-      const path = resolve(ARTIFACTS, `qr-${state.slug}.${format}`);
+      const path = resolve(ARTIFACTS, `qr.${format}`);
       await download.saveAs(path);
       assert.ok(statSync(path).size > 100, `the ${format} QR code has content`);
     }
+    // For the Rust side, which decodes qr.png / qr.svg: the URL they must hold.
+    const encodes = (await page.getByText(/^Encodes /).innerText()).match(/Encodes (\S+\?qr=1)/)?.[1];
+    assert.ok(encodes?.endsWith(`/${state.slug}?qr=1`), `the QR panel says it encodes ${encodes}`);
+    writeFileSync(resolve(ARTIFACTS, 'qr-expected-url.txt'), `${encodes}\n`);
     await checkPage(page, '09-link-qr');
   });
 
