@@ -1,0 +1,41 @@
+// The signed-in session: who the viewer is and where short links live. Read from
+// `GET /v1/auth/session`; the cookie itself is HttpOnly and never touched here.
+import { api, toApiError, type Link, type User } from '../api/client';
+
+/**
+ * The answer of `/v1/auth/session`. These auth routes are not in docs/openapi.json yet; when the
+ * backend documents them, replace this with the generated schema type.
+ */
+export interface SessionInfo {
+  user: User;
+  expires_at: string;
+  short_base_url?: string;
+}
+
+export const session = $state<{ info: SessionInfo | null; checked: boolean }>({
+  info: null,
+  checked: false,
+});
+
+/** Asks the origin who is signed in; `null` when nobody is (401). Throws on other failures. */
+export async function loadSession(): Promise<SessionInfo | null> {
+  const { data, error, response } = await api.GET('/v1/auth/session');
+  session.checked = true;
+  if (response.status === 401) {
+    session.info = null;
+    return null;
+  }
+  if (!response.ok) throw toApiError(response, error);
+  session.info = data as unknown as SessionInfo;
+  return session.info;
+}
+
+/**
+ * The short URL visitors use for a link: the link's own `short_url` when the API gives one,
+ * else the session's `short_base_url` + slug, else this origin (which also answers `/{slug}`).
+ */
+export function shortUrl(link: Pick<Link, 'slug'> & { short_url?: string | null }): string {
+  if (link.short_url) return link.short_url;
+  const base = session.info?.short_base_url || window.location.origin;
+  return `${base.replace(/\/+$/, '')}/${link.slug}`;
+}
