@@ -816,7 +816,7 @@ async fn listing_pages_through_every_link_with_a_cursor() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn listing_filters_by_status_creation_time_and_fuzzy_search() {
+async fn listing_filters_by_status_protection_creation_time_and_fuzzy_search() {
     let app = TestApp::start().await;
     let user = app.api_user("a@example.com").await;
     let spring = app
@@ -839,6 +839,14 @@ async fn listing_filters_by_status_creation_time_and_fuzzy_search() {
         .execute(&app.state.db)
         .await
         .unwrap();
+    sqlx::query(
+        "UPDATE links SET protection_type = 'pin', protection_hash = '$argon2id$stub'
+          WHERE id = $1::uuid",
+    )
+    .bind(old["id"].as_str().unwrap())
+    .execute(&app.state.db)
+    .await
+    .unwrap();
     app.call(
         Method::POST,
         &format!("/v1/links/{}/disable", winter["id"].as_str().unwrap()),
@@ -866,6 +874,11 @@ async fn listing_filters_by_status_creation_time_and_fuzzy_search() {
 
     assert_eq!(ids(&list("status=disabled").await), [id(&winter)]);
     assert_eq!(ids(&list("status=active").await), [id(&spring), id(&old)]);
+    assert_eq!(ids(&list("protected=true").await), [id(&old)]);
+    assert_eq!(
+        ids(&list("protected=false").await),
+        [id(&winter), id(&spring)]
+    );
     assert_eq!(
         ids(&list("created_before=2021-01-01T00:00:00Z").await),
         [id(&old)]

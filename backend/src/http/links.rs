@@ -155,6 +155,8 @@ pub struct ListLinksQuery {
     q: Option<String>,
     /// `created` (newest first; default) or `clicks` (most clicked first, by `total_clicks`).
     sort: Option<LinkSort>,
+    /// `true`: only links behind a PIN or password; `false`: only unprotected ones.
+    protected: Option<bool>,
 }
 
 /// One page of links, in the requested order.
@@ -257,6 +259,7 @@ pub async fn list(
     }
     let filter = LinkFilter {
         status: query.status,
+        protected: query.protected,
         created_after: query.created_after,
         created_before: query.created_before,
         search,

@@ -338,6 +338,8 @@ impl Cursor {
 #[derive(Debug, Clone, Default)]
 pub struct LinkFilter {
     pub status: Option<LinkStatus>,
+    /// Only links with (`true`) or without (`false`) a PIN or password.
+    pub protected: Option<bool>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
     /// Fuzzy match against custom slug, uid and title (pg_trgm).
@@ -367,6 +369,11 @@ pub async fn list(
             .push_bind(status.as_str())
             .push("::link_status");
     }
+    match filter.protected {
+        Some(true) => query.push(" AND protection_type <> 'none'"),
+        Some(false) => query.push(" AND protection_type = 'none'"),
+        None => &mut query,
+    };
     if let Some(after) = filter.created_after {
         query.push(" AND created_at >= ").push_bind(after);
     }
