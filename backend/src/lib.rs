@@ -23,6 +23,7 @@ pub mod periodic;
 pub mod rate_limit;
 pub mod redirect;
 pub mod server;
+pub mod sliding_window;
 pub mod state;
 pub mod testkit;
 pub mod users;
