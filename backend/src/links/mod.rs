@@ -3,6 +3,7 @@
 
 mod handlers;
 pub mod protection;
+pub mod qr;
 pub mod repo;
 pub mod service;
 
