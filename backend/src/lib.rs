@@ -17,6 +17,7 @@ pub mod extract;
 pub mod generate;
 pub mod health;
 pub mod links;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod periodic;

@@ -9,7 +9,7 @@
 use crate::clickhouse::ClickHouse;
 use crate::config::{
     BillingConfig, ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig,
-    Secret, UnlockConfig,
+    Secret, SignInConfig, UnlockConfig,
 };
 use crate::state::AppState;
 use crate::{bridge, server};
@@ -218,6 +218,7 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
             unlock_cookie_ttl: Duration::from_secs(3600),
             unlock_verify_concurrency: 2,
         },
+        sign_in: SignInConfig::default(),
     }
 }
 
