@@ -24,6 +24,7 @@ pub mod periodic;
 pub mod rate_limit;
 pub mod redirect;
 pub mod server;
+pub mod sessions;
 pub mod sign_in;
 pub mod sliding_window;
 pub mod state;

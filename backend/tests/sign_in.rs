@@ -1,13 +1,14 @@
-//! Passwordless sign-in against the real PostgreSQL, Redis and an SMTP
+//! Passwordless sign-in and dashboard sessions against the real PostgreSQL, Redis and an SMTP
 //! server (maildev from the root `package.json`, started per test on free ports).
 
 mod common;
 
 use serde_json::Value;
 use smo1_origin::cache::Redis;
-use smo1_origin::config::{MailConfig, Registration, Secret, SignInConfig};
+use smo1_origin::config::{MailConfig, Registration, Secret, SessionConfig, SignInConfig};
 use smo1_origin::error::AppError;
 use smo1_origin::mail::Mailer;
+use smo1_origin::sessions::Sessions;
 use smo1_origin::sign_in::{self, SignIn};
 use smo1_origin::testkit::{self, TestDb};
 use sqlx::postgres::PgPoolOptions;
@@ -58,12 +59,31 @@ impl Env {
         }
     }
 
+    fn sessions(&self, idle: Duration, absolute: Duration) -> Sessions {
+        Sessions::new(
+            self.redis.clone(),
+            &SessionConfig {
+                session_idle: idle,
+                session_absolute: absolute,
+            },
+        )
+    }
+
     async fn users_named(&self, email: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM users WHERE lower(email) = lower($1)")
             .bind(email)
             .fetch_one(&self.pool)
             .await
             .expect("count users")
+    }
+
+    async fn redis_pttl(&self, key: &str) -> i64 {
+        let mut conn = self.redis.conn().await.expect("redis");
+        redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("PTTL")
     }
 }
 
@@ -489,6 +509,144 @@ async fn the_sign_in_mail_arrives_with_a_working_link() {
     assert!(is_invalid_link(service.redeem(token).await));
 }
 
+// ---------------------------------------------------------------- sessions
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+#[tokio::test]
+async fn sessions_are_created_read_and_stored_by_hash() {
+    let env = Env::new().await;
+    let sessions = env.sessions(7 * DAY, 30 * DAY);
+    let user = Uuid::new_v4();
+    let new = sessions.create(user).await.unwrap();
+    assert_eq!(new.id.len(), 43);
+    let got = sessions.get(&new.id).await.unwrap().expect("live session");
+    assert_eq!(got, new.session);
+    assert_eq!(got.user_id, user);
+    let absolute = got.absolute_expires_at - got.created_at;
+    assert_eq!(absolute, chrono::TimeDelta::days(30));
+
+    // Keys hold a hash of the id, never the id.
+    let key = sessions.key(&new.id);
+    assert!(key.starts_with(&format!("{}session:", env.prefix)));
+    assert!(!key.contains(&new.id));
+    let mut conn = env.redis.conn().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", env.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.iter().all(|k| !k.contains(&new.id)), "{keys:?}");
+    let idle_ms = i64::try_from((7 * DAY).as_millis()).unwrap();
+    let ttl = env.redis_pttl(&key).await;
+    assert!(ttl > idle_ms - 5_000 && ttl <= idle_ms, "{ttl}");
+
+    // Ids that are not ours cost no lookup and find nothing.
+    assert!(sessions.get("nope").await.unwrap().is_none());
+    let other = sessions.create(user).await.unwrap();
+    assert_ne!(other.id, new.id);
+    assert!(sessions
+        .get(&smo1_origin::sign_in::token::generate().secret)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn using_a_session_refreshes_its_idle_expiry_at_most_once_a_minute() {
+    let env = Env::new().await;
+    let sessions = env.sessions(Duration::from_secs(600), DAY);
+    let new = sessions.create(Uuid::new_v4()).await.unwrap();
+    let key = sessions.key(&new.id);
+    let mut conn = env.redis.conn().await.unwrap();
+
+    // Used 30 s after the last refresh: within the resolution, no write.
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(570_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    sessions.get(&new.id).await.unwrap().unwrap();
+    assert!(env.redis_pttl(&key).await <= 570_000);
+
+    // Used after two idle minutes: back to the full idle bound.
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(480_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    sessions.get(&new.id).await.unwrap().unwrap();
+    assert!(env.redis_pttl(&key).await > 595_000);
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_and_at_their_absolute_expiry() {
+    let env = Env::new().await;
+    let idle = env.sessions(Duration::from_secs(1), DAY);
+    let session = idle.create(Uuid::new_v4()).await.unwrap();
+    assert!(idle.get(&session.id).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(idle.get(&session.id).await.unwrap().is_none(), "idled out");
+
+    // Used all the time, a session still ends at its absolute expiry, and its TTL never
+    // reaches past it.
+    let absolute = env.sessions(DAY, Duration::from_secs(2));
+    let session = absolute.create(Uuid::new_v4()).await.unwrap();
+    let key = absolute.key(&session.id);
+    assert!(env.redis_pttl(&key).await <= 2_000);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(absolute.get(&session.id).await.unwrap().is_some());
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(absolute.get(&session.id).await.unwrap().is_none());
+    assert_eq!(env.redis_pttl(&key).await, -2, "the key is gone");
+
+    // The absolute bound is checked on read even if the key outlived it (e.g. restored).
+    let session = absolute.create(Uuid::new_v4()).await.unwrap();
+    let mut conn = env.redis.conn().await.unwrap();
+    let _: () = redis::cmd("PERSIST")
+        .arg(absolute.key(&session.id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert!(absolute.get(&session.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn sign_out_ends_one_session_and_sign_out_everywhere_ends_all() {
+    let env = Env::new().await;
+    let sessions = env.sessions(DAY, 30 * DAY);
+    let (ann, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let laptop = sessions.create(ann).await.unwrap();
+    let phone = sessions.create(ann).await.unwrap();
+    let tablet = sessions.create(ann).await.unwrap();
+    let bobs = sessions.create(bob).await.unwrap();
+
+    assert!(sessions.delete(&laptop.id).await.unwrap());
+    assert!(!sessions.delete(&laptop.id).await.unwrap(), "already ended");
+    assert!(sessions.get(&laptop.id).await.unwrap().is_none());
+    assert!(sessions.get(&phone.id).await.unwrap().is_some());
+
+    assert_eq!(sessions.delete_all_for_user(ann).await.unwrap(), 2);
+    for id in [&phone.id, &tablet.id] {
+        assert!(sessions.get(id).await.unwrap().is_none());
+    }
+    assert!(
+        sessions.get(&bobs.id).await.unwrap().is_some(),
+        "others stay"
+    );
+    assert_eq!(sessions.delete_all_for_user(ann).await.unwrap(), 0);
+
+    // Signing in again afterwards works as usual.
+    let again = sessions.create(ann).await.unwrap();
+    assert!(sessions.get(&again.id).await.unwrap().is_some());
+    assert_eq!(sessions.delete_all_for_user(ann).await.unwrap(), 1);
+}
+
 // ---------------------------------------------------------------- Redis down
 
 #[tokio::test]
@@ -500,6 +658,7 @@ async fn without_redis_sign_in_says_it_is_unavailable() {
         testkit::redis_prefix(),
     )
     .unwrap();
+    let sessions = Sessions::new(down.clone(), &SessionConfig::default());
     let service = SignIn {
         db: env.pool.clone(),
         redis: down,
@@ -507,7 +666,22 @@ async fn without_redis_sign_in_says_it_is_unavailable() {
         config: Arc::new(SignInConfig::default()),
     };
     let started = std::time::Instant::now();
-    let results = [service.request("ann@example.com", ip("192.0.2.9")).await];
+    let results = [
+        sessions.create(Uuid::new_v4()).await.map(|_| ()),
+        sessions
+            .get(&sign_in::token::generate().secret)
+            .await
+            .map(|_| ()),
+        sessions
+            .delete(&sign_in::token::generate().secret)
+            .await
+            .map(|_| ()),
+        sessions
+            .delete_all_for_user(Uuid::new_v4())
+            .await
+            .map(|_| ()),
+        service.request("ann@example.com", ip("192.0.2.9")).await,
+    ];
     for result in results {
         let error = result.unwrap_err();
         assert!(matches!(error, AppError::SignInUnavailable(_)), "{error:?}");
