@@ -4,7 +4,9 @@
 //!
 //! Nothing a caller answers may tell whether an account exists: [`SignIn::request`] succeeds the
 //! same way for every well-formed email within the limits, and the mail (if any) is sent in the
-//! background, so the time taken does not tell either. Who gets a link is `REGISTRATION`:
+//! background, so SMTP time does not tell either. What remains is one indexed insert (about a
+//! millisecond) for admitted emails; the per-email limit allows too few samples to measure it
+//! through network jitter. Who gets a link is `REGISTRATION`:
 //! `closed` (existing users), `invite` (plus the invite list) or `open` (anyone; redeeming
 //! creates the user). Requests are limited per email and per client IP (IPv6: per /64) over a
 //! sliding 15 minutes; limits, like sessions, live in Redis, so without Redis sign-in answers
