@@ -584,23 +584,23 @@ async fn using_a_session_refreshes_its_idle_expiry_at_most_once_a_minute() {
 #[tokio::test]
 async fn sessions_end_when_idle_and_at_their_absolute_expiry() {
     let env = Env::new().await;
-    let idle = env.sessions(Duration::from_secs(1), DAY);
+    let idle = env.sessions(Duration::from_secs(2), DAY);
     let session = idle.create(Uuid::new_v4()).await.unwrap();
     assert!(idle.get(&session.id).await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
     assert!(idle.get(&session.id).await.unwrap().is_none(), "idled out");
 
     // Used all the time, a session still ends at its absolute expiry, and its TTL never
     // reaches past it.
-    let absolute = env.sessions(DAY, Duration::from_secs(2));
+    let absolute = env.sessions(DAY, Duration::from_secs(3));
     let session = absolute.create(Uuid::new_v4()).await.unwrap();
     let key = absolute.key(&session.id);
-    assert!(env.redis_pttl(&key).await <= 2_000);
-    for _ in 0..3 {
+    assert!(env.redis_pttl(&key).await <= 3_000);
+    for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(absolute.get(&session.id).await.unwrap().is_some());
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
     assert!(absolute.get(&session.id).await.unwrap().is_none());
     assert_eq!(env.redis_pttl(&key).await, -2, "the key is gone");
 
@@ -612,7 +612,7 @@ async fn sessions_end_when_idle_and_at_their_absolute_expiry() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     assert!(absolute.get(&session.id).await.unwrap().is_none());
 }
 
