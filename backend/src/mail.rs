@@ -139,4 +139,19 @@ mod tests {
             .unwrap()
             .is_none());
     }
+
+    #[test]
+    fn tls_transports_build_and_never_print_credentials() {
+        for url in [
+            "smtps://me:hunter2@mail.example.com:465",
+            "smtp://me:hunter2@mail.example.com:587?tls=required",
+        ] {
+            let config = MailConfig {
+                smtp_url: crate::config::Secret::new(url),
+                ..MailConfig::default()
+            };
+            let mailer = Mailer::from_config(&config).unwrap().expect("a mailer");
+            assert!(!format!("{mailer:?}").contains("hunter2"));
+        }
+    }
 }
