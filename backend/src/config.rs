@@ -32,6 +32,14 @@
 //! | `UNLOCK_COOKIE_SECRET` | required | HMAC key of unlock cookies of protected links; must equal the worker's (secret) |
 //! | `UNLOCK_COOKIE_TTL_SECS` | `3600` | how long an unlocked protected link stays unlocked for a browser |
 //! | `UNLOCK_VERIFY_CONCURRENCY` | `2` | argon2id hashes/verifications running at once (each ~19 MiB, tens of ms of one core) |
+//! | `PUBLIC_URL` | `http://127.0.0.1:8080` | the origin's public base URL; sign-in links point there |
+//! | `REGISTRATION` | `closed` | who may sign in: `closed` (existing users only), `invite` (plus invited emails), `open` (anyone; the first sign-in creates the user) |
+//! | `SIGN_IN_LIMIT_PER_EMAIL` | `5` | sign-in link requests per email per sliding 15 minutes |
+//! | `SIGN_IN_LIMIT_PER_IP` | `20` | sign-in link requests per client IP (IPv6: per /64) per sliding 15 minutes |
+//! | `SESSION_IDLE_SECS` | `604800` (7 days) | a dashboard session unused this long ends |
+//! | `SESSION_ABSOLUTE_SECS` | `2592000` (30 days) | a dashboard session ends this long after sign-in, however used |
+//! | `SMTP_URL` | empty (no mail) | `smtp://host:port` (plain), `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465` (TLS); empty: sign-in links only via `admin sign-in-link` (secret) |
+//! | `MAIL_FROM` | `SMO1 <no-reply@localhost>` | sender of sign-in mail |
 //! | `RUST_LOG` | `info` | log filter; `LOG_FORMAT=json` for JSON lines |
 //!
 //! A bad value fails at start and names the variable (clap reports it).
@@ -190,6 +198,122 @@ pub struct OriginConfig {
     pub billing: BillingConfig,
     #[command(flatten)]
     pub unlock: UnlockConfig,
+    #[command(flatten)]
+    pub sign_in: SignInConfig,
+}
+
+/// Who may sign in to the dashboard with an emailed link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Registration {
+    /// Only users that already exist (`smo1-origin admin create-user`).
+    #[default]
+    Closed,
+    /// Existing users and emails on the invite list (`smo1-origin admin invite`).
+    Invite,
+    /// Anyone; the first sign-in creates the user.
+    Open,
+}
+
+/// Dashboard sign-in: the public URL links point to, who may register, request limits, sessions
+/// and mail.
+#[derive(Debug, Clone, Args)]
+pub struct SignInConfig {
+    /// The origin's public base URL (scheme, host, optional port and path), no trailing slash.
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080", value_parser = parse_public_url)]
+    pub public_url: String,
+    #[arg(long, env = "REGISTRATION", value_enum, default_value_t = Registration::Closed)]
+    pub registration: Registration,
+    #[arg(long, env = "SIGN_IN_LIMIT_PER_EMAIL", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_per_email: u32,
+    #[arg(long, env = "SIGN_IN_LIMIT_PER_IP", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_per_ip: u32,
+    #[command(flatten)]
+    pub sessions: SessionConfig,
+    #[command(flatten)]
+    pub mail: MailConfig,
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            registration: Registration::Closed,
+            limit_per_email: 5,
+            limit_per_ip: 20,
+            sessions: SessionConfig::default(),
+            mail: MailConfig::default(),
+        }
+    }
+}
+
+/// Dashboard sessions: an idle bound (refreshed on use) and an absolute bound (from sign-in).
+#[derive(Debug, Clone, Args)]
+pub struct SessionConfig {
+    #[arg(long, env = "SESSION_IDLE_SECS", default_value = "604800", value_parser = parse_secs)]
+    pub session_idle: Duration,
+    #[arg(long, env = "SESSION_ABSOLUTE_SECS", default_value = "2592000", value_parser = parse_secs)]
+    pub session_absolute: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            session_idle: Duration::from_secs(7 * 24 * 3600),
+            session_absolute: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Outgoing mail (sign-in links).
+#[derive(Debug, Clone, Args)]
+pub struct MailConfig {
+    /// Empty: no SMTP; sign-in links come from `smo1-origin admin sign-in-link`. May hold a
+    /// password, so it is a secret.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, default_value = "", value_parser = parse_smtp_url)]
+    pub smtp_url: Secret,
+    #[arg(long, env = "MAIL_FROM", default_value = "SMO1 <no-reply@localhost>")]
+    pub mail_from: lettre::message::Mailbox,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: Secret::new(""),
+            mail_from: "SMO1 <no-reply@localhost>"
+                .parse()
+                .expect("the default sender is a valid mailbox"),
+        }
+    }
+}
+
+/// Accepts what `lettre` can connect to, so a typo fails at start rather than at the first mail.
+fn parse_smtp_url(s: &str) -> Result<Secret, String> {
+    if !s.is_empty() {
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(s)
+            .map_err(|_| "must be smtp://[user:pass@]host[:port][?tls=required|opportunistic] or smtps://[user:pass@]host[:port]".to_owned())?;
+    }
+    Ok(Secret::new(s))
+}
+
+/// An absolute http(s) URL without query or fragment, kept without its trailing slash.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let trimmed = s.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !rest.contains(['?', '#', '@'])
+                && !rest.chars().any(char::is_whitespace) =>
+        {
+            Ok(trimmed.to_owned())
+        }
+        _ => Err(format!(
+            "{s:?} must be an http(s) URL like https://links.example.com, without query or fragment"
+        )),
+    }
 }
 
 /// Polar billing webhooks.
@@ -264,6 +388,31 @@ mod tests {
         assert_eq!(parse_identifier("smo1_test_1"), Ok("smo1_test_1".into()));
         assert!(parse_identifier("a;b").is_err());
         assert!(parse_identifier("").is_err());
+    }
+
+    #[test]
+    fn public_urls_are_plain_http_bases() {
+        assert_eq!(
+            parse_public_url("https://links.example.com/"),
+            Ok("https://links.example.com".into())
+        );
+        assert_eq!(
+            parse_public_url("http://127.0.0.1:8080/smo1"),
+            Ok("http://127.0.0.1:8080/smo1".into())
+        );
+        assert!(parse_public_url("ftp://example.com").is_err());
+        assert!(parse_public_url("https://").is_err());
+        assert!(parse_public_url("https://a.example?x=1").is_err());
+        assert!(parse_public_url("https://user@a.example").is_err());
+    }
+
+    #[test]
+    fn smtp_urls_are_checked_at_start_and_never_print() {
+        let url = parse_smtp_url("smtps://me:hunter2@mail.example.com:465").unwrap();
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(parse_smtp_url("smtp://127.0.0.1:1025").is_ok());
+        assert_eq!(parse_smtp_url(""), Ok(Secret::new("")));
+        assert!(parse_smtp_url("http://mail.example.com").is_err());
     }
 
     #[test]

@@ -45,6 +45,14 @@ pub enum AppError {
     Internal(String),
     #[error("too many PIN and password checks at once")]
     VerifierBusy,
+    /// Expired, already used and unknown sign-in links are one outcome, so a link's fate is
+    /// not told apart.
+    #[error("this sign-in link is invalid, expired or already used; request a new one")]
+    SignInLinkInvalid,
+    /// Sessions and sign-in limits live in Redis; without it nobody can sign in (links still
+    /// redirect).
+    #[error("sign-in is unavailable: {0}")]
+    SignInUnavailable(redis::RedisError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("redis error: {0}")]
@@ -67,10 +75,13 @@ impl AppError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidClickEvents(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::SignInLinkInvalid => StatusCode::BAD_REQUEST,
             Self::WebhookFailed(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::VerifierBusy | Self::Database(_) | Self::Redis(_) | Self::ClickHouse(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::VerifierBusy
+            | Self::SignInUnavailable(_)
+            | Self::Database(_)
+            | Self::Redis(_)
+            | Self::ClickHouse(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -91,6 +102,8 @@ impl AppError {
             Self::WebhookFailed(_) => "webhook_processing_failed",
             Self::Internal(_) => "internal_error",
             Self::VerifierBusy => "busy",
+            Self::SignInLinkInvalid => "sign_in_link_invalid",
+            Self::SignInUnavailable(_) => "sign_in_unavailable",
             Self::Database(_) => "database_unavailable",
             Self::Redis(_) => "cache_unavailable",
             Self::ClickHouse(_) => "analytics_unavailable",
@@ -108,8 +121,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable snake_case code: `malformed_request`, `unauthorized`, `insufficient_scope`,
     /// `not_found`, `slug_taken`, `payload_too_large`, `unsupported_media_type`,
-    /// `validation_failed`, `rate_limited`, `internal_error`, `busy`, `database_unavailable`,
-    /// `cache_unavailable`, `analytics_unavailable`.
+    /// `validation_failed`, `rate_limited`, `internal_error`, `busy`, `sign_in_link_invalid`,
+    /// `sign_in_unavailable`, `database_unavailable`, `cache_unavailable`,
+    /// `analytics_unavailable`.
     code: &'static str,
     /// For people; may change.
     message: String,

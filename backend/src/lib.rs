@@ -18,9 +18,13 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod links;
+pub mod mail;
 pub mod metrics;
 pub mod periodic;
 pub mod rate_limit;
+pub mod sessions;
+pub mod sign_in;
+pub mod sliding_window;
 pub mod state;
 pub mod users;
 

@@ -8,12 +8,13 @@ use smo1_origin::analytics::rollup;
 use smo1_origin::app::Background;
 use smo1_origin::clickhouse::{self, ClickHouse};
 use smo1_origin::clicks::{self, outbox};
-use smo1_origin::config::{BridgeConfig, DataConfig, OriginConfig};
+use smo1_origin::config::{BridgeConfig, DataConfig, OriginConfig, SignInConfig};
+use smo1_origin::error::AppError;
 use smo1_origin::http::{self, bridge};
 use smo1_origin::links::{repo, service};
 use smo1_origin::state::AppState;
 use smo1_origin::users::{self, SubscriptionTier};
-use smo1_origin::{achievements, api_keys, db};
+use smo1_origin::{achievements, api_keys, db, sign_in};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -70,6 +71,23 @@ enum AdminCommand {
         display_name: Option<String>,
         #[arg(long, value_enum, default_value = "free")]
         tier: SubscriptionTier,
+    },
+    /// Print a dashboard sign-in link for an existing user (valid once, for 15 minutes), e.g.
+    /// when no SMTP server is configured.
+    SignInLink {
+        #[command(flatten)]
+        data: DataConfig,
+        #[command(flatten)]
+        sign_in: SignInConfig,
+        #[arg(long)]
+        email: String,
+    },
+    /// Let an email sign up when REGISTRATION=invite.
+    Invite {
+        #[command(flatten)]
+        data: DataConfig,
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -164,6 +182,34 @@ async fn main() -> anyhow::Result<()> {
                 user.subscription_tier.as_str()
             );
             println!("{key}");
+        }
+        Command::Admin {
+            command:
+                AdminCommand::SignInLink {
+                    data,
+                    sign_in,
+                    email,
+                },
+        } => {
+            let pool = db::pool(&data)?;
+            let link = match sign_in::operator_link(&pool, &sign_in.public_url, &email).await {
+                Err(AppError::NotFound(_)) => {
+                    anyhow::bail!("no user has email {email}; create one with `admin create-user`")
+                }
+                link => link?,
+            };
+            eprintln!("sign-in link for {email}, valid once for 15 minutes:");
+            println!("{link}");
+        }
+        Command::Admin {
+            command: AdminCommand::Invite { data, email },
+        } => {
+            let pool = db::pool(&data)?;
+            if sign_in::invite(&pool, &email).await? {
+                println!("invited {email}");
+            } else {
+                println!("{email} was already invited");
+            }
         }
         Command::Seed {
             origin,

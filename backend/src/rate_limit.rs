@@ -1,63 +1,17 @@
-//! Rate limits: a sliding window over Redis counters (per API key for `/v1`; the middleware
-//! that applies it is `http::rate_limit`).
-//!
-//! Counters are `rate:{key id}:{minute bucket}` (TTL 3600 s). A request is counted against the
-//! current minute plus the previous minute weighted by how much of it still lies inside the
-//! sliding 60 s window (rounded up, so a burst across a bucket boundary never exceeds the limit).
-//! One Lua script reads, decides and increments, so concurrent requests (on any number of origin
-//! instances) are counted exactly. If Redis is unavailable the limit fails open: the request is
-//! served, the failure logged and counted in `smo1_rate_limit_fail_open_total`.
+//! Per-API-key rate limits for `/v1` (applied by `http::rate_limit`): a sliding minute counted
+//! by [`crate::sliding_window`] (`rate:{key id}:{minute bucket}`, TTL 3600 s). If Redis is unavailable the limit fails open:
+//! the request is served, the failure logged and counted in `smo1_rate_limit_fail_open_total`.
 
 use crate::cache::Redis;
 use crate::config::RateLimitConfig;
+use crate::sliding_window;
 use crate::users::SubscriptionTier;
-use std::sync::LazyLock;
+use std::time::Duration;
 
-/// Length of the sliding window and of one counter bucket.
-pub const WINDOW_MS: u64 = 60_000;
-/// TTL of a counter key.
-pub const COUNTER_TTL_SECS: u64 = 3600;
+/// Length of the sliding window.
+pub const WINDOW: Duration = Duration::from_secs(60);
 
-/// KEYS: current bucket, previous bucket. ARGV: limit, window ms, now ms, TTL s.
-/// Returns {allowed (0/1), requests in the window after this one, retry-after ms, reset ms}.
-static SLIDING_WINDOW: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local elapsed = tonumber(ARGV[3]) % window
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
-local reset = window - elapsed
-local used = current + math.ceil(previous * (window - elapsed) / window)
-if used >= limit then
-  local retry
-  if current >= limit then
-    -- Wait for the next bucket, then until this bucket's weight lets one more through.
-    retry = reset + math.ceil(window * (current - limit + 1) / current)
-  else
-    retry = math.ceil(window * (previous - (limit - current - 1)) / previous) - elapsed
-  end
-  return {0, used, math.max(retry, 1), reset}
-end
-redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-return {1, used + 1, 0, reset}
-",
-    )
-});
-
-/// The outcome of counting one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    pub limit: u32,
-    pub remaining: u32,
-    /// Seconds until the current bucket ends.
-    pub reset_secs: u64,
-    /// Seconds until a request would be allowed (0 when allowed).
-    pub retry_after_secs: u64,
-}
+pub use crate::sliding_window::Decision;
 
 impl RateLimitConfig {
     pub fn per_minute(&self, tier: SubscriptionTier) -> u32 {
@@ -70,25 +24,6 @@ impl RateLimitConfig {
 }
 
 /// Counts one request of `identifier` against `limit` per sliding minute.
-#[tracing::instrument(skip(redis))]
 pub async fn check(redis: &Redis, identifier: &str, limit: u32) -> redis::RedisResult<Decision> {
-    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
-    let bucket = now_ms / WINDOW_MS;
-    let key = |bucket: u64| redis.prefixed(&format!("rate:{identifier}:{bucket}"));
-    let (allowed, used, retry_ms, reset_ms): (u8, u64, u64, u64) = SLIDING_WINDOW
-        .key(key(bucket))
-        .key(key(bucket.saturating_sub(1)))
-        .arg(limit)
-        .arg(WINDOW_MS)
-        .arg(now_ms)
-        .arg(COUNTER_TTL_SECS)
-        .invoke_async(&mut redis.conn().await?)
-        .await?;
-    Ok(Decision {
-        allowed: allowed == 1,
-        limit,
-        remaining: u32::try_from(u64::from(limit).saturating_sub(used)).unwrap_or(0),
-        reset_secs: reset_ms.div_ceil(1000),
-        retry_after_secs: retry_ms.div_ceil(1000),
-    })
+    sliding_window::count(redis, identifier, limit, WINDOW).await
 }

@@ -3,6 +3,7 @@
 
 pub mod attempts;
 pub mod protection;
+pub mod qr;
 pub mod repo;
 pub mod service;
 pub mod verifier;

@@ -10,7 +10,7 @@ use smo1_origin::app::Background;
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::config::{
     BillingConfig, ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig,
-    Secret, UnlockConfig,
+    Secret, SignInConfig, UnlockConfig,
 };
 use smo1_origin::http::{self, bridge};
 use smo1_origin::state::AppState;
@@ -219,6 +219,7 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
             unlock_cookie_ttl: Duration::from_secs(3600),
             unlock_verify_concurrency: 2,
         },
+        sign_in: SignInConfig::default(),
     }
 }
 
