@@ -935,7 +935,7 @@ async fn bad_listing_parameters_are_422() {
         body,
         error(
             "validation_failed",
-            "Failed to deserialize query string: order: unknown field `order`, expected one of `limit`, `cursor`, `status`, `created_after`, `created_before`, `q`, `sort`"
+            "Failed to deserialize query string: order: unknown field `order`, expected one of `limit`, `cursor`, `status`, `created_after`, `created_before`, `q`, `sort`, `protected`"
         )
     );
     let (_, body) = app
