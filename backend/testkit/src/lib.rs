@@ -194,6 +194,7 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
         bind: "127.0.0.1:0".parse().expect("address"),
         internal_secret: Secret::new(TEST_INTERNAL_SECRET),
         short_domains: vec!["sho.rt".into(), "localhost".into()],
+        short_url_base: "https://sho.rt".into(),
         link_cache_ttl: Duration::from_secs(300),
         negative_cache_ttl: Duration::from_secs(30),
         clicks: ClickConfig {
