@@ -5,6 +5,7 @@
 use super::{achievements, analytics, api_keys, auth, links, rate_limit, tags, users};
 use crate::error::ErrorBody;
 use crate::links::repo::LinkSort;
+use links::QrFormat;
 use crate::state::AppState;
 use axum::http::header;
 use axum::middleware;
@@ -26,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
     ),
     // Referenced by the sets of error responses and by query parameters, whose schemas
     // `utoipa-axum` does not collect from the routes.
-    components(schemas(ErrorBody, LinkSort)),
+    components(schemas(ErrorBody, LinkSort, QrFormat)),
     modifiers(&ApiKeyAuth),
     tags(
         (name = tags::USERS, description = "The account behind an API key"),
