@@ -1,10 +1,12 @@
 //! The background work of a serving origin: the click pipeline (batching writer and outbox
-//! replay), the `links.total_clicks` sync and the analytics rollup. Only `smo1-origin serve`
+//! replay), the `links.total_clicks` sync, the analytics rollup and the pruning of expired sign-in
+//! tokens. Only `smo1-origin serve`
 //! starts it; other subcommands build an [`AppState`] and start nothing.
 
 use crate::analytics::{rollup, sync};
 use crate::clicks::{self, Pipeline};
 use crate::periodic::Periodic;
+use crate::sign_in;
 use crate::state::AppState;
 
 /// Logged once as the background work starts (tests look for it).
@@ -15,6 +17,7 @@ pub struct Background {
     pipeline: Pipeline,
     total_clicks_sync: Periodic,
     analytics_rollup: Periodic,
+    sign_in_pruning: Periodic,
 }
 
 impl Background {
@@ -35,6 +38,7 @@ impl Background {
                 state.clickhouse.clone(),
                 config.analytics_rollup_interval,
             ),
+            sign_in_pruning: sign_in::start_pruning(state.db.clone(), sign_in::PRUNE_INTERVAL),
         };
         tracing::info!("{STARTED}");
         background
@@ -44,6 +48,7 @@ impl Background {
     pub async fn shutdown(self) {
         self.total_clicks_sync.shutdown().await;
         self.analytics_rollup.shutdown().await;
+        self.sign_in_pruning.shutdown().await;
         self.pipeline.shutdown().await;
     }
 }

@@ -12,6 +12,7 @@
 //! | `ORIGIN_BIND` | `127.0.0.1:8080` | address the origin listens on |
 //! | `INTERNAL_SECRET` | required | shared secret the edge sends to `/internal/*` (secret) |
 //! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve; destinations may not point there |
+//! | `SHORT_URL_BASE` | `http://127.0.0.1:8787` (the local edge) | public base of short links (`https://sho.rt`): the dashboard shows `<base>/<slug>` and QR codes encode it |
 //! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{slug}` entries |
 //! | `NEGATIVE_CACHE_TTL_SECS` | `30` | TTL of "no such link" entries |
 //! | `CLICKHOUSE_DATABASE` | `smo1` | ClickHouse database of `link_clicks` |
@@ -179,6 +180,10 @@ pub struct OriginConfig {
         value_delimiter = ','
     )]
     pub short_domains: Vec<String>,
+    /// Where visitors follow short links (scheme, host, optional port), no trailing slash: what
+    /// the dashboard shows and QR codes encode, as `<SHORT_URL_BASE>/<slug>`.
+    #[arg(long, env = "SHORT_URL_BASE", default_value = "http://127.0.0.1:8787", value_parser = parse_public_url)]
+    pub short_url_base: String,
     #[arg(long, env = "LINK_CACHE_TTL_SECS", default_value = "300", value_parser = parse_secs)]
     pub link_cache_ttl: Duration,
     #[arg(long, env = "NEGATIVE_CACHE_TTL_SECS", default_value = "30", value_parser = parse_secs)]

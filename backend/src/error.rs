@@ -1,8 +1,8 @@
 //! `AppError`: every outcome a client can see, with its status and stable snake_case code.
 //! Bodies are always `{"error":{"code":…,"message":…}}`; 5xx bodies are generic and the cause is
 //! logged once, by the tracing middleware's response hook. The shared sets of error responses the
-//! OpenAPI document lists ([`AuthErrors`], [`ScopeErrors`], [`JsonBodyErrors`], [`QueryErrors`],
-//! [`LinkNotFound`]) sit here too, next to the statuses and codes they describe.
+//! OpenAPI document lists ([`AuthErrors`], [`ScopeErrors`], [`OriginErrors`], [`JsonBodyErrors`],
+//! [`QueryErrors`], [`LinkNotFound`]) sit here too, next to the statuses and codes they describe.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,10 @@ pub enum AppError {
     InvalidSignature(String),
     #[error("this API key lacks the {0} scope")]
     InsufficientScope(&'static str),
+    /// A state-changing `/v1` request from another site, or one authenticated by the session
+    /// cookie without an `Origin` header: refused before authentication (CSRF).
+    #[error("{0}")]
+    ForbiddenOrigin(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("this method is not allowed on this endpoint")]
@@ -66,7 +70,7 @@ impl AppError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::InsufficientScope(_) | Self::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SlugTaken => StatusCode::CONFLICT,
@@ -91,6 +95,7 @@ impl AppError {
             Self::Unauthorized => "unauthorized",
             Self::InvalidSignature(_) => "invalid_signature",
             Self::InsufficientScope(_) => "insufficient_scope",
+            Self::ForbiddenOrigin(_) => "forbidden_origin",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::SlugTaken => "slug_taken",
@@ -120,7 +125,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code: `malformed_request`, `unauthorized`, `insufficient_scope`,
-    /// `not_found`, `slug_taken`, `payload_too_large`, `unsupported_media_type`,
+    /// `forbidden_origin`, `not_found`, `slug_taken`, `payload_too_large`, `unsupported_media_type`,
     /// `validation_failed`, `rate_limited`, `internal_error`, `busy`, `sign_in_link_invalid`,
     /// `sign_in_unavailable`, `database_unavailable`, `cache_unavailable`,
     /// `analytics_unavailable`.
@@ -133,28 +138,41 @@ pub struct ErrorDetail {
 // (never built: they only describe `AppError`s). An operation's own tuple row after a set replaces
 // the set's row of the same status, for a more specific description.
 
-/// What any authenticated `/v1` call can answer: the API key is looked up in PostgreSQL and rate
-/// limited before the handler runs, and the handler may need PostgreSQL, Redis or ClickHouse.
+/// What any authenticated `/v1` call can answer: the API key (PostgreSQL) or session (Redis) is
+/// looked up and rate limited before the handler runs, and the handler may need PostgreSQL, Redis
+/// or ClickHouse.
 #[derive(IntoResponses)]
 pub enum AuthErrors {
     #[response(
         status = 401,
-        description = "`unauthorized`: no API key, or an unknown or revoked one"
+        description = "`unauthorized`: no API key or session cookie, an unknown or revoked key, or \
+            a session that has ended"
     )]
     Unauthorized(ErrorBody),
     #[response(
         status = 429,
-        description = "`rate_limited`: the key's requests for this minute are spent",
+        description = "`rate_limited`: the key's (or the signed-in user's) requests for this minute \
+            are spent",
         headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))
     )]
     RateLimited(ErrorBody),
     #[response(
         status = 503,
-        description = "`database_unavailable`, `cache_unavailable`, `analytics_unavailable` or \
-            `busy`: a dependency of this call is unavailable; retry later"
+        description = "`database_unavailable`, `cache_unavailable`, `analytics_unavailable`, \
+            `busy`, or `sign_in_unavailable` (a session cookie while Redis is down; API keys keep \
+            working): a dependency of this call is unavailable; retry later"
     )]
     Unavailable(ErrorBody),
 }
+
+/// For state-changing operations (POST, PUT, PATCH, DELETE): the Origin check runs first.
+#[derive(IntoResponses)]
+#[response(
+    status = 403,
+    description = "`forbidden_origin`: the `Origin` header names another site, or the request is \
+        authenticated by the session cookie and carries no `Origin` header (CSRF protection)"
+)]
+pub struct OriginErrors(pub ErrorBody);
 
 /// For operations that need a scope (named in their `security`).
 #[derive(IntoResponses)]
@@ -210,7 +228,12 @@ pub struct LinkNotFound(pub ErrorBody);
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        let message = if status.is_server_error() {
+        let message = if let Self::SignInUnavailable(_) = self {
+            // Said plainly (the cause stays in the log): the dashboard shows it as is.
+            "sign-in is temporarily unavailable (short links keep working); please retry in a few \
+             minutes"
+                .to_owned()
+        } else if status.is_server_error() {
             "the service is temporarily unavailable; please retry".to_owned()
         } else {
             self.to_string()

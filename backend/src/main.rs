@@ -198,7 +198,10 @@ async fn main() -> anyhow::Result<()> {
                 }
                 link => link?,
             };
-            eprintln!("sign-in link for {email}, valid once for 15 minutes:");
+            eprintln!(
+                "sign-in link for {email}, valid once for {} minutes:",
+                sign_in::TOKEN_TTL.num_minutes()
+            );
             println!("{link}");
         }
         Command::Admin {

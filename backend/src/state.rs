@@ -1,5 +1,5 @@
-//! Shared state of the origin: handles to the databases, the click queue, the configuration and
-//! the metrics recorder. Building it connects lazily and starts nothing; the background work
+//! Shared state of the origin: handles to the databases, the click queue, dashboard sign-in and
+//! sessions, the configuration and the metrics recorder. Building it connects lazily and starts nothing; the background work
 //! that serves with it is started by [`crate::app::Background`].
 
 use crate::cache::Redis;
@@ -7,6 +7,9 @@ use crate::clickhouse::ClickHouse;
 use crate::clicks::ClickSink;
 use crate::config::OriginConfig;
 use crate::links::verifier::Verifier;
+use crate::mail::Mailer;
+use crate::sessions::Sessions;
+use crate::sign_in::SignIn;
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -20,6 +23,10 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Bounds concurrent argon2id work (protected links).
     pub verifier: Verifier,
+    /// Dashboard sessions (`session:{id}` in Redis).
+    pub sessions: Sessions,
+    /// Emailed sign-in links: limits, tokens, mail.
+    pub sign_in: SignIn,
 }
 
 impl AppState {
@@ -29,9 +36,18 @@ impl AppState {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
+        let redis = Redis::new(&config.data.redis_url, config.data.redis_key_prefix.clone())?;
+        let sign_in = SignIn {
+            db: db.clone(),
+            redis: redis.clone(),
+            mailer: Mailer::from_config(&config.sign_in.mail)?,
+            config: Arc::new(config.sign_in.clone()),
+        };
         Ok(Self {
+            sessions: Sessions::new(redis.clone(), &config.sign_in.sessions),
+            sign_in,
             verifier: Verifier::new(config.unlock.unlock_verify_concurrency as usize),
-            redis: Redis::new(&config.data.redis_url, config.data.redis_key_prefix.clone())?,
+            redis,
             clickhouse: ClickHouse::new(http, config.data.clickhouse.clone()),
             clicks: ClickSink::new(db.clone(), config.clicks.click_queue_capacity),
             db,

@@ -1495,6 +1495,8 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
         operations,
         [
             "DELETE /v1/api-keys/{id}",
+            "DELETE /v1/auth/session",
+            "DELETE /v1/auth/sessions",
             "DELETE /v1/links/{id}",
             "DELETE /v1/links/{id}/protection",
             "GET /v1/achievements",
@@ -1503,16 +1505,20 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
             "GET /v1/analytics/summary",
             "GET /v1/analytics/timeseries",
             "GET /v1/api-keys",
+            "GET /v1/auth/session",
             "GET /v1/links",
             "GET /v1/links/{id}",
             "GET /v1/links/{id}/analytics/breakdown/{dimension}",
             "GET /v1/links/{id}/analytics/clicks",
             "GET /v1/links/{id}/analytics/summary",
             "GET /v1/links/{id}/analytics/timeseries",
+            "GET /v1/links/{id}/qr",
             "GET /v1/me",
             "GET /v1/xp",
             "PATCH /v1/links/{id}",
             "POST /v1/api-keys",
+            "POST /v1/auth/session",
+            "POST /v1/auth/sign-in",
             "POST /v1/links",
             "POST /v1/links/{id}/disable",
             "POST /v1/links/{id}/enable",
@@ -1522,6 +1528,14 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
+            if method != "get" {
+                assert!(responses.contains_key("403"), "{method} {path} lacks 403");
+            }
+            if path == "/v1/auth/sign-in" || (path == "/v1/auth/session" && method == "post") {
+                // Asking for and redeeming a sign-in link: no credential yet.
+                assert!(operation.get("security").is_none(), "{method} {path}");
+                continue;
+            }
             for status in ["401", "429"] {
                 assert!(
                     responses.contains_key(status),
@@ -1538,6 +1552,24 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
     assert_eq!(
         doc["components"]["securitySchemes"]["api_key"],
         json!({"type": "http", "scheme": "bearer"})
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["session"]["in"],
+        "cookie"
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["session"]["name"],
+        "smo1_session"
+    );
+    assert_eq!(
+        doc["paths"]["/v1/links"]["post"]["security"],
+        json!([{"api_key": ["links:write"]}, {"session": []}])
+    );
+    assert!(
+        doc["paths"]["/v1/links"]["post"]["responses"]["403"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("`forbidden_origin`")
     );
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     // No authentication needed to read it.

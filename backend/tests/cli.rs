@@ -1,6 +1,6 @@
 //! The `smo1-origin` binary's subcommands as an operator runs them: only `serve` starts the
-//! background work (click pipeline, total_clicks sync, rollup); `migrate` and `seed` do their
-//! job and start nothing.
+//! background work (click pipeline, total_clicks sync, rollup, sign-in token pruning); `migrate`
+//! and `seed` do their job and start nothing; `admin` prints sign-in links and invites.
 
 use smo1_origin::app;
 use smo1_testkit::{self as testkit, TestDb};
@@ -75,4 +75,54 @@ async fn migrate_and_seed_start_no_background_task_and_serve_does() {
     .await;
     serve.kill().await.expect("stops serve");
     assert_eq!(started, Ok(true), "serve logs that it started its tasks");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_print_sign_in_links_and_invite_emails() {
+    let db = TestDb::new().await;
+    run(&db, &["admin", "create-user", "--email", "ann@example.com"]).await;
+
+    let output = origin(
+        &db,
+        &["admin", "sign-in-link", "--email", "Ann@Example.com"],
+    )
+    .env("PUBLIC_URL", "https://links.example.com/")
+    .output()
+    .await
+    .expect("runs smo1-origin");
+    assert!(output.status.success(), "{output:?}");
+    let link = String::from_utf8(output.stdout).expect("UTF-8");
+    let token = link
+        .trim()
+        .strip_prefix("https://links.example.com/dashboard/sign-in/confirm?token=")
+        .unwrap_or_else(|| panic!("a confirm link under PUBLIC_URL on stdout: {link:?}"));
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+    let user =
+        smo1_origin::sign_in::redeem(&pool, smo1_origin::config::Registration::Closed, token)
+            .await
+            .expect("the printed link signs in");
+    let ann = smo1_origin::sign_in::repo::find_user_id(&pool, "ann@example.com")
+        .await
+        .unwrap();
+    assert_eq!(Some(user), ann);
+
+    let unknown = origin(
+        &db,
+        &["admin", "sign-in-link", "--email", "bob@example.com"],
+    )
+    .output()
+    .await
+    .expect("runs smo1-origin");
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("no user has email bob@example.com; create one with `admin create-user`"),
+        "{unknown:?}"
+    );
+
+    let invite = ["admin", "invite", "--email", "cy@example.com"];
+    assert!(run(&db, &invite).await.contains("invited cy@example.com"));
+    assert!(run(&db, &invite)
+        .await
+        .contains("cy@example.com was already invited"));
 }

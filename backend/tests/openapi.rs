@@ -123,8 +123,14 @@ async fn every_error_response_has_the_error_body() {
                     "{method} {path} {status} names its error code first: {description:?}"
                 );
             }
-            // Every /v1 operation is authenticated and rate limited, and needs PostgreSQL.
-            for status in ["401", "429", "503"] {
+            // Every /v1 operation needs PostgreSQL; all but asking for and redeeming a sign-in
+            // link are authenticated and rate limited.
+            let statuses: &[&str] = if operation.get("security").is_some() {
+                &["401", "429", "503"]
+            } else {
+                &["503"]
+            };
+            for status in statuses {
                 assert!(
                     operation["responses"].get(status).is_some(),
                     "{method} {path} lacks {status}"
@@ -199,6 +205,25 @@ async fn enforced_constraints_are_declared() {
         parameter(&doc, "/v1/links/{id}", "get", "id")["format"],
         "uuid"
     );
+    let qr = "/v1/links/{id}/qr";
+    let size = constraints(parameter(&doc, qr, "get", "size"));
+    assert_eq!(
+        (&size["minimum"], &size["maximum"]),
+        (&json!(64), &json!(2048))
+    );
+    for colour in ["fg", "bg"] {
+        assert_eq!(
+            parameter(&doc, qr, "get", colour)["pattern"],
+            "^#?[0-9a-fA-F]{6}$"
+        );
+    }
+    assert_eq!(
+        parameter(&doc, qr, "get", "format")["enum"],
+        json!(["svg", "png"])
+    );
+    let images = &doc["paths"][qr]["get"]["responses"]["200"]["content"];
+    assert!(images["image/svg+xml"].is_object() && images["image/png"].is_object());
+    assert_eq!(property(&doc, "SignInRequest", "email")["maxLength"], 320);
 
     for request in ["CreateLinkRequest", "UpdateLinkRequest"] {
         let slug = property(&doc, request, "custom_slug");

@@ -3,9 +3,8 @@
 
 mod common;
 
-use serde_json::Value;
 use smo1_origin::cache::Redis;
-use smo1_origin::config::{MailConfig, Registration, Secret, SessionConfig, SignInConfig};
+use smo1_origin::config::{Registration, SessionConfig, SignInConfig};
 use smo1_origin::error::AppError;
 use smo1_origin::mail::Mailer;
 use smo1_origin::sessions::Sessions;
@@ -387,80 +386,11 @@ async fn requests_are_limited_per_email_and_per_ip() {
 
 // ---------------------------------------------------------------- mail
 
-/// maildev (root `package.json`) on free ports, stopped when dropped.
-struct MailDev {
-    smtp: u16,
-    web: u16,
-    _child: tokio::process::Child,
-}
-
-impl MailDev {
-    async fn start() -> Self {
-        let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/../node_modules/.bin/maildev");
-        assert!(
-            std::path::Path::new(bin).exists(),
-            "{bin} is missing: run `npm ci` at the repository root"
-        );
-        let (smtp, web) = (common::closed_port(), common::closed_port());
-        let child = tokio::process::Command::new(bin)
-            .args(["--smtp", &smtp.to_string(), "--web", &web.to_string()])
-            .args(["--ip", "127.0.0.1", "--web-ip", "127.0.0.1", "--silent"])
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start maildev");
-        let maildev = Self {
-            smtp,
-            web,
-            _child: child,
-        };
-        testkit::eventually("maildev to listen", || async {
-            maildev.try_inbox().await.is_some()
-                && tokio::net::TcpStream::connect(("127.0.0.1", smtp))
-                    .await
-                    .is_ok()
-        })
-        .await;
-        maildev
-    }
-
-    fn config(&self) -> MailConfig {
-        MailConfig {
-            smtp_url: Secret::new(format!("smtp://127.0.0.1:{}", self.smtp)),
-            mail_from: "SMO1 <sign-in@smo1.test>".parse().unwrap(),
-        }
-    }
-
-    async fn try_inbox(&self) -> Option<Vec<Value>> {
-        let response = reqwest::get(format!("http://127.0.0.1:{}/api/email", self.web))
-            .await
-            .ok()?;
-        response.error_for_status().ok()?.json().await.ok()
-    }
-
-    /// Every message received, in full.
-    async fn inbox(&self) -> Vec<Value> {
-        let mut full = Vec::new();
-        for summary in self.try_inbox().await.expect("maildev inbox") {
-            let id = summary["id"].as_str().expect("email id");
-            let email: Value =
-                reqwest::get(format!("http://127.0.0.1:{}/api/email/{id}", self.web))
-                    .await
-                    .expect("maildev email")
-                    .json()
-                    .await
-                    .expect("email JSON");
-            full.push(email);
-        }
-        full
-    }
-}
-
 #[tokio::test]
 async fn the_sign_in_mail_arrives_with_a_working_link() {
     let env = Env::new().await;
     let ann = env.user("ann@example.com").await;
-    let maildev = MailDev::start().await;
+    let maildev = testkit::MailDev::start().await;
     let mail = maildev.config();
     let mailer = Mailer::from_config(&mail)
         .unwrap()

@@ -1,29 +1,83 @@
-//! API key authentication for `/v1`: `Authorization: Bearer <api key>`.
+//! Authentication for `/v1`: `Authorization: Bearer <api key>` (integrations) or the dashboard's
+//! session cookie `smo1_session` ([`SESSION_COOKIE`]).
 //!
-//! The [`authenticate`] middleware looks the key's SHA-256 up in PostgreSQL on every request (so a
-//! revoked key is refused at once: there is no cache to expire) and stores the [`Principal`] in
-//! the request; handlers state the scope they need with [`Authorized`].
+//! The [`authenticate`] middleware looks a key's SHA-256 up in PostgreSQL on every request (so a
+//! revoked key is refused at once: there is no cache to expire), or the session in Redis
+//! ([`crate::sessions`]), and stores the [`Principal`] in the request; handlers state the scope
+//! they need with [`Authorized`]. A bearer header wins over a cookie. A session is its owner in
+//! person, so it holds every scope. Cookie-authenticated requests are CSRF-safe because
+//! [`super::origin::check`] runs before this middleware.
 
 use crate::api_keys::repo as keys;
 use crate::api_keys::{secret, Scope};
 use crate::error::AppError;
+use crate::sessions::Session;
 use crate::state::AppState;
 use crate::users::SubscriptionTier;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::marker::PhantomData;
 use uuid::Uuid;
 
-/// Who is calling: the API key and its user.
+/// The dashboard's session cookie: `HttpOnly; Secure; SameSite=Lax`, its value the session id.
+pub const SESSION_COOKIE: &str = "smo1_session";
+
+/// Who is calling: the credential presented and its user.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub key_id: Uuid,
+    pub credential: Credential,
     pub user_id: Uuid,
     pub scopes: Vec<Scope>,
     pub tier: SubscriptionTier,
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// `Authorization: Bearer <api key>`: the key's id.
+    ApiKey(Uuid),
+    /// The `smo1_session` cookie: the session as stored (its id stays in the cookie).
+    Session(Session),
+}
+
+impl Principal {
+    /// What the `/v1` rate limit counts against: the API key, or the user of a session (all of a
+    /// user's browsers share one budget, so signing in again does not reset it).
+    pub fn rate_limit_identifier(&self) -> String {
+        match &self.credential {
+            Credential::ApiKey(key_id) => key_id.to_string(),
+            Credential::Session(_) => format!("session-user:{}", self.user_id),
+        }
+    }
+}
+
+/// The value of the `smo1_session` cookie, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+/// `Set-Cookie` for a new session lasting `max_age_secs`.
+pub fn set_session_cookie(id: &str, max_age_secs: i64) -> HeaderValue {
+    HeaderValue::try_from(format!(
+        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age_secs}"
+    ))
+    .expect("session ids are URL-safe base64")
+}
+
+/// `Set-Cookie` that makes the browser drop the session cookie.
+pub fn clear_session_cookie() -> HeaderValue {
+    HeaderValue::from_static("smo1_session=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0")
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if there is one.
@@ -34,15 +88,40 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
-/// Authenticates the bearer key; answers 401 `unauthorized` for a missing, unknown or revoked key.
+/// Authenticates the bearer key or else the session cookie; answers 401 `unauthorized` for a
+/// missing, unknown or revoked key and for a session that has ended (then also dropping the
+/// cookie), 503 `sign_in_unavailable` for a cookie while Redis is down.
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
-) -> Result<Response, AppError> {
-    let presented = bearer_token(request.headers())
-        .filter(|key| key.starts_with(secret::KEY_MARKER))
-        .ok_or(AppError::Unauthorized)?;
+) -> Result<Response, Response> {
+    let principal = if let Some(presented) = bearer_token(request.headers()) {
+        api_key_principal(&state, presented).await
+    } else if let Some(id) = session_cookie(request.headers()) {
+        match session_principal(&state, id).await {
+            Err(AppError::Unauthorized) => {
+                let mut response = AppError::Unauthorized.into_response();
+                response
+                    .headers_mut()
+                    .insert(SET_COOKIE, clear_session_cookie());
+                return Err(response);
+            }
+            other => other,
+        }
+    } else {
+        Err(AppError::Unauthorized)
+    };
+    request
+        .extensions_mut()
+        .insert(principal.map_err(IntoResponse::into_response)?);
+    Ok(next.run(request).await)
+}
+
+async fn api_key_principal(state: &AppState, presented: &str) -> Result<Principal, AppError> {
+    if !presented.starts_with(secret::KEY_MARKER) {
+        return Err(AppError::Unauthorized);
+    }
     let owner = keys::find_live_by_hash(&state.db, &secret::hash(presented))
         .await?
         .ok_or(AppError::Unauthorized)?;
@@ -54,13 +133,31 @@ pub async fn authenticate(
             tracing::warn!(error = %e, "could not record API key use");
         }
     }
-    request.extensions_mut().insert(Principal {
-        key_id: owner.key_id,
+    Ok(Principal {
+        credential: Credential::ApiKey(owner.key_id),
         user_id: owner.user_id,
         scopes: owner.scopes(),
         tier: owner.tier,
-    });
-    Ok(next.run(request).await)
+    })
+}
+
+/// The owner of a live session, with every scope.
+async fn session_principal(state: &AppState, id: &str) -> Result<Principal, AppError> {
+    let session = state
+        .sessions
+        .get(id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    // The tier decides the rate limit; a deleted user's sessions die with it.
+    let user = crate::users::repo::find(&state.db, session.user_id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    Ok(Principal {
+        credential: Credential::Session(session),
+        user_id: user.id,
+        scopes: Scope::ALL.to_vec(),
+        tier: user.subscription_tier,
+    })
 }
 
 /// The scopes handlers can require, as types: `Authorized<scope::LinksWrite>`.

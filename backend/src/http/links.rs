@@ -1,4 +1,5 @@
-//! `/v1/links`: create, list, read, change, delete, enable/disable and protect links.
+//! `/v1/links`: create, list, read, change, delete, enable/disable and protect links, and draw
+//! their QR codes.
 
 use super::auth::{scope, Authorized, Principal};
 use super::extract::{nullable, AppJson, AppQuery};
@@ -6,17 +7,19 @@ use super::tags;
 use crate::error::{
     AppError, AuthErrors, ErrorBody, JsonBodyErrors, LinkNotFound, QueryErrors, Result, ScopeErrors,
 };
+use crate::links::qr::{self, QrOptions, Rgb};
 use crate::links::repo::{self, Cursor, Link, LinkFilter, LinkSort};
 use crate::links::{protection, service};
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use smo1_core::link::{LinkStatus, Protection, RedirectType, Utm};
 use std::borrow::Cow;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(disable))
         .routes(routes!(enable))
         .routes(routes!(set_protection, clear_protection))
+        .routes(routes!(qr_code))
 }
 
 /// UTM parameters of a link; an empty string is the same as leaving a field out.
@@ -486,4 +490,119 @@ pub async fn clear_protection(
 ) -> Result<Json<Link>> {
     let link = protection::clear(&state, auth.user_id, link_id(&id)?).await?;
     Ok(Json(link))
+}
+
+/// Image format of a QR code.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QrFormat {
+    #[default]
+    Svg,
+    Png,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct QrQuery {
+    /// `svg` (default) or `png`.
+    format: Option<QrFormat>,
+    /// Side of the square image in pixels.
+    #[param(minimum = 64, maximum = 2048, default = 512)]
+    size: Option<u32>,
+    /// Colour of the dark modules, `rrggbb` hex (a leading `#` is accepted, as `%23`).
+    #[param(pattern = "^#?[0-9a-fA-F]{6}$", default = "000000")]
+    fg: Option<String>,
+    /// Background colour, `rrggbb` hex; needs a contrast of at least 3:1 with `fg`.
+    #[param(pattern = "^#?[0-9a-fA-F]{6}$", default = "ffffff")]
+    bg: Option<String>,
+}
+
+/// A PNG image: the schema of binary bodies.
+struct PngImage;
+
+impl PartialSchema for PngImage {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for PngImage {}
+
+/// A colour parameter, or 422 naming it.
+fn colour(name: &str, value: Option<&str>, default: Rgb) -> Result<Rgb> {
+    value.map_or(Ok(default), |v| {
+        v.parse().map_err(|_| {
+            AppError::Validation(format!(
+                "{name} must be a colour as rrggbb hex, e.g. 1d4ed8"
+            ))
+        })
+    })
+}
+
+/// A QR code of the link's short URL (`<SHORT_URL_BASE>/<slug>?qr=1`, so scans count as QR
+/// visits), as SVG or PNG. The image is exactly `size` pixels square with a 4-module quiet zone.
+#[utoipa::path(
+    get, path = "/v1/links/{id}/qr", tag = tags::LINKS,
+    security(("api_key" = ["links:read"])),
+    params(("id" = Uuid, Path, description = "Link id"), QrQuery),
+    responses(
+        (status = 200, description = "The QR code; `Content-Disposition: inline; filename=\"<slug>-qr.<svg|png>\"`",
+            content((String = "image/svg+xml"), (inline(PngImage) = "image/png")),
+            headers(("Content-Disposition" = String, description = "`inline; filename=\"<slug>-qr.svg\"` (or `.png`)"))),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        QueryErrors,
+        (status = 422, description = "`validation_failed`: `format`, `size`, `fg` or `bg` is outside its declared constraints (the message names it), `fg` and `bg` contrast less than 3:1, or a parameter is unknown", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn qr_code(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    Path(id): Path<String>,
+    AppQuery(query): AppQuery<QrQuery>,
+) -> Result<Response> {
+    let size = query.size.unwrap_or(QrOptions::default().size);
+    if !qr::SIZE_RANGE.contains(&size) {
+        return Err(AppError::Validation(format!(
+            "size must be {} to {} pixels",
+            qr::SIZE_RANGE.start(),
+            qr::SIZE_RANGE.end()
+        )));
+    }
+    let foreground = colour("fg", query.fg.as_deref(), Rgb::BLACK)?;
+    let background = colour("bg", query.bg.as_deref(), Rgb::WHITE)?;
+    let options = QrOptions::new(size, foreground, background, 4)
+        .map_err(|e| AppError::Validation(format!("fg and bg: {e}")))?;
+    let link = repo::find(&state.db, auth.user_id, link_id(&id)?)
+        .await?
+        .ok_or(AppError::NotFound("link"))?;
+    let url = qr::qr_url(&format!("{}/{}", state.config.short_url_base, link.slug));
+    let format = query.format.unwrap_or_default();
+    // Slugs are `A-Za-z0-9_-`: nothing to quote in the file name.
+    let disposition = |ext: &str| format!("inline; filename=\"{}-qr.{ext}\"", link.slug);
+    let response = match format {
+        QrFormat::Svg => (
+            [
+                (header::CONTENT_TYPE, "image/svg+xml".to_owned()),
+                (header::CONTENT_DISPOSITION, disposition("svg")),
+            ],
+            qr::render_svg(&url, &options)?,
+        )
+            .into_response(),
+        QrFormat::Png => (
+            [
+                (header::CONTENT_TYPE, "image/png".to_owned()),
+                (header::CONTENT_DISPOSITION, disposition("png")),
+            ],
+            qr::render_png(&url, &options)?,
+        )
+            .into_response(),
+    };
+    Ok(response)
 }

@@ -3,8 +3,8 @@
 //!
 //! | module | serves |
 //! |---|---|
-//! | [`links`], [`api_keys`], [`users`], [`achievements`], [`analytics`] | `/v1/*` (OpenAPI-documented, [`openapi`]) |
-//! | [`auth`], [`rate_limit`] | `/v1` API key authentication and rate limits |
+//! | [`links`], [`api_keys`], [`users`], [`achievements`], [`analytics`], [`session`] | `/v1/*` (OpenAPI-documented, [`openapi`]) |
+//! | [`origin`], [`auth`], [`rate_limit`] | `/v1` CSRF Origin check, API key or session authentication, rate limits |
 //! | [`internal`] | `/internal/*`, the edge's lookups, unlocks and undelivered clicks |
 //! | [`billing`] | `/webhooks/polar` |
 //! | [`health`] | `/healthz`, `/readyz`, `/metrics` |
@@ -22,7 +22,9 @@ pub mod health;
 pub mod internal;
 pub mod links;
 pub mod openapi;
+pub mod origin;
 pub mod rate_limit;
+pub mod session;
 pub mod tags;
 pub mod users;
 pub mod visit;

@@ -1,5 +1,5 @@
-//! Applies the per-API-key rate limit ([`crate::rate_limit`]) to `/v1` and reports it in the
-//! `X-RateLimit-*` headers.
+//! Applies the `/v1` rate limit ([`crate::rate_limit`]) per API key, or per user for dashboard
+//! sessions, and reports it in the `X-RateLimit-*` headers.
 
 use super::auth::Principal;
 use crate::error::AppError;
@@ -10,14 +10,16 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Middleware after [`super::auth::authenticate`]: limits the caller's key by its user's tier and
+/// Middleware after [`super::auth::authenticate`]: limits the caller's key (or, for a session, its
+/// user) by the user's tier and
 /// adds the `X-RateLimit-*` headers; 429 `rate_limited` with `Retry-After` over the limit.
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(principal) = request.extensions().get::<Principal>().cloned() else {
         return next.run(request).await;
     };
     let limit = state.config.rate_limits.per_minute(principal.tier);
-    let decision = match check(&state.redis, &principal.key_id.to_string(), limit).await {
+    let identifier = principal.rate_limit_identifier();
+    let decision = match check(&state.redis, &identifier, limit).await {
         Ok(decision) => decision,
         Err(e) => {
             metrics::counter!("smo1_rate_limit_fail_open_total").increment(1);

@@ -5,3 +5,4 @@ pub const API_KEYS: &str = "api-keys";
 pub const LINKS: &str = "links";
 pub const ACHIEVEMENTS: &str = "achievements";
 pub const ANALYTICS: &str = "analytics";
+pub const AUTH: &str = "auth";

@@ -19,6 +19,7 @@ use crate::cache::Redis;
 use crate::config::{Registration, SignInConfig};
 use crate::error::{AppError, Result};
 use crate::mail::Mailer;
+use crate::periodic::{PassMetrics, Periodic};
 use crate::sliding_window;
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
@@ -190,6 +191,26 @@ pub async fn check_limits(
         }
     }
     Ok(())
+}
+
+/// How often expired sign-in tokens are deleted.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Deletes expired sign-in tokens (used or not) every `interval`, so the table holds about a
+/// quarter of an hour of requests; started by [`crate::app::Background`].
+pub fn start_pruning(db: PgPool, interval: Duration) -> Periodic {
+    Periodic::start(
+        "sign-in token pruning",
+        interval,
+        PassMetrics {
+            done: "smo1_sign_in_tokens_pruned_total",
+            failures: "smo1_sign_in_token_prune_failures_total",
+        },
+        move || {
+            let db = db.clone();
+            async move { repo::delete_expired(&db, Utc::now()).await }
+        },
+    )
 }
 
 /// Everything sign-in needs, as handles: what the web layer holds.

@@ -1,10 +1,15 @@
 //! Test support shared by the origin's integration tests and the end-to-end tests: a fresh
 //! PostgreSQL database per test (cloned from a template migrated once) and a ClickHouse database of
 //! the same name (migrated), a Redis key prefix per test, the origin and bridge served in-process on
-//! free ports, and a TCP proxy that can cut a dependency off.
+//! free ports, a TCP proxy that can cut a dependency off, and maildev as an SMTP server with an
+//! inbox ([`MailDev`]).
 //!
 //! `TEST_DATABASE_URL` names the server's maintenance database
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
+
+mod maildev;
+
+pub use maildev::MailDev;
 
 use smo1_origin::app::Background;
 use smo1_origin::clickhouse::ClickHouse;
@@ -194,6 +199,7 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
         bind: "127.0.0.1:0".parse().expect("address"),
         internal_secret: Secret::new(TEST_INTERNAL_SECRET),
         short_domains: vec!["sho.rt".into(), "localhost".into()],
+        short_url_base: "https://sho.rt".into(),
         link_cache_ttl: Duration::from_secs(300),
         negative_cache_ttl: Duration::from_secs(30),
         clicks: ClickConfig {

@@ -1,16 +1,9 @@
 // The signed-in session: who the viewer is and where short links live. Read from
 // `GET /v1/auth/session`; the cookie itself is HttpOnly and never touched here.
-import { api, toApiError, type Link, type User } from '../api/client';
+import { api, toApiError, type Link, type Schemas } from '../api/client';
 
-/**
- * The answer of `/v1/auth/session`. These auth routes are not in docs/openapi.json yet; when the
- * backend documents them, replace this with the generated schema type.
- */
-export interface SessionInfo {
-  user: User;
-  expires_at: string;
-  short_base_url?: string;
-}
+/** The answer of `/v1/auth/session` (and of redeeming a sign-in link), generated from the API. */
+export type SessionInfo = Schemas['SessionInfo'];
 
 export const session = $state<{ info: SessionInfo | null; checked: boolean }>({
   info: null,
@@ -26,7 +19,7 @@ export async function loadSession(): Promise<SessionInfo | null> {
     return null;
   }
   if (!response.ok) throw toApiError(response, error);
-  session.info = data as unknown as SessionInfo;
+  session.info = data ?? null;
   return session.info;
 }
 
