@@ -104,6 +104,23 @@ async fn every_ref_resolves_to_a_component() {
 }
 
 #[tokio::test]
+async fn operation_ids_are_unique() {
+    let doc = served_document().await;
+    let mut seen = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if let Some(id) = operation["operationId"].as_str() {
+                seen.entry(id.to_owned())
+                    .or_default()
+                    .push(format!("{method} {path}"));
+            }
+        }
+    }
+    let repeated: Vec<_> = seen.iter().filter(|(_, at)| at.len() > 1).collect();
+    assert!(repeated.is_empty(), "repeated operationIds: {repeated:#?}");
+}
+
+#[tokio::test]
 async fn every_error_response_has_the_error_body() {
     let doc = served_document().await;
     for (path, item) in doc["paths"].as_object().unwrap() {

@@ -37,7 +37,7 @@ pub struct Achievement {
 
 /// Every achievement with the caller's progress (brought up to date first).
 #[utoipa::path(
-    get, path = "/v1/achievements", tag = tags::ACHIEVEMENTS,
+    get, path = "/v1/achievements", tag = tags::ACHIEVEMENTS, operation_id = "list_achievements",
     security(("api_key" = [])),
     responses(
         (status = 200, description = "All achievements with the caller's progress", body = [Achievement]),

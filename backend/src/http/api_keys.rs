@@ -50,7 +50,7 @@ pub struct ApiKeyList {
 
 /// Creates an API key for the caller's user.
 #[utoipa::path(
-    post, path = "/v1/api-keys", tag = tags::API_KEYS,
+    post, path = "/v1/api-keys", tag = tags::API_KEYS, operation_id = "create_api_key",
     security(("api_key" = ["keys:write"])),
     request_body = CreateApiKey,
     responses(
@@ -104,7 +104,7 @@ pub async fn create(
 
 /// Lists the caller's user's API keys, revoked ones included.
 #[utoipa::path(
-    get, path = "/v1/api-keys", tag = tags::API_KEYS,
+    get, path = "/v1/api-keys", tag = tags::API_KEYS, operation_id = "list_api_keys",
     security(("api_key" = ["keys:read"])),
     responses(
         (status = 200, description = "Newest first", body = ApiKeyList),

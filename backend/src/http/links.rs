@@ -190,7 +190,7 @@ fn link_id(raw: &str) -> Result<Uuid> {
 /// Creates a link. Its `link:{slug}` cache entries are deleted, so a cached "no such link" from
 /// before cannot hide it.
 #[utoipa::path(
-    post, path = "/v1/links", tag = tags::LINKS,
+    post, path = "/v1/links", tag = tags::LINKS, operation_id = "create_link",
     security(("api_key" = ["links:write"])),
     request_body = CreateLinkRequest,
     responses(
@@ -224,7 +224,7 @@ pub async fn create(
 /// Lists the caller's links, newest or most clicked first, with cursor pagination, filters and
 /// fuzzy search.
 #[utoipa::path(
-    get, path = "/v1/links", tag = tags::LINKS,
+    get, path = "/v1/links", tag = tags::LINKS, operation_id = "list_links",
     security(("api_key" = ["links:read"])),
     params(ListLinksQuery),
     responses(
