@@ -30,6 +30,7 @@
 //! | `RATE_LIMIT_FREE_PER_MINUTE` | `60` | `/v1` requests per API key per sliding minute, free tier |
 //! | `RATE_LIMIT_PRO_PER_MINUTE` | `600` | the same, pro tier |
 //! | `RATE_LIMIT_BUSINESS_PER_MINUTE` | `3000` | the same, business tier |
+//! | `RATE_LIMIT_SESSION_PER_MINUTE` | `600` | `/v1` requests per dashboard user per sliding minute, any tier |
 //! | `UNLOCK_COOKIE_SECRET` | required | HMAC key of unlock cookies of protected links; must equal the worker's (secret) |
 //! | `UNLOCK_COOKIE_TTL_SECS` | `3600` | how long an unlocked protected link stays unlocked for a browser |
 //! | `UNLOCK_VERIFY_CONCURRENCY` | `2` | argon2id hashes/verifications running at once (each ~19 MiB, tens of ms of one core) |
@@ -345,7 +346,8 @@ pub struct UnlockConfig {
     pub unlock_verify_concurrency: u32,
 }
 
-/// Requests per API key per sliding minute, by the key owner's subscription tier.
+/// Requests per API key per sliding minute, by the key owner's subscription tier; per user for
+/// dashboard sessions.
 #[derive(Debug, Clone, Args)]
 pub struct RateLimitConfig {
     #[arg(long, env = "RATE_LIMIT_FREE_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
@@ -354,6 +356,10 @@ pub struct RateLimitConfig {
     pub pro_per_minute: u32,
     #[arg(long, env = "RATE_LIMIT_BUSINESS_PER_MINUTE", default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..))]
     pub business_per_minute: u32,
+    /// A person in the dashboard, whatever the tier: one analytics page is a dozen calls, and a
+    /// free-tier integration budget would lock a person out after a few clicks.
+    #[arg(long, env = "RATE_LIMIT_SESSION_PER_MINUTE", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_per_minute: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -362,6 +368,7 @@ impl Default for RateLimitConfig {
             free_per_minute: 60,
             pro_per_minute: 600,
             business_per_minute: 3000,
+            session_per_minute: 600,
         }
     }
 }

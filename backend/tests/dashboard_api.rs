@@ -195,11 +195,12 @@ async fn a_person_signs_in_by_mail_and_the_cookie_works_like_a_key() {
         )
     );
 
-    // The cookie authenticates /v1 like a key with every scope, rate limited per user.
+    // The cookie authenticates /v1 like a key with every scope, rate limited per user by the
+    // session budget, not the (free) tier's.
     let browser = Browser::with_cookie(&app, &cookie);
     let me = browser.request(Method::GET, "/v1/me").send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
-    assert!(me.headers().contains_key("x-ratelimit-limit"));
+    assert_eq!(me.headers()["x-ratelimit-limit"], "600");
     assert_eq!(json_of(me).await.1, session["user"]);
     assert_eq!(
         browser.call(Method::GET, "/v1/auth/session", None).await,

@@ -1,7 +1,7 @@
 //! Applies the `/v1` rate limit ([`crate::rate_limit`]) per API key, or per user for dashboard
 //! sessions, and reports it in the `X-RateLimit-*` headers.
 
-use super::auth::Principal;
+use super::auth::{Credential, Principal};
 use crate::error::AppError;
 use crate::rate_limit::{check, Decision};
 use crate::state::AppState;
@@ -10,14 +10,18 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Middleware after [`super::auth::authenticate`]: limits the caller's key (or, for a session, its
-/// user) by the user's tier and
-/// adds the `X-RateLimit-*` headers; 429 `rate_limited` with `Retry-After` over the limit.
+/// Middleware after [`super::auth::authenticate`]: limits the caller's key by its user's tier (a
+/// dashboard session: its user, by `RATE_LIMIT_SESSION_PER_MINUTE`) and adds the
+/// `X-RateLimit-*` headers; 429 `rate_limited` with `Retry-After` over the limit.
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(principal) = request.extensions().get::<Principal>().cloned() else {
         return next.run(request).await;
     };
-    let limit = state.config.rate_limits.per_minute(principal.tier);
+    let limits = &state.config.rate_limits;
+    let limit = match principal.credential {
+        Credential::ApiKey(_) => limits.per_minute(principal.tier),
+        Credential::Session(_) => limits.session_per_minute,
+    };
     let identifier = principal.rate_limit_identifier();
     let decision = match check(&state.redis, &identifier, limit).await {
         Ok(decision) => decision,
