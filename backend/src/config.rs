@@ -10,6 +10,7 @@
 //! | `CLICKHOUSE_USER` | `default` | ClickHouse user |
 //! | `CLICKHOUSE_PASSWORD` | empty | ClickHouse password (secret) |
 //! | `ORIGIN_BIND` | `127.0.0.1:8080` | address the origin listens on |
+//! | `DASHBOARD_DIR` | `dashboard/dist` | the built dashboard (`npm run build` in `dashboard/`), served at `/dashboard/`; relative to the working directory |
 //! | `INTERNAL_SECRET` | required | shared secret the edge sends to `/internal/*` (secret) |
 //! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve; destinations may not point there |
 //! | `SHORT_URL_BASE` | `http://127.0.0.1:8787` (the local edge) | public base of short links (`https://sho.rt`): the dashboard shows `<base>/<slug>` and QR codes encode it |
@@ -48,6 +49,7 @@
 
 use clap::Args;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -172,6 +174,10 @@ pub struct OriginConfig {
     pub data: DataConfig,
     #[arg(long, env = "ORIGIN_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// The built dashboard (`npm run build` in `dashboard/`), served at `/dashboard/`. Without an
+    /// `index.html` there, `/dashboard/` says it is not built (the origin still starts).
+    #[arg(long, env = "DASHBOARD_DIR", default_value = "dashboard/dist")]
+    pub dashboard_dir: PathBuf,
     #[arg(long, env = "INTERNAL_SECRET", hide_env_values = true)]
     pub internal_secret: Secret,
     #[arg(

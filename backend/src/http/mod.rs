@@ -8,6 +8,7 @@
 //! | [`internal`] | `/internal/*`, the edge's lookups, unlocks and undelivered clicks |
 //! | [`billing`] | `/webhooks/polar` |
 //! | [`health`] | `/healthz`, `/readyz`, `/metrics` |
+//! | [`dashboard`] | `/dashboard/`, the browser dashboard's built files (`DASHBOARD_DIR`) |
 //! | [`visit`] | visitors: `/` and `/{slug}`, the origin's own redirects |
 //! | [`bridge`] | the local Upstash REST bridge (its own server) |
 
@@ -17,6 +18,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod billing;
 pub mod bridge;
+pub mod dashboard;
 pub mod extract;
 pub mod health;
 pub mod internal;
@@ -60,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         .merge(internal)
         .merge(billing::router())
         .merge(openapi::router(state.clone()))
+        .merge(dashboard::router(&state.config.dashboard_dir))
         .merge(visit::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -21,6 +21,7 @@ use smo1_origin::http::{self, bridge};
 use smo1_origin::state::AppState;
 use sqlx::{Connection, Executor, PgConnection};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -197,6 +198,8 @@ pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
             clickhouse: clickhouse_config(&db.name),
         },
         bind: "127.0.0.1:0".parse().expect("address"),
+        // The repository's build (scripts/test builds it); tests of serving it use their own.
+        dashboard_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dashboard/dist")),
         internal_secret: Secret::new(TEST_INTERNAL_SECRET),
         short_domains: vec!["sho.rt".into(), "localhost".into()],
         short_url_base: "https://sho.rt".into(),
