@@ -81,6 +81,45 @@ ensure_npm_packages() {
   fi
 }
 
+# The dashboard (dashboard/, its own lockfile): `npm ci` when the lockfile changed, then
+# `npm run build` into dashboard/dist when anything the build reads changed since the last build
+# (its sources and config, the lockfile, docs/openapi.json its API types come from). Both stamps
+# live in dashboard/node_modules, never in dist (the origin serves dist).
+dashboard_inputs_hash() {
+  local inputs=() path
+  for path in dashboard/src dashboard/scripts dashboard/public dashboard/index.html \
+    dashboard/package.json dashboard/package-lock.json dashboard/vite.config.ts \
+    dashboard/svelte.config.js dashboard/tsconfig.json docs/openapi.json; do
+    if [ -e "$path" ]; then inputs+=("$path"); fi
+  done
+  # schema.d.ts is the build's own output (gen:api).
+  find "${inputs[@]}" -type f ! -path dashboard/src/api/schema.d.ts -print0 | LC_ALL=C sort -z |
+    xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+}
+
+ensure_dashboard() {
+  local lock_stamp="dashboard/node_modules/.smo1-lock.sha256"
+  local build_stamp="dashboard/node_modules/.smo1-build.sha256"
+  local want
+  want="$(sha256sum dashboard/package-lock.json | cut -d' ' -f1)"
+  if [ ! -f "$lock_stamp" ] || [ "$(cat "$lock_stamp")" != "$want" ]; then
+    log "npm ci (dashboard)"
+    (cd dashboard && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$lock_stamp"
+  fi
+  want="$(dashboard_inputs_hash)"
+  if [ ! -f dashboard/dist/index.html ] || [ ! -f "$build_stamp" ] || [ "$(cat "$build_stamp")" != "$want" ]; then
+    log "building the dashboard (npm run build in dashboard/)"
+    (cd dashboard && npm run build --silent) >&2
+    echo "$want" > "$build_stamp"
+  fi
+}
+
+# Debian's Chromium for the browser tests (playwright-core drives it; it never downloads one).
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then apt_install chromium fonts-dejavu-core; fi
+}
+
 # chDB: ClickHouse 26 in-process, to check our SQL on a modern engine (scripts/check_clickhouse_sql.py).
 ensure_chdb() {
   if ! python3 -c "import chdb, sys; sys.exit(chdb.__version__ != '$CHDB_VERSION')" 2>/dev/null; then
