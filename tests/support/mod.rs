@@ -1,8 +1,11 @@
 //! End-to-end harness: the built worker (`build/index.js` + `build/index_bg.wasm`) running in a
 //! real workerd, wired to an in-process origin and Upstash bridge over the real PostgreSQL and
 //! Redis. Every stack has its own database and Redis key prefix, so tests run in parallel.
+//! [`maildev`] adds a real SMTP server with a readable inbox (the browser tests).
 
 #![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod maildev;
 
 use redis::AsyncCommands;
 use smo1_origin::clickhouse::ClickHouse;
@@ -15,7 +18,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -74,6 +77,12 @@ impl Stack {
     }
 
     pub async fn start_with(wiring: Wiring) -> Self {
+        Self::start_configured(wiring, |_| {}).await
+    }
+
+    /// Starts the stack after `adjust` has changed the origin's config; `config.bind` is already
+    /// the address the origin will serve on (for settings that name it, like `PUBLIC_URL`).
+    pub async fn start_configured(wiring: Wiring, adjust: impl FnOnce(&mut OriginConfig)) -> Self {
         let db = TestDb::new().await;
         let prefix = testkit::redis_prefix();
         let clickhouse_addr = testkit::clickhouse_url()
@@ -83,7 +92,10 @@ impl Stack {
         let clickhouse_proxy = TcpProxy::start(clickhouse_addr).await;
         let mut config: OriginConfig = testkit::origin_config(&db, &prefix);
         config.data.clickhouse.clickhouse_url = clickhouse_proxy.url();
-        let (state, origin) = testkit::start_origin(config).await;
+        let listener = testkit::bind_local().await;
+        config.bind = listener.local_addr().expect("origin address");
+        adjust(&mut config);
+        let (state, origin) = testkit::start_origin_on(listener, config).await;
         let bridge = testkit::start_bridge().await;
         let upstash_url = if wiring.upstash {
             bridge.url()
@@ -235,7 +247,7 @@ impl Stack {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -336,12 +348,12 @@ const edge :Workerd.Worker = (
 }
 
 /// A scratch directory removed on drop.
-struct TempDir {
-    path: PathBuf,
+pub struct TempDir {
+    pub path: PathBuf,
 }
 
 impl TempDir {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let path = std::env::temp_dir().join(format!("smo1-e2e-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&path).expect("create temp dir");
         Self { path }

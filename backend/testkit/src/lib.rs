@@ -257,7 +257,11 @@ pub struct RunningServer {
 
 impl RunningServer {
     pub async fn start(router: axum::Router) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on(bind_local().await, router)
+    }
+
+    /// Serves `router` on a listener bound beforehand (a config that names its own address).
+    pub fn start_on(listener: TcpListener, router: axum::Router) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -300,9 +304,23 @@ impl Drop for RunningServer {
 /// The origin app over `config`, served in-process with its background tasks. Stopping the
 /// server also stops them and flushes the click queue, as a real shutdown does.
 pub async fn start_origin(config: OriginConfig) -> (AppState, RunningServer) {
+    start_origin_on(bind_local().await, config).await
+}
+
+/// A free port on 127.0.0.1, bound: its address can go into a config before the server starts.
+pub async fn bind_local() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.expect("bind")
+}
+
+/// [`start_origin`] on `listener`, for a config that must know the origin's own address
+/// (`PUBLIC_URL`: sign-in links and the Origin check of browser requests).
+pub async fn start_origin_on(
+    listener: TcpListener,
+    config: OriginConfig,
+) -> (AppState, RunningServer) {
     let state = AppState::new(config).expect("origin state");
     let background = Background::start(&state);
-    let mut server = RunningServer::start(http::app(state.clone())).await;
+    let mut server = RunningServer::start_on(listener, http::app(state.clone()));
     if let Some(task) = server.task.take() {
         server.task = Some(tokio::spawn(async move {
             let _ = task.await;
