@@ -101,9 +101,13 @@ export async function poll(what, fn, { timeoutMs = 60_000, everyMs = 1000 } = {}
   assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
+/** When maildev received `m`: maildev 3 names it `time`; `date` is the sender's Date header. */
+const received = (m) => Date.parse(m.time ?? m.date ?? '');
+
 /**
  * The sign-in link of the newest mail to `email` received after `since`, from maildev's REST API
- * (`GET /email`: messages with `to`, `date`, `text`, `html`).
+ * (`GET /email` under `SMO1_MAIL_URL`, maildev 3's `/api`: messages with `to`, `time`, `text`,
+ * `html`).
  */
 export async function signInLinkFromMail(mailUrl, email, since) {
   return poll(`a sign-in mail to ${email} in ${mailUrl}/email`, async () => {
@@ -112,8 +116,8 @@ export async function signInLinkFromMail(mailUrl, email, since) {
     const messages = await res.json();
     const mine = messages
       .filter((m) => (m.to ?? []).some((t) => (t.address ?? t).toLowerCase() === email.toLowerCase()))
-      .filter((m) => !m.date || Date.parse(m.date) >= since - 5_000)
-      .sort((a, b) => Date.parse(b.date ?? 0) - Date.parse(a.date ?? 0));
+      .filter((m) => !received(m) || received(m) >= since - 5_000)
+      .sort((a, b) => (received(b) || 0) - (received(a) || 0));
     for (const m of mine) {
       const body = `${m.text ?? ''}\n${(m.html ?? '').replace(/&amp;/g, '&')}`;
       const found = body.match(/https?:\/\/[^\s"'<>]+\/dashboard\/sign-in\/confirm\?token=[^\s"'<>&]+/);
