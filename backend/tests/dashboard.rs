@@ -92,6 +92,26 @@ async fn the_app_and_its_routes_answer_index_html_uncached() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn no_cache_means_revalidated_not_downloaded_again() {
+    let dist = Dist::built();
+    let app = serving(&dist).await;
+    let first = app.get("/dashboard/links").await;
+    let last_modified = header(&first, "last-modified").to_owned();
+
+    let again = app
+        .http
+        .get(app.url("/dashboard/links"))
+        .header("if-modified-since", last_modified)
+        .send()
+        .await
+        .expect("request");
+
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(header(&again, "cache-control"), "no-cache");
+    assert_security_headers(&again);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn dashboard_without_a_slash_redirects_to_it() {
     let dist = Dist::built();
     let app = serving(&dist).await;
