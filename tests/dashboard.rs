@@ -50,6 +50,13 @@ async fn the_dashboard_works_in_a_browser_against_the_whole_stack() {
         .await
         .expect("create the test user")
         .expect("a new user");
+    let page = stack
+        .http
+        .get(format!("{origin_url}/dashboard/"))
+        .send()
+        .await
+        .expect("origin answers");
+    assert_eq!(page.status(), 200, "the origin serves {}", dist.display());
     let artifacts = repo_root().join("target/dashboard-artifacts");
     // Nothing from an earlier run may pass for this run's downloads.
     let _ = std::fs::remove_dir_all(&artifacts);
@@ -102,6 +109,48 @@ async fn the_dashboard_works_in_a_browser_against_the_whole_stack() {
     assert_eq!(qr::decode_png(&png), expected, "qr.png");
     let svg = read(&artifacts.join("qr.svg"));
     assert_eq!(qr::decode_svg(&svg), expected, "qr.svg");
+}
+
+/// The SMTP half of the harness without the browser: the origin's mailer, configured as the
+/// browser run configures it, delivers a sign-in mail that maildev's REST API (what the browser
+/// tests read) lists with its link.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_origins_mail_reaches_maildev() {
+    use smo1_origin::config::MailConfig;
+    use smo1_origin::mail::Mailer;
+    let mail = Maildev::start().await;
+    let config = MailConfig {
+        smtp_url: Secret::new(mail.smtp_url()),
+        ..MailConfig::default()
+    };
+    let mailer = Mailer::from_config(&config)
+        .expect("SMTP_URL accepted")
+        .expect("a mailer");
+    let link = "http://127.0.0.1:8080/dashboard/sign-in/confirm?token=harness-check";
+    mailer
+        .send_sign_in("harness-check@smo1.test", link, 15)
+        .await
+        .expect("maildev accepts the mail");
+
+    let list = format!("{}/email", mail.api_url());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let messages = loop {
+        let messages: Vec<serde_json::Value> = reqwest::get(&list)
+            .await
+            .expect("maildev's REST API")
+            .json()
+            .await
+            .expect("a JSON list");
+        if !messages.is_empty() || std::time::Instant::now() > deadline {
+            break messages;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let message = &messages[0];
+    assert_eq!(message["to"][0]["address"], "harness-check@smo1.test");
+    let text = message["text"].as_str().expect("a text part");
+    assert!(text.contains(link), "{text}");
 }
 
 /// The readers below read what the origin draws, in colour too (checked without a browser, so a
