@@ -9,12 +9,11 @@
 
 mod support;
 
-use smo1_origin::config::Secret;
 use smo1_origin::users::SubscriptionTier;
+use smo1_testkit::MailDev;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use support::maildev::Maildev;
 use support::{repo_root, Stack, Wiring};
 
 /// Stops a hung browser run with its output shown; below nextest's limit for this test
@@ -36,12 +35,13 @@ async fn the_dashboard_works_in_a_browser_against_the_whole_stack() {
             .is_dir(),
         "dashboard/node_modules is missing: run `npm ci` in dashboard/ (scripts/test does)"
     );
-    let mail = Maildev::start().await;
+    let maildev = MailDev::start().await;
+    let mail_api = format!("http://127.0.0.1:{}/api", maildev.web);
     let stack = Stack::start_configured(Wiring::default(), |config| {
         config.dashboard_dir = dist.clone();
-        // Sign-in links and the Origin check name the address the browser uses.
+        // Mailed sign-in links lead where the browser is.
         config.sign_in.public_url = format!("http://{}", config.bind);
-        config.sign_in.mail.smtp_url = Secret::new(mail.smtp_url());
+        config.sign_in.mail = maildev.config();
     })
     .await;
     let origin_url = stack.origin.as_ref().expect("origin running").url();
@@ -81,7 +81,7 @@ async fn the_dashboard_works_in_a_browser_against_the_whole_stack() {
         .current_dir(repo_root())
         .env("SMO1_ORIGIN_URL", &origin_url)
         .env("SMO1_EDGE_URL", &stack.worker_url)
-        .env("SMO1_MAIL_URL", mail.api_url())
+        .env("SMO1_MAIL_URL", &mail_api)
         .env("SMO1_TEST_EMAIL", &email)
         .env("SMO1_ARTIFACTS", &artifacts)
         .stdout(Stdio::piped())
@@ -99,10 +99,9 @@ async fn the_dashboard_works_in_a_browser_against_the_whole_stack() {
         }
     };
     let report = format!(
-        "node --test dashboard/tests/ against origin {origin_url}, edge {}, mail inbox {} \
+        "node --test dashboard/tests/ against origin {origin_url}, edge {}, mail {mail_api} \
          (user {email}; screenshots in {}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
         stack.worker_url,
-        mail.web_url(),
         artifacts.display(),
         stdout.await.expect("stdout reader"),
         stderr.await.expect("stderr reader"),
@@ -123,48 +122,6 @@ async fn the_dashboard_works_in_a_browser_against_the_whole_stack() {
     assert_eq!(qr::decode_png(&png), expected, "qr.png");
     let svg = read(&artifacts.join("qr.svg"));
     assert_eq!(qr::decode_svg(&svg), expected, "qr.svg");
-}
-
-/// The SMTP half of the harness without the browser: the origin's mailer, configured as the
-/// browser run configures it, delivers a sign-in mail that maildev's REST API (what the browser
-/// tests read) lists with its link.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_origins_mail_reaches_maildev() {
-    use smo1_origin::config::MailConfig;
-    use smo1_origin::mail::Mailer;
-    let mail = Maildev::start().await;
-    let config = MailConfig {
-        smtp_url: Secret::new(mail.smtp_url()),
-        ..MailConfig::default()
-    };
-    let mailer = Mailer::from_config(&config)
-        .expect("SMTP_URL accepted")
-        .expect("a mailer");
-    let link = "http://127.0.0.1:8080/dashboard/sign-in/confirm?token=harness-check";
-    mailer
-        .send_sign_in("harness-check@smo1.test", link, 15)
-        .await
-        .expect("maildev accepts the mail");
-
-    let list = format!("{}/email", mail.api_url());
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let messages = loop {
-        let messages: Vec<serde_json::Value> = reqwest::get(&list)
-            .await
-            .expect("maildev's REST API")
-            .json()
-            .await
-            .expect("a JSON list");
-        if !messages.is_empty() || std::time::Instant::now() > deadline {
-            break messages;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(messages.len(), 1, "{messages:#?}");
-    let message = &messages[0];
-    assert_eq!(message["to"][0]["address"], "harness-check@smo1.test");
-    let text = message["text"].as_str().expect("a text part");
-    assert!(text.contains(link), "{text}");
 }
 
 /// The readers below read what the origin draws, in colour too (checked without a browser, so a

@@ -1,11 +1,8 @@
 //! End-to-end harness: the built worker (`build/index.js` + `build/index_bg.wasm`) running in a
 //! real workerd, wired to an in-process origin and Upstash bridge over the real PostgreSQL and
 //! Redis. Every stack has its own database and Redis key prefix, so tests run in parallel.
-//! [`maildev`] adds a real SMTP server with a readable inbox (the browser tests).
 
 #![allow(dead_code)] // each test binary uses a different part of this module
-
-pub mod maildev;
 
 use redis::AsyncCommands;
 use smo1_origin::clickhouse::ClickHouse;
@@ -81,9 +78,11 @@ impl Stack {
     }
 
     /// Starts the stack after `adjust` has changed the origin's config; `config.bind` is already
-    /// the address the origin will serve on (for settings that name it, like `PUBLIC_URL`).
+    /// the address the origin will serve on (for settings that name it, like `PUBLIC_URL`), and
+    /// `config.short_url_base` this stack's worker.
     pub async fn start_configured(wiring: Wiring, adjust: impl FnOnce(&mut OriginConfig)) -> Self {
         let db = TestDb::new().await;
+        let port = free_port();
         let prefix = testkit::redis_prefix();
         let clickhouse_addr = testkit::clickhouse_url()
             .trim_start_matches("http://")
@@ -94,6 +93,7 @@ impl Stack {
         config.data.clickhouse.clickhouse_url = clickhouse_proxy.url();
         let listener = testkit::bind_local().await;
         config.bind = listener.local_addr().expect("origin address");
+        config.short_url_base = format!("http://127.0.0.1:{port}");
         adjust(&mut config);
         let (state, origin) = testkit::start_origin_on(listener, config).await;
         let bridge = testkit::start_bridge().await;
@@ -108,7 +108,6 @@ impl Stack {
             closed_port_url()
         };
         let dir = TempDir::new();
-        let port = free_port();
         let config_path = dir.path.join("workerd.capnp");
         std::fs::write(
             &config_path,
