@@ -1,6 +1,7 @@
 // The signed-in session: who the viewer is and where short links live. Read from
 // `GET /v1/auth/session`; the cookie itself is HttpOnly and never touched here.
-import { api, toApiError, type Link, type Schemas } from '../api/client';
+import { api, toApiError, unwrap, type Link, type Schemas } from '../api/client';
+import { navigate } from './router.svelte';
 
 /** The answer of `/v1/auth/session` (and of redeeming a sign-in link), generated from the API. */
 export type SessionInfo = Schemas['SessionInfo'];
@@ -21,6 +22,17 @@ export async function loadSession(): Promise<SessionInfo | null> {
   if (!response.ok) throw toApiError(response, error);
   session.info = data ?? null;
   return session.info;
+}
+
+/**
+ * Ends this session (or, `everywhere`, every session of the user) and goes to the sign-in page.
+ * A 401 means the session had already ended, which is what was asked; other failures throw.
+ */
+export async function signOut(everywhere = false): Promise<void> {
+  const r = everywhere ? await api.DELETE('/v1/auth/sessions') : await api.DELETE('/v1/auth/session');
+  if (!r.response.ok && r.response.status !== 401) unwrap(r);
+  session.info = null;
+  navigate('/sign-in');
 }
 
 /**
