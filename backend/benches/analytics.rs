@@ -5,9 +5,15 @@
 //! Run with `./bench/run` (or `cargo bench -p smo1-origin --bench analytics`). Environment:
 //! `ANALYTICS_BENCH_CLICKS` (default 10,000,000), `ANALYTICS_BENCH_RUNS` (default 7). Uses its own
 //! databases (`smo1_bench_analytics` in PostgreSQL and ClickHouse), dropped at the end.
+//!
+//! Then, over the same data, the analytics pages in Chromium ([`dashboard_page`];
+//! `ANALYTICS_BENCH_PAGE=0` leaves that out).
 
 #[path = "../../bench/report.rs"]
 mod report;
+
+#[path = "analytics/dashboard_page.rs"]
+mod dashboard_page;
 
 use chrono::{DateTime, Duration};
 use smo1_generate::{self as generate, Plan};
@@ -36,6 +42,15 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
+/// The benchmark's PostgreSQL database, next to the test cluster's maintenance database.
+fn database_url() -> String {
+    let admin_url = testkit::admin_url();
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(b, _)| b);
+    format!("{base}/{DB}")
+}
+
 async fn fresh_databases() -> anyhow::Result<(PgPool, ClickHouse)> {
     let mut admin = PgConnection::connect(&testkit::admin_url()).await?;
     admin
@@ -44,12 +59,8 @@ async fn fresh_databases() -> anyhow::Result<(PgPool, ClickHouse)> {
     admin
         .execute(format!("CREATE DATABASE {DB}").as_str())
         .await?;
-    let admin_url = testkit::admin_url();
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
     let data = DataConfig {
-        database_url: format!("{base}/{DB}"),
+        database_url: database_url(),
         database_max_connections: 4,
         redis_url: testkit::redis_url(),
         redis_key_prefix: String::new(),
@@ -211,7 +222,11 @@ async fn main() -> anyhow::Result<()> {
         until,
         batch: 200_000,
     };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Before the long generation: a missing dashboard build fails now, not in ten minutes.
+    let browser = dashboard_page::preflight(&root)?;
     let (pool, ch) = fresh_databases().await?;
+    let clickhouse_version = ch.execute("SELECT version()").await?.trim().to_owned();
 
     let started = Instant::now();
     let links = generate::create_links(&pool, &plan).await?;
@@ -324,7 +339,7 @@ async fn main() -> anyhow::Result<()> {
 
     let body = format!(
         "{clicks} generated clicks (`generate-clicks`: {} links over {} accounts, 90 days, Zipf \
-popularity, seed 1), ClickHouse 18.16.1 and PostgreSQL on this machine, load average {}. One \
+popularity, seed 1), ClickHouse {clickhouse_version} and PostgreSQL on this machine, load average {}. One \
 dashboard load = range totals with unique visitors + 30-day daily series + top-10 countries \
 (three queries, bots excluded and counted separately); median of {runs} runs after a warm-up.\n\n\
 | dashboard | ClickHouse, as the API answers | ClickHouse, raw table only | PostgreSQL | PostgreSQL ÷ API |\n\
@@ -344,12 +359,37 @@ into PostgreSQL.",
         rows.join("\n"),
     );
     println!("{body}");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     report::write_section(
         &root,
         "Analytics dashboard: ClickHouse vs PostgreSQL",
         &body,
     );
+
+    let page = match &browser {
+        Some(browser) => {
+            let last_day = (until - Duration::days(1)).date_naive();
+            dashboard_page::measure(
+                browser,
+                &pool,
+                &ch,
+                &database_url(),
+                DB,
+                popular,
+                clicks,
+                runs,
+                (last_day - Duration::days(29), last_day),
+                &clickhouse_version,
+            )
+            .await
+        }
+        None => Ok(String::new()),
+    };
+    // Dropped whether or not the browser phase worked.
     drop_databases(pool, &ch).await?;
+    let page = page?;
+    if browser.is_some() {
+        println!("{page}");
+        report::write_section(&root, "Analytics page in the browser", &page);
+    }
     Ok(())
 }

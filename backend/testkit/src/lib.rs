@@ -189,13 +189,23 @@ pub fn redis_prefix() -> String {
 
 /// Origin config pointing at `db` and the test Redis / ClickHouse, on port 0.
 pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
+    origin_config_over(&db.url, &db.name, redis_prefix)
+}
+
+/// [`origin_config`] over databases the caller made and drops itself (the benchmarks'):
+/// PostgreSQL at `database_url` and the ClickHouse database `clickhouse_database`.
+pub fn origin_config_over(
+    database_url: &str,
+    clickhouse_database: &str,
+    redis_prefix: &str,
+) -> OriginConfig {
     OriginConfig {
         data: DataConfig {
-            database_url: db.url.clone(),
+            database_url: database_url.to_owned(),
             database_max_connections: 5,
             redis_url: redis_url(),
             redis_key_prefix: redis_prefix.to_owned(),
-            clickhouse: clickhouse_config(&db.name),
+            clickhouse: clickhouse_config(clickhouse_database),
         },
         bind: "127.0.0.1:0".parse().expect("address"),
         // The repository's build (scripts/test builds it); tests of serving it use their own.
