@@ -158,14 +158,16 @@ pub fn max_span(interval: Interval) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn at(rfc3339: &str) -> DateTime<Utc> {
+    /// An instant written in RFC 3339, for the analytics tests.
+    pub(in crate::analytics) fn at(rfc3339: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
     }
 
-    fn range(from: &str, to: &str, tz: Tz) -> Range {
+    /// A range without bots, for the analytics tests.
+    pub(in crate::analytics) fn range(from: &str, to: &str, tz: Tz) -> Range {
         Range {
             from: at(from),
             to: at(to),

@@ -126,18 +126,7 @@ mod tests {
     use super::*;
     use chrono_tz::Tz;
 
-    fn at(rfc3339: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
-    }
-
-    fn range(from: &str, to: &str, tz: Tz) -> Range {
-        Range {
-            from: at(from),
-            to: at(to),
-            tz,
-            include_bots: false,
-        }
-    }
+    use crate::analytics::calendar::tests::{at, range};
 
     #[test]
     fn ranges_split_into_rolled_pieces_and_open_intervals() {

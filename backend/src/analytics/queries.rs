@@ -301,22 +301,10 @@ pub async fn breakdown(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
     use chrono_tz::Tz;
     use uuid::Uuid;
 
-    fn at(rfc3339: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
-    }
-
-    fn range(from: &str, to: &str, tz: Tz) -> Range {
-        Range {
-            from: at(from),
-            to: at(to),
-            tz,
-            include_bots: false,
-        }
-    }
+    use crate::analytics::calendar::tests::{at, range};
 
     #[test]
     fn queries_quote_every_value() {
