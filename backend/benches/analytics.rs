@@ -338,7 +338,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let body = format!(
-        "{clicks} generated clicks (`generate-clicks`: {} links over {} accounts, 90 days, Zipf \
+        "{clicks} generated clicks (`smo1-generate`: {} links over {} accounts, 90 days, Zipf \
 popularity, seed 1), ClickHouse {clickhouse_version} and PostgreSQL on this machine, load average {}. One \
 dashboard load = range totals with unique visitors + 30-day daily series + top-10 countries \
 (three queries, bots excluded and counted separately); median of {runs} runs after a warm-up.\n\n\
