@@ -4,30 +4,20 @@
 
 use smo1_origin::app;
 use smo1_testkit::{self as testkit, TestDb};
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 /// The binary with the environment of `db`, logging at info (to stdout).
 fn origin(db: &TestDb, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_smo1-origin"));
-    command
-        .args(args)
-        .env_clear()
-        .env("RUST_LOG", "info")
-        .env("DATABASE_URL", &db.url)
-        .env("REDIS_URL", testkit::redis_url())
-        .env("REDIS_KEY_PREFIX", testkit::redis_prefix())
-        .env("CLICKHOUSE_URL", testkit::clickhouse_url())
-        .env("CLICKHOUSE_DATABASE", &db.name)
-        .env("ORIGIN_BIND", "127.0.0.1:0")
-        .env("INTERNAL_SECRET", testkit::TEST_INTERNAL_SECRET)
-        .env("VISITOR_SALT_SECRET", testkit::TEST_VISITOR_SALT)
-        .env("UNLOCK_COOKIE_SECRET", testkit::TEST_UNLOCK_COOKIE_SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut command = testkit::origin_process(
+        env!("CARGO_BIN_EXE_smo1-origin"),
+        &db.url,
+        &testkit::redis_url(),
+        &testkit::clickhouse_url(),
+        &db.name,
+    );
+    command.args(args);
     command
 }
 

@@ -187,6 +187,35 @@ pub fn redis_prefix() -> String {
     format!("test:{}:", uuid::Uuid::new_v4().simple())
 }
 
+/// The `smo1-origin` binary at `binary` (a test's `env!("CARGO_BIN_EXE_smo1-origin")`) with
+/// only the environment a test gives it: these data services, the test secrets, a fresh Redis
+/// prefix, port 0, logs at info on stdout; output piped, killed on drop.
+pub fn origin_process(
+    binary: &str,
+    database_url: &str,
+    redis_url: &str,
+    clickhouse_url: &str,
+    clickhouse_database: &str,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary);
+    command
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", redis_url)
+        .env("REDIS_KEY_PREFIX", redis_prefix())
+        .env("CLICKHOUSE_URL", clickhouse_url)
+        .env("CLICKHOUSE_DATABASE", clickhouse_database)
+        .env("ORIGIN_BIND", "127.0.0.1:0")
+        .env("INTERNAL_SECRET", TEST_INTERNAL_SECRET)
+        .env("VISITOR_SALT_SECRET", TEST_VISITOR_SALT)
+        .env("UNLOCK_COOKIE_SECRET", TEST_UNLOCK_COOKIE_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
 /// Origin config pointing at `db` and the test Redis / ClickHouse, on port 0.
 pub fn origin_config(db: &TestDb, redis_prefix: &str) -> OriginConfig {
     origin_config_over(&db.url, &db.name, redis_prefix)

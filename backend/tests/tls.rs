@@ -1,0 +1,299 @@
+//! The origin binary over TLS, as an operator runs it against managed services: PostgreSQL with
+//! `sslmode=verify-full`, Redis at `rediss://`, ClickHouse at `https://`. Each service sits behind
+//! a local TLS endpoint whose certificate is signed by a CA generated here; the origin trusts that
+//! CA only through `SSL_CERT_FILE`, the way a private CA is added in production, and refuses the
+//! endpoints without it.
+
+use rcgen::{CertificateParams, CertifiedIssuer, KeyPair};
+use smo1_testkit::{self as testkit, TestDb};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
+use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
+
+#[derive(serde::Deserialize)]
+struct Count {
+    #[serde(deserialize_with = "smo1_origin::clickhouse::uint64")]
+    n: u64,
+}
+
+/// PostgreSQL's `SSLRequest`: length 8, then the code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 4, 210, 22, 47];
+
+/// A CA written to `ca.pem` in a directory of its own, and a TLS acceptor for `localhost` signed by it.
+struct Pki {
+    dir: PathBuf,
+    acceptor: TlsAcceptor,
+}
+
+impl Pki {
+    fn generate() -> Self {
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "smo1 test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
+
+        let server_key = KeyPair::generate().expect("server key");
+        let server = CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("server params")
+            .signed_by(&server_key, &ca)
+            .expect("server certificate");
+
+        let dir = std::env::temp_dir().join(format!("smo1-tls-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write ca.pem");
+
+        let config = ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![server.der().clone(), ca.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+            )
+            .expect("server TLS config");
+        Self {
+            dir,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Terminates TLS on a free port and forwards the plaintext to `target`. For PostgreSQL
+/// (`postgres: true`) it first answers the client's `SSLRequest` with `S`, as the server does.
+async fn tls_endpoint(acceptor: TlsAcceptor, target: SocketAddr, postgres: bool) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if postgres {
+                    let mut request = [0; 8];
+                    if inbound.read_exact(&mut request).await.is_err() || request != SSL_REQUEST {
+                        return;
+                    }
+                    if inbound.write_all(b"S").await.is_err() {
+                        return;
+                    }
+                }
+                let Ok(mut tls) = acceptor.accept(inbound).await else {
+                    return;
+                };
+                let Ok(mut outbound) = TcpStream::connect(target).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut outbound).await;
+            });
+        }
+    });
+    addr
+}
+
+fn socket_of(url: &str) -> SocketAddr {
+    let parsed = reqwest::Url::parse(url).expect("service URL");
+    let host = parsed.host_str().expect("host");
+    let port = parsed.port_or_known_default().expect("port");
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .expect("resolves")
+        .next()
+        .expect("an address")
+}
+
+/// The three services behind TLS endpoints, as URLs that ask for verified TLS.
+struct TlsServices {
+    database_url: String,
+    redis_url: String,
+    clickhouse_url: String,
+}
+
+impl TlsServices {
+    async fn start(pki: &Pki, db: &TestDb) -> Self {
+        let postgres = tls_endpoint(pki.acceptor.clone(), socket_of(&db.url), true).await;
+        let redis = tls_endpoint(
+            pki.acceptor.clone(),
+            socket_of(&testkit::redis_url()),
+            false,
+        )
+        .await;
+        let clickhouse = tls_endpoint(
+            pki.acceptor.clone(),
+            socket_of(&testkit::clickhouse_url()),
+            false,
+        )
+        .await;
+        let user = reqwest::Url::parse(&db.url).expect("database URL");
+        Self {
+            database_url: format!(
+                "postgres://{}@localhost:{}/{}?sslmode=verify-full",
+                user.username(),
+                postgres.port(),
+                db.name
+            ),
+            redis_url: format!("rediss://localhost:{}", redis.port()),
+            clickhouse_url: format!("https://localhost:{}", clickhouse.port()),
+        }
+    }
+}
+
+/// `smo1-origin` over the TLS URLs, trusting `ca_file` (or, with `None`, the system store only).
+fn origin(services: &TlsServices, db: &TestDb, ca_file: Option<&Path>, args: &[&str]) -> Command {
+    let mut command = testkit::origin_process(
+        env!("CARGO_BIN_EXE_smo1-origin"),
+        &services.database_url,
+        &services.redis_url,
+        &services.clickhouse_url,
+        &db.name,
+    );
+    command.args(args).env("LOG_FORMAT", "json");
+    if let Some(ca_file) = ca_file {
+        command.env("SSL_CERT_FILE", ca_file);
+    }
+    command
+}
+
+async fn run(command: &mut Command) -> std::process::Output {
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("finishes within a minute")
+        .expect("runs smo1-origin")
+}
+
+fn log_of(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Starts `serve` and returns it with the address from its "origin listening" log line.
+async fn serve(mut command: Command) -> (tokio::process::Child, SocketAddr) {
+    let mut child = command.spawn().expect("starts serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("reads the log") {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if event["fields"]["message"] == "origin listening" {
+                return event["fields"]["addr"].as_str().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("serve logs its address within 30 s")
+    .expect("an address in the log");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr.parse().expect("socket address"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn origin_migrates_serves_and_records_clicks_over_verified_tls() {
+    let pki = Pki::generate();
+    let db = TestDb::new().await;
+    let services = TlsServices::start(&pki, &db).await;
+    let ca = pki.ca_file();
+
+    for args in [
+        &["migrate"][..],
+        &[
+            "seed",
+            "--slug",
+            "tls",
+            "--destination",
+            "https://example.com/tls",
+        ],
+    ] {
+        let output = run(&mut origin(&services, &db, Some(&ca), args)).await;
+        assert!(
+            output.status.success(),
+            "{args:?} over TLS:\n{}",
+            log_of(&output)
+        );
+    }
+
+    let (mut child, addr) = serve(origin(&services, &db, Some(&ca), &["serve"])).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let ready: serde_json::Value = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("readyz JSON");
+    assert_eq!(
+        ready["status"], "ready",
+        "every dependency over TLS: {ready}"
+    );
+
+    let redirect = http
+        .get(format!("http://{addr}/tls"))
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+        )
+        .send()
+        .await
+        .expect("redirect");
+    assert_eq!(redirect.status(), 302);
+    assert_eq!(redirect.headers()["location"], "https://example.com/tls");
+
+    let ch = db.clickhouse();
+    testkit::eventually("the click reaches ClickHouse through TLS", || async {
+        ch.query::<Count>("SELECT count() AS n FROM link_clicks_buffer")
+            .await
+            .is_ok_and(|rows| rows.first().map(|row| row.n) == Some(1))
+    })
+    .await;
+    child.kill().await.expect("stops serve");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn origin_refuses_endpoints_its_trust_store_does_not_vouch_for() {
+    let pki = Pki::generate();
+    let db = TestDb::new().await;
+    let services = TlsServices::start(&pki, &db).await;
+
+    let migrate = run(&mut origin(&services, &db, None, &["migrate"])).await;
+    assert!(!migrate.status.success(), "migrate trusted an unknown CA");
+    assert!(
+        log_of(&migrate).contains("certificate"),
+        "the error names the certificate:\n{}",
+        log_of(&migrate)
+    );
+
+    let (mut child, addr) = serve(origin(&services, &db, None, &["serve"])).await;
+    let ready: serde_json::Value = reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("readyz JSON");
+    for dependency in ["postgres", "redis", "clickhouse"] {
+        assert_eq!(ready[dependency]["status"], "down", "{dependency}: {ready}");
+    }
+    child.kill().await.expect("stops serve");
+}
