@@ -46,6 +46,16 @@ ensure_packages() {
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
+# promtool checks the alert rules in tests; `PROMETHEUS=1 ./scripts/dev` runs Prometheus. Debian's
+# package enables a system Prometheus service on hosts with systemd: ours runs on demand instead.
+ensure_prometheus() {
+  command -v promtool >/dev/null && return
+  apt_install --no-install-recommends prometheus
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+}
+
 ensure_rust_tools() {
   command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (https://rustup.rs)"
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then

@@ -8,6 +8,7 @@
 //! | [`internal`] | `/internal/*`, the edge's lookups, unlocks and undelivered clicks |
 //! | [`billing`] | `/webhooks/polar` |
 //! | [`health`] | `/healthz`, `/readyz`, `/metrics` |
+//! | [`observe`] | request counts and latencies for `/metrics` |
 //! | [`dashboard`] | `/dashboard/`, the browser dashboard's built files (`DASHBOARD_DIR`) |
 //! | [`visit`] | visitors: `/` and `/{slug}`, the origin's own redirects |
 //! | [`bridge`] | the local Upstash REST bridge (its own server) |
@@ -23,6 +24,7 @@ pub mod extract;
 pub mod health;
 pub mod internal;
 pub mod links;
+pub mod observe;
 pub mod openapi;
 pub mod origin;
 pub mod rate_limit;
@@ -81,6 +83,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::map_response(shape_payload_too_large))
+        .layer(middleware::from_fn(observe::record))
         .with_state(state)
 }
 

@@ -1,0 +1,65 @@
+//! The monitoring that ships in `deploy/`: Prometheus accepts its config, every alert rule passes
+//! its unit tests (fires on its failure, quiet otherwise), and the Grafana dashboard is valid JSON
+//! whose panels all query Prometheus.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+}
+
+/// `promtool` (Debian's `prometheus` package; `scripts/test` installs it) with `args`, which must
+/// succeed.
+fn promtool(args: &[&str]) {
+    let output = Command::new("promtool")
+        .args(args)
+        .current_dir(deploy("prometheus"))
+        .output()
+        .expect("promtool is installed (apt-get install prometheus; scripts/test does it)");
+    assert!(
+        output.status.success(),
+        "promtool {args:?}:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn prometheus_accepts_the_config_and_its_rules() {
+    promtool(&["check", "config", "prometheus.yml"]);
+}
+
+#[test]
+fn every_alert_fires_on_its_failure_and_stays_quiet_otherwise() {
+    promtool(&["test", "rules", "alerts.test.yml"]);
+}
+
+#[test]
+fn grafana_dashboard_panels_query_prometheus() {
+    let text = std::fs::read_to_string(deploy("grafana/smo1-origin.json")).expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(!panels.is_empty());
+    for panel in panels {
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{} has no query", panel["title"]);
+        for target in targets {
+            assert_eq!(
+                target["datasource"]["type"], "prometheus",
+                "{}",
+                panel["title"]
+            );
+            assert!(
+                target["expr"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("smo1_") || e.contains("up{")),
+                "{}: {}",
+                panel["title"],
+                target["expr"]
+            );
+        }
+    }
+}
