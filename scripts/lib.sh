@@ -46,13 +46,16 @@ ensure_packages() {
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
-# promtool checks the alert rules in tests; `PROMETHEUS=1 ./scripts/dev` runs Prometheus. Debian's
-# package enables a system Prometheus service on hosts with systemd: ours runs on demand instead.
-ensure_prometheus() {
-  command -v promtool >/dev/null && return
-  apt_install --no-install-recommends prometheus
+# Production tools whose shipped configs in deploy/ the tests run: `promtool` (Prometheus: config
+# and alert rules; `PROMETHEUS=1 ./scripts/dev` runs the server) and HAProxy (two origins, one
+# stopped under load). Debian's packages enable a system service on hosts with systemd; ours run
+# on demand instead, so it is disabled again.
+ensure_deploy_tool() {
+  local command=$1 package=$2
+  command -v "$command" >/dev/null && return
+  apt_install --no-install-recommends "$package"
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+    as_root systemctl disable --now "$package" >/dev/null 2>&1 || true
   fi
 }
 

@@ -167,12 +167,15 @@ fn parse_identifier(s: &str) -> Result<String, String> {
     }
 }
 
+/// Where `serve` listens unless `ORIGIN_BIND` says otherwise (and where `health` asks).
+pub const DEFAULT_ORIGIN_BIND: &str = "127.0.0.1:8080";
+
 /// Everything `smo1-origin serve` needs.
 #[derive(Debug, Clone, Args)]
 pub struct OriginConfig {
     #[command(flatten)]
     pub data: DataConfig,
-    #[arg(long, env = "ORIGIN_BIND", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "ORIGIN_BIND", default_value = DEFAULT_ORIGIN_BIND)]
     pub bind: SocketAddr,
     /// The built dashboard (`npm run build` in `dashboard/`), served at `/dashboard/`. Without an
     /// `index.html` there, `/dashboard/` says it is not built (the origin still starts).

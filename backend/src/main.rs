@@ -8,7 +8,7 @@ use smo1_origin::analytics::rollup;
 use smo1_origin::app::Background;
 use smo1_origin::clickhouse::{self, ClickHouse};
 use smo1_origin::clicks::{self, outbox};
-use smo1_origin::config::{BridgeConfig, DataConfig, OriginConfig, SignInConfig};
+use smo1_origin::config::{self, BridgeConfig, DataConfig, OriginConfig, SignInConfig};
 use smo1_origin::error::AppError;
 use smo1_origin::http::{self, bridge};
 use smo1_origin::links::{repo, service};
@@ -39,6 +39,12 @@ enum Command {
     Rollup(DataConfig),
     /// Serve the local Upstash REST bridge in front of Redis.
     Bridge(BridgeConfig),
+    /// Exit 0 if the origin at ORIGIN_BIND answers `/healthz` within 3 s, else 1: a health check
+    /// for container runtimes, with no curl in the image.
+    Health {
+        #[arg(long, env = "ORIGIN_BIND", default_value = config::DEFAULT_ORIGIN_BIND)]
+        bind: std::net::SocketAddr,
+    },
     /// Administration without the API (bootstrap of a self-hosted instance).
     Admin {
         #[command(subcommand)]
@@ -148,6 +154,23 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "rolled {rolled} days in {:.1} s",
                 started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Health { bind } => {
+            let mut addr = bind;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let response = reqwest::Client::new()
+                .get(format!("http://{addr}/healthz"))
+                .timeout(std::time::Duration::from_secs(3))
+                .send()
+                .await
+                .with_context(|| format!("no answer from http://{addr}/healthz"))?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "http://{addr}/healthz answered {}",
+                response.status()
             );
         }
         Command::Bridge(config) => {

@@ -10,13 +10,7 @@ use tokio::process::Command;
 
 /// The binary with the environment of `db`, logging at info (to stdout).
 fn origin(db: &TestDb, args: &[&str]) -> Command {
-    let mut command = testkit::origin_process(
-        env!("CARGO_BIN_EXE_smo1-origin"),
-        &db.url,
-        &testkit::redis_url(),
-        &testkit::clickhouse_url(),
-        &db.name,
-    );
+    let mut command = testkit::origin_process_for(env!("CARGO_BIN_EXE_smo1-origin"), db);
     command.args(args);
     command
 }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -28,7 +28,7 @@ const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 4, 210, 22, 47];
 
 /// A CA written to `ca.pem` in a directory of its own, and a TLS acceptor for `localhost` signed by it.
 struct Pki {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
     acceptor: TlsAcceptor,
 }
 
@@ -48,9 +48,8 @@ impl Pki {
             .signed_by(&server_key, &ca)
             .expect("server certificate");
 
-        let dir = std::env::temp_dir().join(format!("smo1-tls-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write ca.pem");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write ca.pem");
 
         let config = ServerConfig::builder()
             .with_no_client_auth()
@@ -66,13 +65,7 @@ impl Pki {
     }
 
     fn ca_file(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.path().join("ca.pem")
     }
 }
 
@@ -162,7 +155,7 @@ fn origin(services: &TlsServices, db: &TestDb, ca_file: Option<&Path>, args: &[&
         &services.clickhouse_url,
         &db.name,
     );
-    command.args(args).env("LOG_FORMAT", "json");
+    command.args(args);
     if let Some(ca_file) = ca_file {
         command.env("SSL_CERT_FILE", ca_file);
     }
@@ -182,28 +175,6 @@ fn log_of(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-/// Starts `serve` and returns it with the address from its "origin listening" log line.
-async fn serve(mut command: Command) -> (tokio::process::Child, SocketAddr) {
-    let mut child = command.spawn().expect("starts serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("reads the log") {
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if event["fields"]["message"] == "origin listening" {
-                return event["fields"]["addr"].as_str().map(str::to_owned);
-            }
-        }
-        None
-    })
-    .await
-    .expect("serve logs its address within 30 s")
-    .expect("an address in the log");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr.parse().expect("socket address"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -231,7 +202,8 @@ async fn origin_migrates_serves_and_records_clicks_over_verified_tls() {
         );
     }
 
-    let (mut child, addr) = serve(origin(&services, &db, Some(&ca), &["serve"])).await;
+    let (mut child, addr) =
+        testkit::spawn_serve(origin(&services, &db, Some(&ca), &["serve"])).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -285,7 +257,7 @@ async fn origin_refuses_endpoints_its_trust_store_does_not_vouch_for() {
         log_of(&migrate)
     );
 
-    let (mut child, addr) = serve(origin(&services, &db, None, &["serve"])).await;
+    let (mut child, addr) = testkit::spawn_serve(origin(&services, &db, None, &["serve"])).await;
     let ready: serde_json::Value = reqwest::get(format!("http://{addr}/readyz"))
         .await
         .expect("readyz")

@@ -189,7 +189,7 @@ pub fn redis_prefix() -> String {
 
 /// The `smo1-origin` binary at `binary` (a test's `env!("CARGO_BIN_EXE_smo1-origin")`) with
 /// only the environment a test gives it: these data services, the test secrets, a fresh Redis
-/// prefix, port 0, logs at info on stdout; output piped, killed on drop.
+/// prefix, port 0, JSON logs at info on stdout; output piped, killed on drop.
 pub fn origin_process(
     binary: &str,
     database_url: &str,
@@ -201,6 +201,7 @@ pub fn origin_process(
     command
         .env_clear()
         .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "json")
         .env("DATABASE_URL", database_url)
         .env("REDIS_URL", redis_url)
         .env("REDIS_KEY_PREFIX", redis_prefix())
@@ -214,6 +215,36 @@ pub fn origin_process(
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     command
+}
+
+/// [`origin_process`] over `db` and the test Redis and ClickHouse servers.
+pub fn origin_process_for(binary: &str, db: &TestDb) -> tokio::process::Command {
+    origin_process(binary, &db.url, &redis_url(), &clickhouse_url(), &db.name)
+}
+
+/// Spawns `command` (an [`origin_process`] with its `serve` arguments) and returns it with the
+/// address from its "origin listening" log line; the rest of its log is drained.
+pub async fn spawn_serve(
+    mut command: tokio::process::Command,
+) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = command.spawn().expect("starts serve");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("reads the log") {
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if event["fields"]["message"] == "origin listening" {
+                return event["fields"]["addr"].as_str().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("serve logs its address within 30 s")
+    .expect("an address in the log");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr.parse().expect("socket address"))
 }
 
 /// Origin config pointing at `db` and the test Redis / ClickHouse, on port 0.
