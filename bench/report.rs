@@ -1,17 +1,36 @@
-//! Shared by the benchmarks: replace one section of docs/BENCHMARKS.md, keeping the others.
+//! Shared by the benchmarks and the fault-injection suite: replace one section of
+//! docs/BENCHMARKS.md or docs/RELIABILITY.md, keeping the others.
 
 use std::path::Path;
 
 /// Writes `body` under `## {title}` in docs/BENCHMARKS.md (creating the file if needed),
 /// replacing that section from an earlier run.
+#[allow(dead_code)] // the fault suite writes to RELIABILITY.md only
 pub fn write_section(repo_root: &Path, title: &str, body: &str) {
-    let path = repo_root.join("docs/BENCHMARKS.md");
-    let existing = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+    write_doc_section(
+        &repo_root.join("docs/BENCHMARKS.md"),
         "# Benchmarks\n\nRun on demand with `./bench/run`; never part of the test command. \
 Every number is compared with a baseline measured in the same run, since absolute numbers \
-drift between runs on these shared 2-core machines.\n"
-            .to_owned()
-    });
+drift between runs on these shared 2-core machines.\n",
+        title,
+        body,
+    );
+}
+
+/// Writes `body` under `## {title}` in docs/RELIABILITY.md, as [`write_section`] does.
+#[allow(dead_code)] // the benchmarks write to BENCHMARKS.md only
+pub fn write_reliability_section(repo_root: &Path, title: &str, body: &str) {
+    write_doc_section(
+        &repo_root.join("docs/RELIABILITY.md"),
+        "# Reliability\n\nWhat SMO1 promises under failure and attack, and the measurements behind \
+each promise.\n",
+        title,
+        body,
+    );
+}
+
+fn write_doc_section(path: &Path, intro: &str, title: &str, body: &str) {
+    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| intro.to_owned());
     let heading = format!("## {title}\n");
     let mut out = String::new();
     let mut skipping = false;
@@ -33,7 +52,7 @@ drift between runs on these shared 2-core machines.\n"
     out.push('\n');
     out.push_str(body.trim_end());
     out.push('\n');
-    std::fs::write(&path, out).expect("write docs/BENCHMARKS.md");
+    std::fs::write(path, out).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// The 1-minute load average, printed with each result: on a shared 2-core machine it says how

@@ -64,8 +64,7 @@ pub struct Stack {
     pub clickhouse_proxy: TcpProxy,
     pub db: TestDb,
     _bridge: RunningServer,
-    _workerd: Child,
-    _dir: TempDir,
+    _workerd: Workerd,
 }
 
 impl Stack {
@@ -107,42 +106,22 @@ impl Stack {
         } else {
             closed_port_url()
         };
-        let dir = TempDir::new();
-        let config_path = dir.path.join("workerd.capnp");
-        std::fs::write(
-            &config_path,
-            workerd_config(&WorkerBindings {
-                dir: &dir.path,
-                port,
+        let workerd = Workerd::start(
+            port,
+            WorkerTargets {
                 upstash_url: &upstash_url,
                 origin_url: &origin_url,
                 prefix: &prefix,
                 clickhouse_url: &clickhouse_proxy.url(),
                 clickhouse_database: &db.name,
                 clicks: wiring.clicks,
-            }),
+            },
         )
-        .expect("write workerd config");
-        let workerd = Command::new(workerd_bin())
-            .arg("serve")
-            .arg(&config_path)
-            .arg("--verbose")
-            .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start workerd {:?}: {e}", workerd_bin()));
-        let worker_url = format!("http://127.0.0.1:{port}");
+        .await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        let mut workerd = workerd;
-        wait_until_serving(&http, &worker_url, &mut workerd).await;
         let redis = redis::Client::open(testkit::redis_url())
             .expect("redis url")
             .get_multiplexed_async_connection()
@@ -151,7 +130,7 @@ impl Stack {
         Self {
             state,
             origin: Some(origin),
-            worker_url,
+            worker_url: workerd.url.clone(),
             http,
             redis,
             prefix,
@@ -159,7 +138,6 @@ impl Stack {
             db,
             _bridge: bridge,
             _workerd: workerd,
-            _dir: dir,
         }
     }
 
@@ -270,6 +248,64 @@ async fn wait_until_serving(http: &reqwest::Client, url: &str, workerd: &mut Chi
             "workerd did not serve {url} within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Where a worker sends its lookups and clicks, and whether it records clicks.
+pub struct WorkerTargets<'a> {
+    pub upstash_url: &'a str,
+    pub origin_url: &'a str,
+    pub prefix: &'a str,
+    pub clickhouse_url: &'a str,
+    pub clickhouse_database: &'a str,
+    pub clicks: bool,
+}
+
+/// The built worker in a real workerd on `port` (from [`free_port`]), killed on drop.
+pub struct Workerd {
+    pub url: String,
+    _child: Child,
+    _dir: TempDir,
+}
+
+impl Workerd {
+    pub async fn start(port: u16, targets: WorkerTargets<'_>) -> Self {
+        let dir = TempDir::new();
+        let config_path = dir.path.join("workerd.capnp");
+        std::fs::write(
+            &config_path,
+            workerd_config(&WorkerBindings {
+                dir: &dir.path,
+                port,
+                upstash_url: targets.upstash_url,
+                origin_url: targets.origin_url,
+                prefix: targets.prefix,
+                clickhouse_url: targets.clickhouse_url,
+                clickhouse_database: targets.clickhouse_database,
+                clicks: targets.clicks,
+            }),
+        )
+        .expect("write workerd config");
+        let mut child = Command::new(workerd_bin())
+            .arg("serve")
+            .arg(&config_path)
+            .arg("--verbose")
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start workerd {:?}: {e}", workerd_bin()));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until_serving(&reqwest::Client::new(), &url, &mut child).await;
+        Self {
+            url,
+            _child: child,
+            _dir: dir,
+        }
     }
 }
 
