@@ -1,10 +1,11 @@
 //! The background work of a serving origin: the click pipeline (batching writer and outbox
-//! replay), the `links.total_clicks` sync, the analytics rollup and the pruning of expired sign-in
-//! tokens. Only `smo1-origin serve`
+//! replay), the `links.total_clicks` sync, the analytics rollup, the pruning of expired sign-in
+//! tokens and the retry of failed link cache invalidations. Only `smo1-origin serve`
 //! starts it; other subcommands build an [`AppState`] and start nothing.
 
 use crate::analytics::{rollup, sync};
 use crate::clicks::{self, Pipeline};
+use crate::links::service;
 use crate::periodic::Periodic;
 use crate::sign_in;
 use crate::state::AppState;
@@ -18,6 +19,7 @@ pub struct Background {
     total_clicks_sync: Periodic,
     analytics_rollup: Periodic,
     sign_in_pruning: Periodic,
+    invalidation_retry: Periodic,
 }
 
 impl Background {
@@ -39,6 +41,7 @@ impl Background {
                 config.analytics_rollup_interval,
             ),
             sign_in_pruning: sign_in::start_pruning(state.db.clone(), sign_in::PRUNE_INTERVAL),
+            invalidation_retry: service::start_invalidation_retry(state),
         };
         tracing::info!("{STARTED}");
         background
@@ -49,6 +52,7 @@ impl Background {
         self.total_clicks_sync.shutdown().await;
         self.analytics_rollup.shutdown().await;
         self.sign_in_pruning.shutdown().await;
+        self.invalidation_retry.shutdown().await;
         self.pipeline.shutdown().await;
     }
 }

@@ -6,6 +6,8 @@
 //! | `DATABASE_MAX_CONNECTIONS` | `16` | pool size per origin instance |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | Redis: link cache and rate limits |
 //! | `REDIS_KEY_PREFIX` | empty | prefix of every Redis key (tests isolate by prefix) |
+//! | `REDIS_TIMEOUT_MS` | `500` | longest wait for a Redis connection or answer (origin and bridge) |
+//! | `REDIS_RETRY_AFTER_MS` | `2000` | after a Redis connection failure, Redis is skipped this long, then probed |
 //! | `CLICKHOUSE_URL` | `http://127.0.0.1:8123` | ClickHouse HTTP interface |
 //! | `CLICKHOUSE_USER` | `default` | ClickHouse user |
 //! | `CLICKHOUSE_PASSWORD` | empty | ClickHouse password (secret) |
@@ -109,7 +111,20 @@ pub struct DataConfig {
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
     pub redis_key_prefix: String,
     #[command(flatten)]
+    pub redis_timeouts: RedisTimeouts,
+    #[command(flatten)]
     pub clickhouse: ClickHouseConfig,
+}
+
+/// How long Redis may take, and how long a failed Redis is left alone (see `redis_conn`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RedisTimeouts {
+    /// Longest wait for a connection or for one command's answer.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value = "500", value_parser = parse_millis)]
+    pub redis_timeout: Duration,
+    /// After a connection failure, calls fail at once for this long; then one call probes.
+    #[arg(long, env = "REDIS_RETRY_AFTER_MS", default_value = "2000", value_parser = parse_millis)]
+    pub redis_retry_after: Duration,
 }
 
 /// The ClickHouse HTTP interface.
@@ -384,6 +399,8 @@ impl Default for RateLimitConfig {
 pub struct BridgeConfig {
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    #[command(flatten)]
+    pub redis_timeouts: RedisTimeouts,
     #[arg(long, env = "BRIDGE_BIND", default_value = "127.0.0.1:8079")]
     pub bind: SocketAddr,
     #[arg(long, env = "UPSTASH_REDIS_REST_TOKEN", hide_env_values = true)]

@@ -36,7 +36,11 @@ impl AppState {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
-        let redis = Redis::new(&config.data.redis_url, config.data.redis_key_prefix.clone())?;
+        let redis = Redis::new(
+            &config.data.redis_url,
+            config.data.redis_key_prefix.clone(),
+            config.data.redis_timeouts,
+        )?;
         let sign_in = SignIn {
             db: db.clone(),
             redis: redis.clone(),
