@@ -10,6 +10,7 @@
 //! in which the two reach Redis.
 
 use crate::config::RedisTimeouts;
+use crate::links::local_cache;
 use crate::redis_conn::{Conn, RedisConn};
 use redis::AsyncCommands;
 use smo1_core::link::{self, CacheEntry};
@@ -39,7 +40,8 @@ return 1
     )
 });
 
-/// KEYS: pairs of (entry, version key). ARGV: the invalidation's version, version TTL ms.
+/// KEYS: pairs of (entry, version key). ARGV: the invalidation's version, version TTL ms, the
+/// channel origins listen on, the message (the slugs as a JSON array).
 static INVALIDATE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -50,6 +52,7 @@ for i = 1, #KEYS, 2 do
   end
   redis.call('DEL', KEYS[i])
 end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ",
     )
@@ -80,6 +83,11 @@ impl Redis {
     /// A connection; fails at once while Redis is known to be down.
     pub async fn conn(&self) -> redis::RedisResult<Conn> {
         self.conn.get().await
+    }
+
+    /// A dedicated connection for subscriptions.
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        self.conn.pubsub().await
     }
 
     /// Whether Redis is used now (false for a while after a connection failure).
@@ -128,7 +136,8 @@ impl Redis {
     }
 
     /// Deletes `link:{slug}` of every slug so the next request at the edge reads the new state,
-    /// and makes Redis refuse refills older than `version`.
+    /// makes Redis refuse refills older than `version`, and tells every origin to drop the slugs
+    /// from its memory (`crate::links::local_cache`).
     pub async fn invalidate_links(&self, slugs: &[&str], version: i64) -> redis::RedisResult<()> {
         let mut invocation = INVALIDATE.prepare_invoke();
         for slug in slugs {
@@ -139,6 +148,8 @@ impl Redis {
         invocation
             .arg(version)
             .arg(millis(VERSION_TTL))
+            .arg(self.prefixed(local_cache::CHANNEL))
+            .arg(serde_json::to_string(slugs).expect("strings serialize"))
             .invoke_async::<()>(&mut self.conn().await?)
             .await
     }

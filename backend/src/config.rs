@@ -18,6 +18,7 @@
 //! | `SHORT_URL_BASE` | `http://127.0.0.1:8787` (the local edge) | public base of short links (`https://sho.rt`): the dashboard shows `<base>/<slug>` and QR codes encode it |
 //! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{slug}` entries |
 //! | `NEGATIVE_CACHE_TTL_SECS` | `30` | TTL of "no such link" entries |
+//! | `ORIGIN_CACHE_STALENESS_MS` | `2000` | the origin's own redirects use link entries held in memory at most this long (invalidated across origins at once via Redis pub/sub); `0`: off |
 //! | `CLICKHOUSE_DATABASE` | `smo1` | ClickHouse database of `link_clicks` |
 //! | `CLICKHOUSE_ASYNC_INSERT` | `false` | insert with `async_insert=1` (24+) instead of via the Buffer table |
 //! | `VISITOR_SALT_SECRET` | required | salt of visitor ids; must equal the worker's (secret) |
@@ -173,6 +174,12 @@ fn parse_millis(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is not a positive number of milliseconds"))
 }
 
+fn parse_millis_or_off(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{s:?} is not a number of milliseconds (0: off)"))
+}
+
 /// SQL identifiers we interpolate (database names) must be plain.
 fn parse_identifier(s: &str) -> Result<String, String> {
     if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -210,6 +217,9 @@ pub struct OriginConfig {
     pub link_cache_ttl: Duration,
     #[arg(long, env = "NEGATIVE_CACHE_TTL_SECS", default_value = "30", value_parser = parse_secs)]
     pub negative_cache_ttl: Duration,
+    /// How long the origin's own redirects may use an entry held in its memory; 0: off.
+    #[arg(long, env = "ORIGIN_CACHE_STALENESS_MS", default_value = "2000", value_parser = parse_millis_or_off)]
+    pub origin_cache_staleness: Duration,
     #[command(flatten)]
     pub clicks: ClickConfig,
     #[command(flatten)]

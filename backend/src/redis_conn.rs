@@ -111,6 +111,11 @@ impl RedisConn {
         }
     }
 
+    /// A dedicated connection for subscriptions (outside the breaker: its caller retries).
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        self.inner.client.get_async_pubsub().await
+    }
+
     /// Whether calls go to Redis now (the breaker is not open).
     pub fn available(&self) -> bool {
         self.inner.breaker.closed_or_due()

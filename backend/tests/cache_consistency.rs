@@ -140,8 +140,7 @@ async fn refills_racing_changes_never_leave_an_older_state_cached() {
             }
         }
     }
-    assert!(
-        refills.load(Ordering::Relaxed) >= CHANGES as u64,
-        "the refills ran"
-    );
+    let refills = refills.load(Ordering::Relaxed);
+    assert!(refills >= CHANGES as u64, "the refills ran");
+    println!("{CHANGES} changes raced by {refills} refills; none left an older state cached");
 }

@@ -11,7 +11,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use smo1_core::link::{self, CacheEntry};
 use smo1_testkit::{self as testkit, ProxyMode, TcpProxy, TEST_UPSTASH_TOKEN};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The promise: Redis is used again this soon after it returns.
@@ -37,13 +36,7 @@ where
 }
 
 async fn redis_proxy() -> TcpProxy {
-    let url = testkit::redis_url();
-    let target: SocketAddr = url
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("TEST_REDIS_URL is redis://host:port");
-    TcpProxy::start(target).await
+    TcpProxy::start(testkit::redis_addr()).await
 }
 
 fn through(proxy: &TcpProxy) -> String {
@@ -60,19 +53,18 @@ async fn direct() -> redis::aio::MultiplexedConnection {
 }
 
 async fn location(app: &TestApp, slug: &str) -> Option<String> {
-    let response = app.get(&format!("/{slug}")).await;
-    (response.status() == StatusCode::FOUND).then(|| {
-        response.headers()["location"]
-            .to_str()
-            .expect("ascii")
-            .to_owned()
-    })
+    common::redirect_target(&app.http, &app.url(&format!("/{slug}"))).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn origin_redirects_through_postgresql_while_redis_is_down_and_from_redis_after() {
     let proxy = redis_proxy().await;
-    let app = TestApp::start_with(|config| config.data.redis_url = through(&proxy)).await;
+    let app = TestApp::start_with(|config| {
+        config.data.redis_url = through(&proxy);
+        // Which of Redis and PostgreSQL answered is the point: no entries held in memory.
+        config.origin_cache_staleness = Duration::ZERO;
+    })
+    .await;
     let link = app
         .create_link(custom("blip", "https://example.com/pg"))
         .await;

@@ -44,17 +44,23 @@ pub async fn load_and_cache(state: &AppState, slug: &str) -> Result<CacheEntry> 
     Ok(entry)
 }
 
-/// The entry for `slug`: Redis first, PostgreSQL on a miss or when Redis is down.
+/// The entry for `slug` for the origin's own redirects: this process's memory first (at most
+/// `ORIGIN_CACHE_STALENESS_MS` old), then Redis, then PostgreSQL on a miss or when Redis is down.
 pub async fn resolve_cached(state: &AppState, slug: &str) -> Result<CacheEntry> {
-    match state.redis.get_link(slug).await {
-        Ok(Some(entry)) => return Ok(entry),
-        Ok(None) => {}
+    if let Some(entry) = state.local_links.get(slug) {
+        return Ok(entry);
+    }
+    let entry = match state.redis.get_link(slug).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) => load_and_cache(state, slug).await?,
         Err(e) => {
             metrics::counter!("smo1_link_cache_read_failures_total").increment(1);
             tracing::debug!(error = %e, "link cache unavailable, reading PostgreSQL");
+            load_and_cache(state, slug).await?
         }
-    }
-    load_and_cache(state, slug).await
+    };
+    state.local_links.put(slug, &entry);
+    Ok(entry)
 }
 
 /// Most queued invalidations taken in one pass.
@@ -82,7 +88,10 @@ async fn apply_invalidations(state: &AppState, queued: Vec<QueuedInvalidation>) 
     let mut slugs: Vec<&str> = queued.iter().map(|q| q.slug.as_str()).collect();
     slugs.sort_unstable();
     slugs.dedup();
-    state.redis.invalidate_links(&slugs, version).await?;
+    let applied = state.redis.invalidate_links(&slugs, version).await;
+    // After Redis (a refill here meanwhile read the old entry), and even if Redis failed.
+    state.local_links.forget(&slugs);
+    applied?;
     let ids: Vec<i64> = queued.iter().map(|q| q.id).collect();
     repo::forget_invalidations(&state.db, &ids).await?;
     Ok(ids.len() as u64)

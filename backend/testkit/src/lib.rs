@@ -41,6 +41,15 @@ pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The test Redis's address, for a [`TcpProxy`] in front of it.
+pub fn redis_addr() -> SocketAddr {
+    redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("TEST_REDIS_URL is redis://ip:port")
+}
+
 pub fn clickhouse_url() -> String {
     std::env::var("TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
 }
@@ -216,6 +225,7 @@ pub fn origin_config_over(
         short_url_base: "https://sho.rt".into(),
         link_cache_ttl: Duration::from_secs(300),
         negative_cache_ttl: Duration::from_secs(30),
+        origin_cache_staleness: Duration::from_secs(2),
         clicks: ClickConfig {
             visitor_salt_secret: Secret::new(TEST_VISITOR_SALT),
             click_batch_size: 1_000,
