@@ -118,13 +118,19 @@ pub fn start_listener(state: &AppState) -> Listener {
 
 /// Subscribes and applies messages until the subscription ends.
 async fn listen(state: &AppState) -> redis::RedisResult<()> {
-    let timeout = state.config.data.redis_timeouts.redis_timeout;
-    let mut pubsub = tokio::time::timeout(timeout, state.redis.pubsub())
+    let subscribing = async {
+        let mut pubsub = state.redis.pubsub().await?;
+        pubsub.subscribe(state.redis.prefixed(CHANNEL)).await?;
+        Ok::<_, redis::RedisError>(pubsub)
+    };
+    // Bounded like every other Redis call; a silent connection afterwards only costs the
+    // staleness bound (entries expire anyway).
+    let timeout = state.config.data.redis_timeouts.redis_timeout * 2;
+    let mut pubsub = tokio::time::timeout(timeout, subscribing)
         .await
         .map_err(|_| {
             redis::RedisError::from((redis::ErrorKind::IoError, "subscribing timed out"))
         })??;
-    pubsub.subscribe(state.redis.prefixed(CHANNEL)).await?;
     // Messages may have been missed while not subscribed.
     state.local_links.clear();
     let mut messages = pubsub.on_message();
