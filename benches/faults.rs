@@ -14,7 +14,7 @@ mod report;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use smo1_testkit::{self as testkit, RunningServer, TcpProxy, TestDb};
+use smo1_testkit::{self as testkit, TcpProxy, TestDb};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -416,15 +416,8 @@ async fn main() {
     wait_for_origin(&origin_url).await;
     create_links(&bin, &db, &origin_url).await;
 
-    let bridge = {
-        let state = smo1_origin::http::bridge::BridgeState::connect(
-            &proxies.redis.url().replace("http://", "redis://"),
-            smo1_origin::config::Secret::new(testkit::TEST_UPSTASH_TOKEN),
-        )
-        .await
-        .expect("bridge connects");
-        RunningServer::start(smo1_origin::http::bridge::router(state)).await
-    };
+    let bridge =
+        testkit::start_bridge_to(&proxies.redis.url().replace("http://", "redis://")).await;
     let workerd = Workerd::start(
         support::free_port(),
         WorkerTargets {

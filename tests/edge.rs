@@ -7,6 +7,8 @@ use reqwest::StatusCode;
 use smo1_core::link::{CacheEntry, CachedLink, RedirectType, Utm};
 use smo1_origin::links::service;
 use smo1_origin::users::repo;
+use smo1_testkit::{self as testkit, ProxyMode};
+use std::time::Duration;
 use support::{Stack, Wiring};
 
 async fn create(stack: &Stack, input: service::CreateLink) -> smo1_origin::links::Link {
@@ -377,4 +379,44 @@ async fn api_changes_show_at_the_edge_on_the_next_request() {
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
     assert_eq!(stack.get("/live").await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_outage_is_served_through_the_origin_and_redis_is_used_again_after() {
+    let stack = Stack::start().await;
+    create(&stack, custom("blip", "https://example.com/from-postgres")).await;
+    assert_eq!(stack.get("/blip").await.status(), StatusCode::FOUND);
+    let raw = stack.cached("blip").await.expect("cached");
+    for (n, outage) in [ProxyMode::Refuse, ProxyMode::Close, ProxyMode::Blackhole]
+        .into_iter()
+        .enumerate()
+    {
+        stack.redis_proxy.set_mode(outage);
+        for _ in 0..5 {
+            let response = stack.get("/blip").await;
+            assert_eq!(
+                (response.status(), location(&response)),
+                (StatusCode::FOUND, "https://example.com/from-postgres"),
+                "the edge falls back to the origin, which reads PostgreSQL ({outage:?})"
+            );
+        }
+        // Only Redis says this: the edge answering it proves it reads Redis again.
+        let marked = format!("https://example.com/from-redis-{n}");
+        stack
+            .put_cache(
+                "blip",
+                &raw.replace("https://example.com/from-postgres", &marked),
+            )
+            .await;
+        stack.redis_proxy.set_mode(ProxyMode::Forward);
+        testkit::within(
+            Duration::from_secs(5),
+            "the edge to read Redis again",
+            || async {
+                let response = stack.get("/blip").await;
+                response.status() == StatusCode::FOUND && location(&response) == marked
+            },
+        )
+        .await;
+    }
 }

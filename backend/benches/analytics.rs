@@ -64,6 +64,7 @@ async fn fresh_databases() -> anyhow::Result<(PgPool, ClickHouse)> {
         database_max_connections: 4,
         redis_url: testkit::redis_url(),
         redis_key_prefix: String::new(),
+        redis_timeouts: testkit::redis_timeouts(),
         clickhouse: testkit::clickhouse_config(DB),
     };
     let pool = db::pool(&data)?;

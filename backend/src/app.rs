@@ -1,10 +1,12 @@
 //! The background work of a serving origin: the click pipeline (batching writer and outbox
-//! replay), the `links.total_clicks` sync, the analytics rollup and the pruning of expired sign-in
-//! tokens. Only `smo1-origin serve`
+//! replay), the `links.total_clicks` sync, the analytics rollup, the pruning of expired sign-in
+//! tokens, the retry of failed link cache invalidations and the subscription that keeps the
+//! in-memory link cache in step with other origins. Only `smo1-origin serve`
 //! starts it; other subcommands build an [`AppState`] and start nothing.
 
 use crate::analytics::{rollup, sync};
 use crate::clicks::{self, Pipeline};
+use crate::links::{local_cache, service};
 use crate::periodic::Periodic;
 use crate::sign_in;
 use crate::state::AppState;
@@ -18,6 +20,8 @@ pub struct Background {
     total_clicks_sync: Periodic,
     analytics_rollup: Periodic,
     sign_in_pruning: Periodic,
+    invalidation_retry: Periodic,
+    invalidation_listener: local_cache::Listener,
 }
 
 impl Background {
@@ -39,6 +43,8 @@ impl Background {
                 config.analytics_rollup_interval,
             ),
             sign_in_pruning: sign_in::start_pruning(state.db.clone(), sign_in::PRUNE_INTERVAL),
+            invalidation_retry: service::start_invalidation_retry(state),
+            invalidation_listener: local_cache::start_listener(state),
         };
         tracing::info!("{STARTED}");
         background
@@ -49,6 +55,8 @@ impl Background {
         self.total_clicks_sync.shutdown().await;
         self.analytics_rollup.shutdown().await;
         self.sign_in_pruning.shutdown().await;
+        self.invalidation_retry.shutdown().await;
+        self.invalidation_listener.shutdown().await;
         self.pipeline.shutdown().await;
     }
 }

@@ -1,41 +1,98 @@
-//! Redis access for the link cache (`link:{slug}`).
+//! Redis access for the link cache (`link:{slug}`), over the fail-fast connection of
+//! [`crate::redis_conn`]: the origin starts and keeps serving from PostgreSQL while Redis is down.
 //!
-//! The connection is made on first use and re-made by the connection manager after failures, so
-//! the origin starts and keeps serving from PostgreSQL while Redis is down.
+//! Writes are versioned so the cache never goes back in time. Beside each entry Redis keeps
+//! `link-version:{slug}`, the highest version (a number from PostgreSQL's `link_cache_version`)
+//! any write for that slug carried. A refill carries the number it took *before* reading
+//! PostgreSQL and is refused unless it is higher; an invalidation carries a number taken *after*
+//! its change committed. A refill that read the state before a change therefore always carries a
+//! lower number than that change's invalidation, and can never overwrite it, whatever the order
+//! in which the two reach Redis.
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::config::RedisTimeouts;
+use crate::links::local_cache;
+use crate::redis_conn::{Conn, RedisConn};
 use redis::AsyncCommands;
 use smo1_core::link::{self, CacheEntry};
+use std::sync::LazyLock;
 use std::time::Duration;
-use tokio::sync::OnceCell;
+
+/// How long Redis remembers a slug's version. A refill older than [`REFILL_MAX_AGE`] is dropped
+/// before it reaches Redis, so every version it could lose to is still remembered.
+const VERSION_TTL: Duration = Duration::from_secs(60);
+
+/// A refill whose PostgreSQL read began longer ago than this is not cached.
+pub const REFILL_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// KEYS: entry, version key. ARGV: entry JSON, entry TTL ms, the refill's version, version TTL ms.
+/// Returns 1 when written, 0 when Redis has seen a newer version.
+static REFILL: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[3]) <= seen then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+return 1
+",
+    )
+});
+
+/// KEYS: pairs of (entry, version key). ARGV: the invalidation's version, version TTL ms, the
+/// channel origins listen on, the message (the slugs as a JSON array).
+static INVALIDATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local version = tonumber(ARGV[1])
+for i = 1, #KEYS, 2 do
+  if version > tonumber(redis.call('GET', KEYS[i + 1]) or '0') then
+    redis.call('SET', KEYS[i + 1], ARGV[1], 'PX', ARGV[2])
+  end
+  redis.call('DEL', KEYS[i])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+",
+    )
+});
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 #[derive(Clone)]
 pub struct Redis {
-    client: redis::Client,
-    conn: std::sync::Arc<OnceCell<ConnectionManager>>,
+    conn: RedisConn,
     prefix: String,
 }
 
 impl Redis {
-    pub fn new(url: &str, prefix: impl Into<String>) -> redis::RedisResult<Self> {
+    pub fn new(
+        url: &str,
+        prefix: impl Into<String>,
+        timeouts: RedisTimeouts,
+    ) -> redis::RedisResult<Self> {
         Ok(Self {
-            client: redis::Client::open(url)?,
-            conn: Default::default(),
+            conn: RedisConn::new(url, timeouts)?,
             prefix: prefix.into(),
         })
     }
 
-    /// A live connection, connecting now if this is the first use (or the first since start
-    /// failed). Operations fail fast instead of queueing behind a dead server.
-    pub async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_millis(500))
-            .set_response_timeout(Duration::from_millis(500))
-            .set_number_of_retries(1);
-        self.conn
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
+    /// A connection; fails at once while Redis is known to be down.
+    pub async fn conn(&self) -> redis::RedisResult<Conn> {
+        self.conn.get().await
+    }
+
+    /// A dedicated connection for subscriptions.
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        self.conn.pubsub().await
+    }
+
+    /// Whether Redis is used now (false for a while after a connection failure).
+    pub fn available(&self) -> bool {
+        self.conn.available()
     }
 
     /// `name` under this instance's key prefix.
@@ -47,27 +104,54 @@ impl Redis {
         link::cache_key(&self.prefix, slug)
     }
 
+    fn version_key(&self, slug: &str) -> String {
+        self.prefixed(&format!("link-version:{slug}"))
+    }
+
     /// The cached entry for `slug`, `None` on a miss or an unreadable entry.
     pub async fn get_link(&self, slug: &str) -> redis::RedisResult<Option<CacheEntry>> {
         let raw: Option<String> = self.conn().await?.get(self.link_key(slug)).await?;
         Ok(raw.as_deref().and_then(CacheEntry::from_json))
     }
 
+    /// Stores `entry`, read at `version`, unless Redis has seen a newer version of `slug`;
+    /// answers whether it was stored.
     pub async fn put_link(
         &self,
         slug: &str,
         entry: &CacheEntry,
         ttl: Duration,
-    ) -> redis::RedisResult<()> {
-        self.conn()
-            .await?
-            .set_ex::<_, _, ()>(self.link_key(slug), entry.to_json(), ttl.as_secs())
-            .await
+        version: i64,
+    ) -> redis::RedisResult<bool> {
+        let written: u8 = REFILL
+            .key(self.link_key(slug))
+            .key(self.version_key(slug))
+            .arg(entry.to_json())
+            .arg(millis(ttl))
+            .arg(version)
+            .arg(millis(VERSION_TTL))
+            .invoke_async(&mut self.conn().await?)
+            .await?;
+        Ok(written == 1)
     }
 
-    /// Deletes `link:{slug}` so the next request at the edge reads the new state.
-    pub async fn invalidate_link(&self, slug: &str) -> redis::RedisResult<()> {
-        self.conn().await?.del::<_, ()>(self.link_key(slug)).await
+    /// Deletes `link:{slug}` of every slug so the next request at the edge reads the new state,
+    /// makes Redis refuse refills older than `version`, and tells every origin to drop the slugs
+    /// from its memory (`crate::links::local_cache`).
+    pub async fn invalidate_links(&self, slugs: &[&str], version: i64) -> redis::RedisResult<()> {
+        let mut invocation = INVALIDATE.prepare_invoke();
+        for slug in slugs {
+            invocation
+                .key(self.link_key(slug))
+                .key(self.version_key(slug));
+        }
+        invocation
+            .arg(version)
+            .arg(millis(VERSION_TTL))
+            .arg(self.prefixed(local_cache::CHANNEL))
+            .arg(serde_json::to_string(slugs).expect("strings serialize"))
+            .invoke_async::<()>(&mut self.conn().await?)
+            .await
     }
 
     pub async fn ping(&self) -> redis::RedisResult<()> {

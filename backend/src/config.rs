@@ -6,6 +6,8 @@
 //! | `DATABASE_MAX_CONNECTIONS` | `16` | pool size per origin instance |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | Redis: link cache and rate limits |
 //! | `REDIS_KEY_PREFIX` | empty | prefix of every Redis key (tests isolate by prefix) |
+//! | `REDIS_TIMEOUT_MS` | `500` | longest wait for a Redis connection or answer (origin and bridge) |
+//! | `REDIS_RETRY_AFTER_MS` | `2000` | after a Redis connection failure, Redis is skipped this long, then probed |
 //! | `CLICKHOUSE_URL` | `http://127.0.0.1:8123` | ClickHouse HTTP interface |
 //! | `CLICKHOUSE_USER` | `default` | ClickHouse user |
 //! | `CLICKHOUSE_PASSWORD` | empty | ClickHouse password (secret) |
@@ -16,6 +18,7 @@
 //! | `SHORT_URL_BASE` | `http://127.0.0.1:8787` (the local edge) | public base of short links (`https://sho.rt`): the dashboard shows `<base>/<slug>` and QR codes encode it |
 //! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{slug}` entries |
 //! | `NEGATIVE_CACHE_TTL_SECS` | `30` | TTL of "no such link" entries |
+//! | `ORIGIN_CACHE_STALENESS_MS` | `2000` | the origin's own redirects use link entries held in memory at most this long (invalidated across origins at once via Redis pub/sub); `0`: off |
 //! | `CLICKHOUSE_DATABASE` | `smo1` | ClickHouse database of `link_clicks` |
 //! | `CLICKHOUSE_ASYNC_INSERT` | `false` | insert with `async_insert=1` (24+) instead of via the Buffer table |
 //! | `VISITOR_SALT_SECRET` | required | salt of visitor ids; must equal the worker's (secret) |
@@ -109,7 +112,20 @@ pub struct DataConfig {
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
     pub redis_key_prefix: String,
     #[command(flatten)]
+    pub redis_timeouts: RedisTimeouts,
+    #[command(flatten)]
     pub clickhouse: ClickHouseConfig,
+}
+
+/// How long Redis may take, and how long a failed Redis is left alone (see `redis_conn`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RedisTimeouts {
+    /// Longest wait for a connection or for one command's answer.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value = "500", value_parser = parse_millis)]
+    pub redis_timeout: Duration,
+    /// After a connection failure, calls fail at once for this long; then one call probes.
+    #[arg(long, env = "REDIS_RETRY_AFTER_MS", default_value = "2000", value_parser = parse_millis)]
+    pub redis_retry_after: Duration,
 }
 
 /// The ClickHouse HTTP interface.
@@ -158,6 +174,12 @@ fn parse_millis(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is not a positive number of milliseconds"))
 }
 
+fn parse_millis_or_off(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{s:?} is not a number of milliseconds (0: off)"))
+}
+
 /// SQL identifiers we interpolate (database names) must be plain.
 fn parse_identifier(s: &str) -> Result<String, String> {
     if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -198,6 +220,9 @@ pub struct OriginConfig {
     pub link_cache_ttl: Duration,
     #[arg(long, env = "NEGATIVE_CACHE_TTL_SECS", default_value = "30", value_parser = parse_secs)]
     pub negative_cache_ttl: Duration,
+    /// How long the origin's own redirects may use an entry held in its memory; 0: off.
+    #[arg(long, env = "ORIGIN_CACHE_STALENESS_MS", default_value = "2000", value_parser = parse_millis_or_off)]
+    pub origin_cache_staleness: Duration,
     #[command(flatten)]
     pub clicks: ClickConfig,
     #[command(flatten)]
@@ -387,6 +412,8 @@ impl Default for RateLimitConfig {
 pub struct BridgeConfig {
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    #[command(flatten)]
+    pub redis_timeouts: RedisTimeouts,
     #[arg(long, env = "BRIDGE_BIND", default_value = "127.0.0.1:8079")]
     pub bind: SocketAddr,
     #[arg(long, env = "UPSTASH_REDIS_REST_TOKEN", hide_env_values = true)]

@@ -22,6 +22,7 @@ pub mod mail;
 pub mod metrics;
 pub mod periodic;
 pub mod rate_limit;
+pub mod redis_conn;
 pub mod sessions;
 pub mod sign_in;
 pub mod sliding_window;

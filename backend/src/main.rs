@@ -177,9 +177,9 @@ async fn main() -> anyhow::Result<()> {
             let listener = TcpListener::bind(config.bind)
                 .await
                 .with_context(|| format!("binding BRIDGE_BIND {}", config.bind))?;
-            let state = bridge::BridgeState::connect(&config.redis_url, config.token)
-                .await
-                .context("connecting to Redis")?;
+            let state =
+                bridge::BridgeState::new(&config.redis_url, config.redis_timeouts, config.token)
+                    .context("REDIS_URL")?;
             tracing::info!(addr = %listener.local_addr()?, "upstash bridge listening");
             http::serve(listener, bridge::router(state), http::shutdown_signal()).await?;
         }

@@ -228,7 +228,7 @@ impl Sessions {
         Ok(ended)
     }
 
-    async fn conn(&self) -> Result<redis::aio::ConnectionManager> {
+    async fn conn(&self) -> Result<crate::redis_conn::Conn> {
         self.redis.conn().await.map_err(AppError::SignInUnavailable)
     }
 }

@@ -6,6 +6,7 @@ use crate::cache::Redis;
 use crate::clickhouse::ClickHouse;
 use crate::clicks::ClickSink;
 use crate::config::OriginConfig;
+use crate::links::local_cache::LocalCache;
 use crate::links::verifier::Verifier;
 use crate::mail::Mailer;
 use crate::sessions::Sessions;
@@ -17,6 +18,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub db: PgPool,
     pub redis: Redis,
+    /// Link entries for the origin's own redirects, held briefly in memory.
+    pub local_links: Arc<LocalCache>,
     pub clickhouse: ClickHouse,
     pub clicks: ClickSink,
     pub config: Arc<OriginConfig>,
@@ -36,7 +39,11 @@ impl AppState {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
-        let redis = Redis::new(&config.data.redis_url, config.data.redis_key_prefix.clone())?;
+        let redis = Redis::new(
+            &config.data.redis_url,
+            config.data.redis_key_prefix.clone(),
+            config.data.redis_timeouts,
+        )?;
         let sign_in = SignIn {
             db: db.clone(),
             redis: redis.clone(),
@@ -48,6 +55,7 @@ impl AppState {
             sign_in,
             verifier: Verifier::new(config.unlock.unlock_verify_concurrency as usize),
             redis,
+            local_links: Arc::new(LocalCache::new(config.origin_cache_staleness)),
             clickhouse: ClickHouse::new(http, config.data.clickhouse.clone()),
             clicks: ClickSink::new(db.clone(), config.clicks.click_queue_capacity),
             db,

@@ -40,6 +40,7 @@ async fn every_table_enum_and_extension_exists() {
             "api_keys",
             "click_outbox",
             "invites",
+            "link_cache_invalidations",
             "links",
             "protection_attempts",
             "sign_in_tokens",
@@ -71,6 +72,52 @@ async fn every_table_enum_and_extension_exists() {
     .await
     .unwrap();
     assert_eq!(extensions, ["pg_trgm", "uuid-ossp"]);
+}
+
+/// Takes the queued cache invalidations, sorted.
+async fn take_queued(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "WITH taken AS (DELETE FROM link_cache_invalidations RETURNING slug)
+         SELECT slug FROM taken ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("take queued")
+}
+
+#[tokio::test]
+async fn link_changes_queue_their_slugs_for_cache_invalidation_but_click_syncs_do_not() {
+    let db = TestDb::new().await;
+    let pool = pool(&db).await;
+    let owner = user(&pool, "a@example.com").await;
+    let run = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query(sql).execute(&pool).await.expect(sql) }
+    };
+    sqlx::query(
+        "INSERT INTO links (user_id, uid, custom_slug, destination)
+         VALUES ($1, 'uid0001', 'one', 'https://example.com/')",
+    )
+    .bind(owner)
+    .execute(&pool)
+    .await
+    .expect("insert");
+    assert_eq!(take_queued(&pool).await, ["one", "uid0001"]);
+    run("UPDATE links SET total_clicks = 5").await;
+    assert!(
+        take_queued(&pool).await.is_empty(),
+        "a click sync is not a change"
+    );
+    run("UPDATE links SET custom_slug = 'two'").await;
+    assert_eq!(take_queued(&pool).await, ["one", "two", "uid0001"]);
+    run("UPDATE links SET status = 'disabled'").await;
+    assert_eq!(take_queued(&pool).await, ["two", "uid0001"]);
+    run("DELETE FROM users").await;
+    assert_eq!(
+        take_queued(&pool).await,
+        ["two", "uid0001"],
+        "deleted with its owner"
+    );
 }
 
 #[tokio::test]

@@ -36,7 +36,12 @@ impl Env {
             .expect("connect to the test database");
         let prefix = testkit::redis_prefix();
         Self {
-            redis: Redis::new(&testkit::redis_url(), prefix.clone()).expect("redis client"),
+            redis: Redis::new(
+                &testkit::redis_url(),
+                prefix.clone(),
+                testkit::redis_timeouts(),
+            )
+            .expect("redis client"),
             prefix,
             pool,
             _db: db,
@@ -586,6 +591,7 @@ async fn without_redis_sign_in_says_it_is_unavailable() {
     let down = Redis::new(
         &format!("redis://127.0.0.1:{}", common::closed_port()),
         testkit::redis_prefix(),
+        testkit::redis_timeouts(),
     )
     .unwrap();
     let sessions = Sessions::new(down.clone(), &SessionConfig::default());

@@ -62,6 +62,8 @@ pub struct Stack {
     /// Sits between ClickHouse and both the worker and the origin; switch it off to take
     /// ClickHouse "down" for this stack only.
     pub clickhouse_proxy: TcpProxy,
+    /// Sits between Redis and the origin and bridge (the worker reaches Redis through the bridge).
+    pub redis_proxy: TcpProxy,
     pub db: TestDb,
     _bridge: RunningServer,
     _workerd: Workerd,
@@ -88,14 +90,17 @@ impl Stack {
             .parse()
             .expect("TEST_CLICKHOUSE_URL is http://ip:port");
         let clickhouse_proxy = TcpProxy::start(clickhouse_addr).await;
+        let redis_proxy = TcpProxy::start(testkit::redis_addr()).await;
+        let redis_url = format!("redis://{}", redis_proxy.addr);
         let mut config: OriginConfig = testkit::origin_config(&db, &prefix);
         config.data.clickhouse.clickhouse_url = clickhouse_proxy.url();
+        config.data.redis_url = redis_url.clone();
         let listener = testkit::bind_local().await;
         config.bind = listener.local_addr().expect("origin address");
         config.short_url_base = format!("http://127.0.0.1:{port}");
         adjust(&mut config);
         let (state, origin) = testkit::start_origin_on(listener, config).await;
-        let bridge = testkit::start_bridge().await;
+        let bridge = testkit::start_bridge_to(&redis_url).await;
         let upstash_url = if wiring.upstash {
             bridge.url()
         } else {
@@ -135,6 +140,7 @@ impl Stack {
             redis,
             prefix,
             clickhouse_proxy,
+            redis_proxy,
             db,
             _bridge: bridge,
             _workerd: workerd,

@@ -7,9 +7,13 @@
 //! - `GET|POST /cmd/arg/arg…`: the command in the path (a POST body is the last argument);
 //! - `Authorization: Bearer <token>` (or `?_token=`), else 401 `{"error":"Unauthorized"}`;
 //! - a failing command answers 400 `{"error":"ERR …"}`;
+//! - Redis unreachable answers 503 `{"error": …}` at once while the circuit breaker of
+//!   [`crate::redis_conn`] is open, so the edge falls back to the origin without waiting; the
+//!   bridge uses Redis again within `REDIS_RETRY_AFTER_MS` of its return;
 //! - `Upstash-Encoding: base64` base64-encodes every string in results except `OK`.
 
-use crate::config::Secret;
+use crate::config::{RedisTimeouts, Secret};
+use crate::redis_conn::{self, RedisConn};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -18,23 +22,26 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use percent_encoding::percent_decode_str;
-use redis::aio::ConnectionManager;
-use redis::Value;
+use redis::{RedisError, Value};
 use serde_json::{json, Value as Json_};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct BridgeState {
-    redis: ConnectionManager,
+    redis: RedisConn,
     token: Arc<Secret>,
 }
 
 impl BridgeState {
-    pub async fn connect(redis_url: &str, token: Secret) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(redis_url)?;
+    /// A bridge to `redis_url`; connects on first use, so it starts while Redis is down.
+    pub fn new(
+        redis_url: &str,
+        timeouts: RedisTimeouts,
+        token: Secret,
+    ) -> redis::RedisResult<Self> {
         Ok(Self {
-            redis: ConnectionManager::new(client).await?,
+            redis: RedisConn::new(redis_url, timeouts)?,
             token: Arc::new(token),
         })
     }
@@ -65,6 +72,15 @@ type BridgeResult<T> = Result<T, BridgeError>;
 
 fn bad_request(message: impl Into<String>) -> BridgeError {
     BridgeError(StatusCode::BAD_REQUEST, message.into())
+}
+
+/// 503 when Redis could not be reached (the caller should go elsewhere), else 400.
+fn redis_failure(e: &RedisError) -> BridgeError {
+    if redis_conn::is_connection_failure(e) {
+        BridgeError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    } else {
+        bad_request(e.to_string())
+    }
 }
 
 /// Checks the token and reads the response encoding.
@@ -158,11 +174,11 @@ fn outcome(result: redis::RedisResult<Value>, base64: bool) -> Json_ {
     }
 }
 
-async fn run(state: &BridgeState, cmd: redis::Cmd, base64: bool) -> Response {
-    let mut conn = state.redis.clone();
+async fn run(state: &BridgeState, cmd: redis::Cmd, base64: bool) -> BridgeResult<Response> {
+    let mut conn = state.redis.get().await.map_err(|e| redis_failure(&e))?;
     match cmd.query_async::<Value>(&mut conn).await {
-        Ok(value) => Json(json!({ "result": to_json(value, base64) })).into_response(),
-        Err(e) => bad_request(e.to_string()).into_response(),
+        Ok(value) => Ok(Json(json!({ "result": to_json(value, base64) })).into_response()),
+        Err(e) => Err(redis_failure(&e)),
     }
 }
 
@@ -174,7 +190,7 @@ async fn single(
 ) -> BridgeResult<Response> {
     let base64 = authorize(&state, &headers, &query)?;
     let cmd = to_command(&parse_json(&body)?)?;
-    Ok(run(&state, cmd, base64).await)
+    run(&state, cmd, base64).await
 }
 
 fn commands(body: &Bytes) -> BridgeResult<Vec<redis::Cmd>> {
@@ -194,9 +210,10 @@ async fn pipeline(
     body: Bytes,
 ) -> BridgeResult<Json<Vec<Json_>>> {
     let base64 = authorize(&state, &headers, &query)?;
-    let mut conn = state.redis.clone();
+    let cmds = commands(&body)?;
+    let mut conn = state.redis.get().await.map_err(|e| redis_failure(&e))?;
     let mut results = Vec::new();
-    for cmd in commands(&body)? {
+    for cmd in cmds {
         results.push(outcome(cmd.query_async::<Value>(&mut conn).await, base64));
     }
     Ok(Json(results))
@@ -215,11 +232,11 @@ async fn multi_exec(
     for cmd in commands(&body)? {
         pipe.add_command(cmd);
     }
-    let mut conn = state.redis.clone();
+    let mut conn = state.redis.get().await.map_err(|e| redis_failure(&e))?;
     let values: Vec<Value> = pipe
         .query_async(&mut conn)
         .await
-        .map_err(|e| bad_request(e.to_string()))?;
+        .map_err(|e| redis_failure(&e))?;
     Ok(Json(
         values
             .into_iter()
@@ -250,5 +267,5 @@ async fn path_command(
         parts.push(Json_::String(String::from_utf8_lossy(&body).into_owned()));
     }
     let cmd = to_command(&Json_::Array(parts))?;
-    Ok(run(&state, cmd, base64).await)
+    run(&state, cmd, base64).await
 }

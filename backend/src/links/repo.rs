@@ -606,3 +606,47 @@ pub async fn update_destination(
     .await?;
     Ok(row.map(|(uid, custom)| std::iter::once(uid).chain(custom).collect()))
 }
+
+/// A fresh number of `link_cache_version` (see `crate::cache` for how versions are used).
+#[tracing::instrument(skip(db))]
+pub async fn next_cache_version(db: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT nextval('link_cache_version')")
+        .fetch_one(db)
+        .await
+}
+
+/// A queued cache invalidation: a slug whose entry a committed change made stale.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueuedInvalidation {
+    pub id: i64,
+    pub slug: String,
+}
+
+/// Up to `limit` queued invalidations, oldest first; only those of `slugs` when given.
+#[tracing::instrument(skip(db))]
+pub async fn queued_invalidations(
+    db: &PgPool,
+    slugs: Option<&[String]>,
+    limit: i64,
+) -> sqlx::Result<Vec<QueuedInvalidation>> {
+    sqlx::query_as(
+        "SELECT id, slug FROM link_cache_invalidations
+          WHERE $1::text[] IS NULL OR slug = ANY($1)
+          ORDER BY id
+          LIMIT $2",
+    )
+    .bind(slugs)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Removes invalidations Redis has taken.
+#[tracing::instrument(skip_all, fields(count = ids.len()))]
+pub async fn forget_invalidations(db: &PgPool, ids: &[i64]) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM link_cache_invalidations WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(db)
+        .await?;
+    Ok(())
+}

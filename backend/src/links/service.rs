@@ -1,16 +1,28 @@
 //! Link operations that span PostgreSQL and the Redis cache.
 
-use super::repo::{self, Link, LinkChanges, NewLink, SlugConflict};
+use super::repo::{self, Link, LinkChanges, NewLink, QueuedInvalidation, SlugConflict};
+use crate::cache::REFILL_MAX_AGE;
 use crate::error::{AppError, Result};
+use crate::periodic::{PassMetrics, Periodic};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use smo1_core::link::{CacheEntry, LinkStatus, RedirectType, Utm};
 use smo1_core::{destination, slug};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The entry for `slug` from PostgreSQL, written to Redis (positive TTL, or the short negative
-/// TTL for unknown slugs). A Redis failure is logged, never fatal: PostgreSQL answered.
+/// TTL for unknown slugs) unless an invalidation newer than the read got there first. A Redis
+/// failure is logged, never fatal: PostgreSQL answered.
 pub async fn load_and_cache(state: &AppState, slug: &str) -> Result<CacheEntry> {
+    // Without Redis there is nothing to version: just read.
+    let cache = state.redis.available();
+    let started = Instant::now();
+    let version = if cache {
+        Some(repo::next_cache_version(&state.db).await?)
+    } else {
+        None
+    };
     let found = repo::find_by_slug(&state.db, slug).await?;
     let outcome = if found.is_some() { "found" } else { "missing" };
     metrics::counter!("smo1_link_lookups_total", "outcome" => outcome).increment(1);
@@ -18,33 +30,98 @@ pub async fn load_and_cache(state: &AppState, slug: &str) -> Result<CacheEntry> 
         Some(record) => (CacheEntry::found(record), state.config.link_cache_ttl),
         None => (CacheEntry::missing(), state.config.negative_cache_ttl),
     };
-    if let Err(e) = state.redis.put_link(slug, &entry, ttl).await {
-        metrics::counter!("smo1_link_cache_write_failures_total").increment(1);
-        tracing::warn!(error = %e, slug, "could not write link cache entry");
+    let Some(version) = version.filter(|_| started.elapsed() < REFILL_MAX_AGE) else {
+        return Ok(entry);
+    };
+    match state.redis.put_link(slug, &entry, ttl, version).await {
+        Ok(true) => {}
+        Ok(false) => metrics::counter!("smo1_link_cache_stale_refills_total").increment(1),
+        Err(e) => {
+            metrics::counter!("smo1_link_cache_write_failures_total").increment(1);
+            tracing::warn!(error = %e, slug, "could not write link cache entry");
+        }
     }
     Ok(entry)
 }
 
-/// The entry for `slug`: Redis first, PostgreSQL on a miss or when Redis is down.
+/// The entry for `slug` for the origin's own redirects: this process's memory first (at most
+/// `ORIGIN_CACHE_STALENESS_MS` old), then Redis, then PostgreSQL on a miss or when Redis is down.
 pub async fn resolve_cached(state: &AppState, slug: &str) -> Result<CacheEntry> {
-    match state.redis.get_link(slug).await {
-        Ok(Some(entry)) => return Ok(entry),
-        Ok(None) => {}
+    if let Some(entry) = state.local_links.get(slug) {
+        return Ok(entry);
+    }
+    let entry = match state.redis.get_link(slug).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) => load_and_cache(state, slug).await?,
         Err(e) => {
             metrics::counter!("smo1_link_cache_read_failures_total").increment(1);
-            tracing::warn!(error = %e, "link cache unavailable, reading PostgreSQL");
+            tracing::debug!(error = %e, "link cache unavailable, reading PostgreSQL");
+            load_and_cache(state, slug).await?
         }
-    }
-    load_and_cache(state, slug).await
+    };
+    state.local_links.put(slug, &entry);
+    Ok(entry)
 }
 
-/// Deletes the cache entries of `slugs`. Failing to invalidate would serve a stale link for up
-/// to the TTL, so it is an error the caller sees.
+/// Most queued invalidations taken in one pass.
+const INVALIDATION_BATCH: i64 = 1_000;
+
+/// How often queued invalidations that failed are retried.
+pub const INVALIDATION_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Invalidates the cache entries of `slugs` that committed changes queued (every change to
+/// `links` queues its slugs in the same transaction). Failing here serves a stale link until the
+/// retry ([`start_invalidation_retry`]) gets through, so it is also an error the caller sees.
 pub async fn invalidate(state: &AppState, slugs: &[String]) -> Result<()> {
-    for slug in slugs {
-        state.redis.invalidate_link(slug).await?;
-    }
+    let queued = repo::queued_invalidations(&state.db, Some(slugs), INVALIDATION_BATCH).await?;
+    apply_invalidations(state, queued).await?;
     Ok(())
+}
+
+/// Applies `queued` in Redis under a version taken now, after their changes committed, and
+/// forgets them; answers how many were applied.
+async fn apply_invalidations(state: &AppState, queued: Vec<QueuedInvalidation>) -> Result<u64> {
+    if queued.is_empty() {
+        return Ok(0);
+    }
+    let version = repo::next_cache_version(&state.db).await?;
+    let mut slugs: Vec<&str> = queued.iter().map(|q| q.slug.as_str()).collect();
+    slugs.sort_unstable();
+    slugs.dedup();
+    let applied = state.redis.invalidate_links(&slugs, version).await;
+    // After Redis (a refill here meanwhile read the old entry), and even if Redis failed.
+    state.local_links.forget(&slugs);
+    applied?;
+    let ids: Vec<i64> = queued.iter().map(|q| q.id).collect();
+    repo::forget_invalidations(&state.db, &ids).await?;
+    Ok(ids.len() as u64)
+}
+
+/// One retry pass: applies the oldest queued invalidations (left by a change whose own attempt
+/// failed, or by an origin that stopped in between). Skipped while Redis is known to be down.
+pub async fn retry_invalidations(state: &AppState) -> Result<u64> {
+    if !state.redis.available() {
+        return Ok(0);
+    }
+    let queued = repo::queued_invalidations(&state.db, None, INVALIDATION_BATCH).await?;
+    apply_invalidations(state, queued).await
+}
+
+/// Retries queued invalidations every [`INVALIDATION_RETRY_INTERVAL`].
+pub fn start_invalidation_retry(state: &AppState) -> Periodic {
+    let state = state.clone();
+    Periodic::start(
+        "cache invalidation retry",
+        INVALIDATION_RETRY_INTERVAL,
+        PassMetrics {
+            done: "smo1_link_cache_invalidations_retried_total",
+            failures: "smo1_link_cache_invalidation_retry_failures_total",
+        },
+        move || {
+            let state = state.clone();
+            async move { retry_invalidations(&state).await }
+        },
+    )
 }
 
 /// Input for [`create`]; validated here.

@@ -1,7 +1,7 @@
 //! Test support shared by the origin's integration tests and the end-to-end tests: a fresh
 //! PostgreSQL database per test (cloned from a template migrated once) and a ClickHouse database of
 //! the same name (migrated), a Redis key prefix per test, the origin and bridge served in-process on
-//! free ports, a TCP proxy that can cut a dependency off, and maildev as an SMTP server with an
+//! free ports, a TCP proxy that can cut a dependency off in several ways ([`TcpProxy`]), and maildev as an SMTP server with an
 //! inbox ([`MailDev`]).
 //!
 //! `TEST_DATABASE_URL` names the server's maintenance database
@@ -15,7 +15,7 @@ use smo1_origin::app::Background;
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::config::{
     BillingConfig, ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig,
-    Secret, SignInConfig, UnlockConfig,
+    RedisTimeouts, Secret, SignInConfig, UnlockConfig,
 };
 use smo1_origin::http::{self, bridge};
 use smo1_origin::state::AppState;
@@ -39,6 +39,15 @@ pub fn admin_url() -> String {
 
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The test Redis's address, for a [`TcpProxy`] in front of it.
+pub fn redis_addr() -> SocketAddr {
+    redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("TEST_REDIS_URL is redis://ip:port")
 }
 
 pub fn clickhouse_url() -> String {
@@ -265,6 +274,7 @@ pub fn origin_config_over(
             database_max_connections: 5,
             redis_url: redis_url(),
             redis_key_prefix: redis_prefix.to_owned(),
+            redis_timeouts: redis_timeouts(),
             clickhouse: clickhouse_config(clickhouse_database),
         },
         bind: "127.0.0.1:0".parse().expect("address"),
@@ -275,6 +285,7 @@ pub fn origin_config_over(
         short_url_base: "https://sho.rt".into(),
         link_cache_ttl: Duration::from_secs(300),
         negative_cache_ttl: Duration::from_secs(30),
+        origin_cache_staleness: Duration::from_secs(2),
         clicks: ClickConfig {
             visitor_salt_secret: Secret::new(TEST_VISITOR_SALT),
             click_batch_size: 1_000,
@@ -302,13 +313,32 @@ pub fn origin_config_over(
     }
 }
 
+/// Redis time limits of tests: generous (a loaded test machine must not open the circuit breaker
+/// by accident), with a short breaker so recovery tests are quick.
+pub fn redis_timeouts() -> RedisTimeouts {
+    RedisTimeouts {
+        redis_timeout: Duration::from_secs(2),
+        redis_retry_after: Duration::from_millis(500),
+    }
+}
+
 /// Waits up to 15 s for `condition` to hold, checking every 50 ms; panics naming `what`.
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+pub async fn eventually<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    within(Duration::from_secs(15), what, condition).await;
+}
+
+/// Waits up to `bound` for `condition` to hold, checking every 50 ms; panics naming `what`.
+/// For promised bounds (e.g. "used again within 5 s"), never for speed.
+pub async fn within<F, Fut>(bound: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + bound;
     while !condition().await {
         assert!(
             std::time::Instant::now() < deadline,
@@ -402,17 +432,37 @@ pub async fn start_origin_on(
 
 /// The Upstash bridge over the test Redis, served in-process.
 pub async fn start_bridge() -> RunningServer {
-    let state = bridge::BridgeState::connect(&redis_url(), Secret::new(TEST_UPSTASH_TOKEN))
-        .await
-        .expect("bridge connects to Redis");
+    start_bridge_to(&redis_url()).await
+}
+
+/// The Upstash bridge over the Redis at `url` (e.g. behind a [`TcpProxy`]), served in-process.
+pub async fn start_bridge_to(url: &str) -> RunningServer {
+    let state = bridge::BridgeState::new(url, redis_timeouts(), Secret::new(TEST_UPSTASH_TOKEN))
+        .expect("bridge over a valid Redis URL");
     RunningServer::start(bridge::router(state)).await
 }
 
-/// A TCP proxy to `target` that a test can switch off (new connections are closed at once, open
-/// ones are cut) and on again: a dependency going down and coming back.
+/// What a [`TcpProxy`] does with connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Forwards them to the target.
+    Forward,
+    /// Accepts them and closes them at once (a dependency that resets connections).
+    Close,
+    /// Stops listening: connections are refused (a dependency that is down); [`ProxyMode::Forward`]
+    /// listens on the same address again.
+    Refuse,
+    /// Accepts them and never answers (a hung dependency or a dropped network).
+    Blackhole,
+}
+
+/// A TCP proxy to `target` that a test can switch between [`ProxyMode`]s: a dependency going
+/// down and coming back. Leaving `Forward` cuts every open connection, as does leaving
+/// `Blackhole`.
 pub struct TcpProxy {
     pub addr: SocketAddr,
-    up: tokio::sync::watch::Sender<bool>,
+    mode: tokio::sync::watch::Sender<ProxyMode>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -420,38 +470,121 @@ impl TcpProxy {
     pub async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
-        let (up, watch) = tokio::sync::watch::channel(true);
-        let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !*watch.borrow() {
-                    continue;
-                }
-                let mut down = watch.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = down.wait_for(|up| !*up) => {}
-                    }
-                });
-            }
-        });
-        Self { addr, up, task }
+        let (mode, watch) = tokio::sync::watch::channel(ProxyMode::Forward);
+        let accepted = std::sync::Arc::default();
+        let task = tokio::spawn(proxy(
+            listener,
+            target,
+            watch,
+            std::sync::Arc::clone(&accepted),
+        ));
+        Self {
+            addr,
+            mode,
+            accepted,
+            task,
+        }
+    }
+
+    /// Connections accepted so far, in any mode (a refused one is not accepted).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// `Forward` when `up`, else `Close`.
     pub fn set_up(&self, up: bool) {
-        self.up.send_replace(up);
+        self.set_mode(if up {
+            ProxyMode::Forward
+        } else {
+            ProxyMode::Close
+        });
+    }
+
+    pub fn set_mode(&self, mode: ProxyMode) {
+        self.mode.send_replace(mode);
     }
 }
 
 impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The proxy's accept loop: listens (re-binding its address after `Refuse`) and hands each
+/// connection to the current mode.
+async fn proxy(
+    listener: TcpListener,
+    target: SocketAddr,
+    mut mode: tokio::sync::watch::Receiver<ProxyMode>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let addr = listener.local_addr().expect("proxy addr");
+    let mut listener = Some(listener);
+    loop {
+        let current = *mode.borrow_and_update();
+        if current == ProxyMode::Refuse {
+            listener = None;
+            if mode.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let bound = match listener.take() {
+            Some(bound) => bound,
+            None => rebind(addr).await,
+        };
+        tokio::select! {
+            connection = bound.accept() => {
+                if let Ok((inbound, _)) = connection {
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::spawn(handle(inbound, current, target, mode.clone()));
+                }
+            }
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        listener = Some(bound);
+    }
+}
+
+/// Listens on `addr` again (its port was ours a moment ago).
+async fn rebind(addr: SocketAddr) -> TcpListener {
+    for _ in 0..100 {
+        if let Ok(listener) = TcpListener::bind(addr).await {
+            return listener;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("proxy could not listen on {addr} again");
+}
+
+async fn handle(
+    mut inbound: tokio::net::TcpStream,
+    mode: ProxyMode,
+    target: SocketAddr,
+    mut changes: tokio::sync::watch::Receiver<ProxyMode>,
+) {
+    match mode {
+        ProxyMode::Forward => {
+            let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                _ = changes.wait_for(|m| *m != ProxyMode::Forward) => {}
+            }
+        }
+        ProxyMode::Blackhole => {
+            let _ = changes.wait_for(|m| *m != ProxyMode::Blackhole).await;
+        }
+        ProxyMode::Close | ProxyMode::Refuse => {}
     }
 }

@@ -136,6 +136,17 @@ impl TestApp {
     }
 }
 
+/// Where `GET url` redirects to; `None` unless it answers 302.
+pub async fn redirect_target(http: &reqwest::Client, url: &str) -> Option<String> {
+    let response = http.get(url).send().await.expect("request");
+    (response.status() == reqwest::StatusCode::FOUND).then(|| {
+        response.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    })
+}
+
 pub fn custom(slug: &str, destination: &str) -> service::CreateLink {
     service::CreateLink {
         custom_slug: Some(slug.into()),
