@@ -201,6 +201,11 @@ impl Stack {
             .expect("request to worker")
     }
 
+    /// The workerd process serving the worker (benchmarks read its CPU time).
+    pub fn workerd_pid(&self) -> u32 {
+        self._workerd.id().expect("workerd is running")
+    }
+
     /// The raw `link:{slug}` value in Redis.
     pub async fn cached(&self, slug: &str) -> Option<String> {
         let mut redis = self.redis.clone();
@@ -514,6 +519,10 @@ pub struct JsWorker {
 }
 
 impl JsWorker {
+    pub fn workerd_pid(&self) -> u32 {
+        self._workerd.id().expect("workerd is running")
+    }
+
     pub async fn start(script: &str) -> Self {
         let dir = TempDir::new();
         std::fs::write(dir.path.join("worker.js"), script).expect("write script");
