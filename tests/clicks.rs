@@ -279,3 +279,20 @@ async fn a_full_batch_is_sent_without_waiting_for_its_time() {
     assert_eq!(stack.rows_in_clickhouse().await, 30);
     assert_eq!(stack.edge_inserts.count(), 3, "one insert per 10 clicks");
 }
+
+/// A batch far over the origin's usual 64 KB body limit reaches the outbox whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_batch_goes_to_the_outbox_in_one_piece_when_clickhouse_is_down() {
+    let stack = Stack::start().await;
+    create(&stack, "surge", Utm::default()).await;
+    stack.clickhouse_proxy.set_up(false);
+
+    redirect_concurrently(&stack, "/surge", 300).await;
+
+    stack
+        .eventually("300 clicks in the outbox", || async {
+            stack.outbox_depth().await == 300
+        })
+        .await;
+    assert_eq!(stack.clicks_in_clickhouse().await, 0);
+}
