@@ -1,6 +1,8 @@
 //! Redirect throughput (SPEC §8), measured with wrk: the built Rust/wasm worker in workerd
 //! directly (click recording on and off) against a trivial JavaScript redirect worker in the same
 //! workerd, and the origin's own redirect against a bare nginx `return 302`, all in one run.
+//! For the edge also: workerd's CPU time per redirect, the worker's gzipped size, the ClickHouse
+//! inserts the clicks took, and whether every redirect's click arrived (distinct click ids).
 //!
 //! Run with `./bench/run` (needs `wrk` and `nginx`; the script installs them).
 
@@ -28,7 +30,30 @@ const TRIVIAL_JS: &str = r#"export default {
 struct Run {
     name: &'static str,
     requests_per_sec: f64,
+    requests: u64,
     p99: String,
+    /// CPU seconds of the serving workerd per request (edge rows only).
+    cpu_per_request: Option<f64>,
+}
+
+/// User plus system CPU seconds `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the command name (which may hold spaces) start at the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("stat format") + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+/// `wrk` against `url`, with the CPU time of workerd `pid` per request when given.
+fn wrk_on(name: &'static str, url: &str, pid: u32) -> Run {
+    let before = cpu_seconds(pid);
+    let mut run = wrk(name, url);
+    run.cpu_per_request = Some((cpu_seconds(pid) - before) / run.requests as f64);
+    run
 }
 
 fn wrk(name: &'static str, url: &str) -> Run {
@@ -50,10 +75,17 @@ fn wrk(name: &'static str, url: &str) -> Run {
         non_3xx.is_none(),
         "{name}: errors during the run: {non_3xx:?}"
     );
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk output:\n{text}"));
     let run = Run {
         name,
         requests_per_sec: field("Requests/sec:").parse().expect("number"),
+        requests,
         p99: field("99%"),
+        cpu_per_request: None,
     };
     println!(
         "{:<55} {:>10.0} req/s  p99 {}",
@@ -110,12 +142,8 @@ impl Drop for Nginx {
     }
 }
 
-async fn stack_with_link(clicks: bool) -> Stack {
-    let stack = Stack::start_with(Wiring {
-        clicks,
-        ..Wiring::default()
-    })
-    .await;
+async fn stack_with_link(wiring: Wiring) -> Stack {
+    let stack = Stack::start_with(wiring).await;
     let user = repo::upsert_user(&stack.state.db, "bench@example.com")
         .await
         .expect("user");
@@ -127,9 +155,35 @@ async fn stack_with_link(clicks: bool) -> Stack {
     service::create(&stack.state, user, input)
         .await
         .expect("link");
-    // Warm the cache: every measured request is a Redis hit.
+    // Warm the cache: every measured request is a Redis hit (or an isolate hit).
     assert_eq!(stack.get("/bench").await.status().as_u16(), 302);
     stack
+}
+
+/// Distinct click ids in ClickHouse once the count stops moving (the last batches and the
+/// Buffer table's flush), waiting at most a minute.
+async fn settled_clicks(stack: &Stack) -> u64 {
+    let mut last = stack.clicks_in_clickhouse().await;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = stack.clicks_in_clickhouse().await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+fn gzipped_bundle_bytes() -> u64 {
+    let wasm = support::repo_root().join("build/index_bg.wasm");
+    let output = Command::new("gzip")
+        .arg("-9c")
+        .arg(&wasm)
+        .output()
+        .expect("run gzip");
+    assert!(output.status.success(), "gzip {}", wasm.display());
+    output.stdout.len() as u64
 }
 
 #[tokio::main]
@@ -143,24 +197,43 @@ async fn main() {
     drop(nginx);
 
     let baseline = JsWorker::start(TRIVIAL_JS).await;
-    let js = wrk(
+    let js = wrk_on(
         "trivial JS redirect worker (baseline)",
         &format!("{}/x", baseline.url),
+        baseline.workerd_pid(),
     );
     drop(baseline);
 
-    let quiet = stack_with_link(false).await;
-    let off = wrk(
-        "Rust/wasm worker, Redis hit, clicks off",
+    let quiet = stack_with_link(Wiring {
+        clicks: false,
+        ..Wiring::default()
+    })
+    .await;
+    let off = wrk_on(
+        "Rust/wasm worker, hot link (isolate cache), clicks off",
         &format!("{}/bench", quiet.worker_url),
+        quiet.workerd_pid(),
     );
     drop(quiet);
 
-    let recording = stack_with_link(true).await;
-    let on = wrk(
-        "Rust/wasm worker, Redis hit, clicks on",
-        &format!("{}/bench", recording.worker_url),
+    let every_read = stack_with_link(Wiring::without_link_cache()).await;
+    let redis = wrk_on(
+        "Rust/wasm worker, Redis hit every request, clicks on",
+        &format!("{}/bench", every_read.worker_url),
+        every_read.workerd_pid(),
     );
+    drop(every_read);
+
+    let recording = stack_with_link(Wiring::default()).await;
+    let on = wrk_on(
+        "Rust/wasm worker, hot link (isolate cache), clicks on",
+        &format!("{}/bench", recording.worker_url),
+        recording.workerd_pid(),
+    );
+    // Every redirect's click, the warm-up's included, once the last batches are in.
+    let redirects = on.requests + 1;
+    let clicks = settled_clicks(&recording).await;
+    let inserts = recording.edge_inserts.count();
     let origin_url = recording.origin.as_ref().expect("origin").url();
     let origin = wrk(
         "origin `GET /{slug}`, Redis hit, click enqueued",
@@ -173,24 +246,48 @@ async fn main() {
 Redis and ClickHouse (so the numbers include their CPU). Each row is compared with its baseline \
 in this run: the edge with the trivial JS worker in the same workerd (SPEC §8: ≥ 0.5×), the \
 origin with bare nginx (SPEC §8: ≥ 0.5×, p99 ≤ 5 ms at 64 connections; this run uses \
-{CONNECTIONS}).\n\n\
-| target | req/s | p99 | vs its baseline |\n|---|---|---|---|\n"
+{CONNECTIONS}). \"Hot link\": the isolate reuses the link record for `EDGE_LINK_CACHE_MS` (2 s), so \
+Redis is read once per 2 s; \"Redis hit every request\" turns that off (`EDGE_LINK_CACHE_MS=0`). \
+workerd CPU per redirect: the serving workerd process's user + system CPU over the run ÷ requests \
+(SPEC target ≤ 2× the trivial worker's).\n\n\
+| target | req/s | p99 | vs its baseline | workerd CPU per redirect |\n|---|---|---|---|---|\n"
     );
     for (run, baseline) in [
         (&js, &js),
         (&off, &js),
         (&on, &js),
+        (&redis, &js),
         (&bare, &bare),
         (&origin, &bare),
     ] {
+        let cpu = match (run.cpu_per_request, baseline.cpu_per_request) {
+            (Some(cpu), Some(base)) => format!("{:.0} µs ({:.2}×)", cpu * 1e6, cpu / base),
+            _ => "—".into(),
+        };
         table.push_str(&format!(
-            "| {} | {:.0} | {} | {:.2}× |\n",
+            "| {} | {:.0} | {} | {:.2}× | {cpu} |\n",
             run.name,
             run.requests_per_sec,
             run.p99,
             run.requests_per_sec / baseline.requests_per_sec
         ));
     }
+    let seconds: f64 = DURATION
+        .trim_end_matches('s')
+        .parse()
+        .expect("duration in s");
+    table.push_str(&format!(
+        "\nClicks on: {redirects} redirects, {clicks} distinct click ids in ClickHouse ({}), \
+sent in {inserts} inserts from the one isolate ({:.2} per 100 ms; target ≤ 1). Worker bundle: \
+{} KB gzipped (`build/index_bg.wasm`, gzip -9; target ≤ 400 KB).\n",
+        if clicks >= redirects {
+            "none lost".to_owned()
+        } else {
+            format!("**{} lost**", redirects - clicks)
+        },
+        inserts as f64 / (seconds * 10.0),
+        gzipped_bundle_bytes() / 1000,
+    ));
     table.push_str(&format!(
         "\nClick recording on vs off at the edge: {:.2}×. Load average before / after the run: \
 {load_before} / {}.\n",

@@ -427,6 +427,7 @@ async fn main() {
             clickhouse_url: &proxies.clickhouse.url(),
             clickhouse_database: &db.name,
             clicks: true,
+            vars: &[],
         },
     )
     .await;

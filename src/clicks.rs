@@ -1,15 +1,26 @@
-//! Sending one click event per redirect, after the response (`ctx.wait_until`).
+//! Clicks, batched per isolate and sent after the response (`ctx.wait_until`).
 //!
-//! First choice: one `INSERT … FORMAT JSONEachRow` to ClickHouse over HTTP. If that fails
-//! (network, non-2xx), the event goes to the origin's `/internal/clicks`, which stores it durably
-//! and replays it. Only with both down is the click lost; the visitor's redirect never waits.
+//! Each redirect's click joins its isolate's open batch; the batch goes to ClickHouse as one
+//! `INSERT … FORMAT JSONEachRow` when it holds `EDGE_CLICK_BATCH_SIZE` clicks or
+//! `EDGE_CLICK_FLUSH_MS` after its first click, whichever comes first. If the insert fails
+//! (network, non-2xx) the whole batch goes to the origin's `/internal/clicks` in one call, which
+//! stores it durably and replays it. Only with both down is a batch lost; the visitor's redirect
+//! never waits.
+//!
+//! Who sends a batch: the request that filled it, else the one that opened it once its wait is
+//! over, each in its own `wait_until`. So while clicks sit in memory, a request of this isolate
+//! is still in flight and the runtime does not evict the isolate. The other requests of the
+//! batch do not wait on it: workerd cancels a request whose `wait_until` waits on I/O started
+//! by another request (as hung), so every send is issued and awaited by one request.
 
 use crate::config::ClickConfig;
 use crate::fetch::{self, Auth};
 use smo1_core::click::{self, ClickEvent, InsertTarget, VisitorRequest};
 use smo1_core::link::LinkCacheRecord;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, Method, Request};
+use worker::{console_error, Delay, Method, Request};
 
 const CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(5);
 const ORIGIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,8 +89,9 @@ pub fn capture(
     })
 }
 
-/// Builds the event (after the response) and delivers it.
-pub async fn record(capture: Capture, config: ClickConfig) {
+/// Builds the event (after the response) and adds it to this isolate's open batch; sends the
+/// batch if this click filled it, or after the wait if this click opened it.
+pub async fn record(capture: Capture, config: Rc<ClickConfig>) {
     let request = VisitorRequest {
         method: &capture.method,
         ip: &capture.ip,
@@ -99,12 +111,73 @@ pub async fn record(capture: Capture, config: ClickConfig) {
         &request,
         &config.visitor_salt,
     );
-    send(event, config).await;
+    match join(event, config.batch_size) {
+        Joined::Filled(events) => send(&events, &config).await,
+        Joined::Opened(batch) => {
+            Delay::from(config.flush_after).await;
+            let events = close(&batch);
+            if !events.is_empty() {
+                send(&events, &config).await;
+            }
+        }
+        Joined::Added => {}
+    }
 }
 
-/// Delivers `event`: ClickHouse first, the origin's outbox second.
-async fn send(event: ClickEvent, config: ClickConfig) {
-    let row = serde_json::to_string(&event).expect("a click event always serializes");
+type Batch = Rc<RefCell<Vec<ClickEvent>>>;
+
+thread_local! {
+    /// The batch new clicks join until it is full or its wait is over.
+    static OPEN: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+enum Joined {
+    /// The click filled the batch: its request sends it now.
+    Filled(Vec<ClickEvent>),
+    /// The click opened a batch: its request sends it when the wait is over (unless filled).
+    Opened(Batch),
+    /// The click joined a batch another request sends.
+    Added,
+}
+
+fn join(event: ClickEvent, batch_size: usize) -> Joined {
+    OPEN.with_borrow_mut(|open| {
+        let (batch, opened) = match open {
+            Some(batch) => (Rc::clone(batch), false),
+            None => (Rc::clone(open.insert(Batch::default())), true),
+        };
+        let size = {
+            let mut events = batch.borrow_mut();
+            events.push(event);
+            events.len()
+        };
+        if size >= batch_size {
+            *open = None;
+            Joined::Filled(batch.take())
+        } else if opened {
+            Joined::Opened(batch)
+        } else {
+            Joined::Added
+        }
+    })
+}
+
+/// Takes `batch`'s clicks and stops new ones joining it; empty if a click filled it meanwhile.
+fn close(batch: &Batch) -> Vec<ClickEvent> {
+    OPEN.with_borrow_mut(|open| {
+        if open.as_ref().is_some_and(|b| Rc::ptr_eq(b, batch)) {
+            *open = None;
+        }
+    });
+    batch.take()
+}
+
+/// Delivers `events`: ClickHouse first, the origin's outbox second, each in one request.
+async fn send(events: &[ClickEvent], config: &ClickConfig) {
+    let rows: String = events
+        .iter()
+        .map(|event| serde_json::to_string(event).expect("a click event always serializes") + "\n")
+        .collect();
     let target = InsertTarget::new(config.clickhouse_async_insert);
     let settings: String = target
         .settings
@@ -119,22 +192,22 @@ async fn send(event: ClickEvent, config: ClickConfig) {
         user: &config.clickhouse_user,
         password: &config.clickhouse_password,
     };
-    let direct = fetch::send(Method::Post, &url, auth, Some(row), CLICKHOUSE_TIMEOUT).await;
+    let direct = fetch::send(Method::Post, &url, auth, Some(rows), CLICKHOUSE_TIMEOUT).await;
     let failure = match direct {
         Ok(response) if (200..300).contains(&response.status_code()) => return,
         Ok(response) => format!("clickhouse answered {}", response.status_code()),
         Err(e) => format!("clickhouse {e}"),
     };
-    let body = format!("[{}]", serde_json::to_string(&event).expect("serializes"));
+    let body = serde_json::to_string(events).expect("click events always serialize");
     let url = format!("{}/internal/clicks", config.origin_url);
     let auth = Auth::Bearer(&config.internal_secret);
+    let lost = events.len();
     match fetch::send(Method::Post, &url, auth, Some(body), ORIGIN_TIMEOUT).await {
         Ok(response) if response.status_code() == 202 => {}
         Ok(response) => console_error!(
-            "click {} lost: {failure}; origin answered {}",
-            event.click_id,
+            "{lost} clicks lost: {failure}; origin answered {}",
             response.status_code()
         ),
-        Err(e) => console_error!("click {} lost: {failure}; origin {e}", event.click_id),
+        Err(e) => console_error!("{lost} clicks lost: {failure}; origin {e}"),
     }
 }

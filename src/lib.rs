@@ -6,6 +6,7 @@ mod config;
 mod fetch;
 mod origin;
 mod protect;
+mod recent;
 mod redirect;
 mod respond;
 mod upstash;

@@ -4,10 +4,11 @@
 
 use crate::config::EdgeConfig;
 use crate::upstash::Upstash;
-use crate::{clicks, origin, protect, respond};
+use crate::{clicks, origin, protect, recent, respond};
 use smo1_core::link::{self, CacheEntry, LinkCacheRecord};
 use smo1_core::pages::Page;
 use smo1_core::visit::{self, Outcome, Start, Step};
+use std::rc::Rc;
 use worker::{console_error, console_warn, Context, Date, Env, Method, Request, Response, Result};
 
 pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response> {
@@ -26,7 +27,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
         Start::Answer(outcome) => return respond::outcome(outcome, head),
         Start::Lookup { slug } => slug,
     };
-    let config = EdgeConfig::from_env(env)?;
+    let config = EdgeConfig::get(env)?;
     let entry = match find(&config, slug).await {
         Ok(entry) => entry,
         Err(page) => return respond::page(page, head),
@@ -61,18 +62,28 @@ fn record_click(
     qr: bool,
     now: i64,
 ) {
-    if let Some(clicks) = config.clicks.clone() {
+    if let Some(clicks) = &config.clicks {
         let now = u32::try_from(now).unwrap_or(u32::MAX);
         match clicks::capture(req, record, location, qr, now) {
-            Some(capture) => ctx.wait_until(clicks::record(capture, clicks)),
+            Some(capture) => ctx.wait_until(clicks::record(capture, Rc::clone(clicks))),
             None => console_error!("no click id: crypto.randomUUID is unavailable"),
         }
     }
 }
 
-/// The cache entry for `slug`: from Redis, else from the origin (which fills Redis).
-/// Errs with the page to show when neither can answer.
-async fn find(config: &EdgeConfig, slug: &str) -> std::result::Result<CacheEntry, Page> {
+/// The cache entry for `slug`: from this isolate's recent reads, else from Redis, else from the
+/// origin (which fills Redis). Errs with the page to show when neither can answer.
+async fn find(config: &EdgeConfig, slug: &str) -> std::result::Result<Rc<CacheEntry>, Page> {
+    if let Some(entry) = recent::get(slug, config.link_cache) {
+        return Ok(entry);
+    }
+    let entry = Rc::new(read(config, slug).await?);
+    recent::put(slug, Rc::clone(&entry), config.link_cache);
+    Ok(entry)
+}
+
+/// The cache entry for `slug` from Redis, else from the origin.
+async fn read(config: &EdgeConfig, slug: &str) -> std::result::Result<CacheEntry, Page> {
     let cache = Upstash {
         url: &config.upstash_url,
         token: &config.upstash_token,

@@ -224,3 +224,75 @@ async fn redirects_without_click_recording_send_nothing() {
     assert_eq!(stack.clicks_in_clickhouse().await, 0);
     assert_eq!(stack.outbox_depth().await, 0);
 }
+
+/// `n` redirects of `path` at once; each must redirect.
+async fn redirect_concurrently(stack: &Stack, path: &str, n: usize) {
+    let url = format!("{}{path}", stack.worker_url);
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        requests.spawn(stack.http.get(&url).send());
+    }
+    while let Some(response) = requests.join_next().await {
+        let response = response.expect("request task").expect("request to worker");
+        assert_eq!(response.status(), StatusCode::FOUND);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_redirects_share_inserts_and_each_click_is_stored_once() {
+    let stack = Stack::start().await;
+    create(&stack, "crowd", Utm::default()).await;
+    let clicks = 200;
+
+    redirect_concurrently(&stack, "/crowd", clicks).await;
+
+    wait_for_clicks(&stack, clicks as u64).await;
+    assert_eq!(
+        stack.rows_in_clickhouse().await,
+        clicks as u64,
+        "no click twice"
+    );
+    let inserts = stack.edge_inserts.count();
+    assert!(
+        (1..clicks as u64).contains(&inserts),
+        "{clicks} clicks went to ClickHouse in {inserts} inserts"
+    );
+    assert_eq!(stack.outbox_depth().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_batch_is_sent_without_waiting_for_its_time() {
+    let stack = Stack::start_with(support::Wiring {
+        vars: vec![
+            ("EDGE_CLICK_BATCH_SIZE", "10".into()),
+            // Far past the test's patience: only a full batch can be sent.
+            ("EDGE_CLICK_FLUSH_MS", "600000".into()),
+        ],
+        ..support::Wiring::default()
+    })
+    .await;
+    create(&stack, "tens", Utm::default()).await;
+
+    redirect_concurrently(&stack, "/tens", 30).await;
+
+    wait_for_clicks(&stack, 30).await;
+    assert_eq!(stack.rows_in_clickhouse().await, 30);
+    assert_eq!(stack.edge_inserts.count(), 3, "one insert per 10 clicks");
+}
+
+/// A batch far over the origin's usual 64 KB body limit reaches the outbox whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_batch_goes_to_the_outbox_in_one_piece_when_clickhouse_is_down() {
+    let stack = Stack::start().await;
+    create(&stack, "surge", Utm::default()).await;
+    stack.clickhouse_proxy.set_up(false);
+
+    redirect_concurrently(&stack, "/surge", 300).await;
+
+    stack
+        .eventually("300 clicks in the outbox", || async {
+            stack.outbox_depth().await == 300
+        })
+        .await;
+    assert_eq!(stack.clicks_in_clickhouse().await, 0);
+}

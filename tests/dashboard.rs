@@ -37,7 +37,8 @@ async fn the_dashboard_works_in_a_browser_against_the_whole_stack() {
     );
     let maildev = MailDev::start().await;
     let mail_api = format!("http://127.0.0.1:{}/api", maildev.web);
-    let stack = Stack::start_configured(Wiring::default(), |config| {
+    // The browser tests check each change at the edge at once: no per-isolate link reuse.
+    let stack = Stack::start_configured(Wiring::without_link_cache(), |config| {
         config.dashboard_dir = dist.clone();
         // Mailed sign-in links lead where the browser is.
         config.sign_in.public_url = format!("http://{}", config.bind);

@@ -57,7 +57,7 @@ async fn cache_miss_asks_the_origin_which_fills_redis() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cache_hit_is_served_without_the_origin() {
-    let mut stack = Stack::start().await;
+    let mut stack = Stack::start_with(Wiring::without_link_cache()).await;
     create(&stack, custom("hit", "https://example.com/from-postgres")).await;
     assert_eq!(stack.get("/hit").await.status(), StatusCode::FOUND);
     stack.stop_origin().await;
@@ -78,8 +78,8 @@ async fn cache_hit_is_served_without_the_origin() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_update_is_visible_at_once() {
-    let stack = Stack::start().await;
+async fn an_update_invalidates_redis_at_once() {
+    let stack = Stack::start_with(Wiring::without_link_cache()).await;
     let link = create(&stack, custom("moving", "https://example.com/old")).await;
     assert_eq!(
         location(&stack.get("/moving").await),
@@ -114,9 +114,13 @@ async fn unknown_slug_is_404_and_cached_negatively() {
     assert_eq!(CacheEntry::from_json(&raw), Some(CacheEntry::missing()));
     let ttl = stack.cache_ttl("nothing-here").await;
     assert!((1..=30).contains(&ttl), "negative TTL is short, got {ttl}");
-    // A link created later replaces the negative entry at once.
+    // A link created later replaces the negative entry, at the edge within the bound.
     create(&stack, custom("nothing-here", "https://example.com/now")).await;
-    assert_eq!(stack.get("/nothing-here").await.status(), StatusCode::FOUND);
+    stack
+        .within_link_cache_bound("a new link", || async {
+            stack.get("/nothing-here").await.status() == StatusCode::FOUND
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -320,10 +324,11 @@ async fn root_answers_with_a_page() {
     assert!(response.text().await.unwrap().contains("SMO1"));
 }
 
-/// Issue 4's promise, end to end: a change made through the public API shows at the edge on
-/// the very next request, for every kind of change.
+/// Issue 4's promise as issue 13 bounds it, end to end: a change made through the public API
+/// shows at the edge within `EDGE_LINK_CACHE_MS` (isolates reuse a record that long), for
+/// every kind of change, while the edge is serving the link from its isolate all along.
 #[tokio::test(flavor = "multi_thread")]
-async fn api_changes_show_at_the_edge_on_the_next_request() {
+async fn api_changes_show_at_the_edge_within_the_link_cache_bound() {
     let stack = Stack::start().await;
     let (_, key) = smo1_origin::api_keys::bootstrap_user(
         &stack.state.db,
@@ -361,24 +366,33 @@ async fn api_changes_show_at_the_edge_on_the_next_request() {
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-    assert_eq!(
-        location(&stack.get("/live").await),
-        "https://example.com/v2"
-    );
+    stack
+        .within_link_cache_bound("an edit", || async {
+            location(&stack.get("/live").await) == "https://example.com/v2"
+        })
+        .await;
 
     let response = api(reqwest::Method::POST, &format!("/links/{id}/disable"))
         .send()
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-    assert_eq!(stack.get("/live").await.status(), StatusCode::GONE);
+    stack
+        .within_link_cache_bound("disabling", || async {
+            stack.get("/live").await.status() == StatusCode::GONE
+        })
+        .await;
 
     let response = api(reqwest::Method::DELETE, &format!("/links/{id}"))
         .send()
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-    assert_eq!(stack.get("/live").await.status(), StatusCode::NOT_FOUND);
+    stack
+        .within_link_cache_bound("deleting", || async {
+            stack.get("/live").await.status() == StatusCode::NOT_FOUND
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

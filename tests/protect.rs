@@ -215,11 +215,21 @@ async fn clicks_are_recorded_for_the_redirect_only() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn clearing_or_changing_protection_takes_effect_at_once() {
+async fn clearing_or_changing_protection_shows_within_the_link_cache_bound() {
     let stack = Stack::start().await;
     let link = protected(&stack, "toggle", Protection::Pin, "4821").await;
     let unlocked = submit(&stack, "/toggle", "4821").await;
     let cookie = cookie_of(&unlocked);
+    let with_cookie = || async {
+        stack
+            .http
+            .get(format!("{}/toggle", stack.worker_url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(with_cookie().await.status(), StatusCode::FOUND);
 
     // A new PIN invalidates earlier unlocks.
     protection::set(
@@ -231,24 +241,22 @@ async fn clearing_or_changing_protection_takes_effect_at_once() {
     )
     .await
     .unwrap();
-    let response = stack
-        .http
-        .get(format!("{}/toggle", stack.worker_url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    stack
+        .within_link_cache_bound("a new PIN", || async {
+            with_cookie().await.status() == StatusCode::FORBIDDEN
+        })
+        .await;
 
     protection::clear(&stack.state, link_owner(&stack).await, link.id)
         .await
         .unwrap();
-    let response = stack.get("/toggle").await;
-    assert_eq!(response.status(), StatusCode::FOUND);
-    assert_eq!(
-        response.headers()["location"],
-        "https://example.com/secret-plans"
-    );
+    stack
+        .within_link_cache_bound("clearing protection", || async {
+            let response = stack.get("/toggle").await;
+            response.status() == StatusCode::FOUND
+                && response.headers()["location"] == "https://example.com/secret-plans"
+        })
+        .await;
 }
 
 async fn link_owner(stack: &Stack) -> uuid::Uuid {

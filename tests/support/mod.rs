@@ -35,11 +35,27 @@ pub fn closed_port_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// What the worker is pointed at (`false`: unreachable), and whether it records clicks.
+/// The worker's default `EDGE_LINK_CACHE_MS` (src/config.rs): the longest a change to a link
+/// may take to show at the edge.
+pub const LINK_CACHE_BOUND: Duration = Duration::from_millis(2000);
+
+/// What the worker is pointed at (`false`: unreachable), whether it records clicks, and other
+/// worker variables (name, value) on top of the defaults.
 pub struct Wiring {
     pub upstash: bool,
     pub origin: bool,
     pub clicks: bool,
+    pub vars: Vec<(&'static str, String)>,
+}
+
+impl Wiring {
+    /// Every request reads Redis (no per-isolate reuse): for tests of the Redis layer itself.
+    pub fn without_link_cache() -> Self {
+        Self {
+            vars: vec![("EDGE_LINK_CACHE_MS", "0".into())],
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Wiring {
@@ -48,6 +64,7 @@ impl Default for Wiring {
             upstash: true,
             origin: true,
             clicks: true,
+            vars: Vec::new(),
         }
     }
 }
@@ -64,9 +81,11 @@ pub struct Stack {
     pub clickhouse_proxy: TcpProxy,
     /// Sits between Redis and the origin and bridge (the worker reaches Redis through the bridge).
     pub redis_proxy: TcpProxy,
+    /// Counts the worker's ClickHouse inserts (it sits in front of `clickhouse_proxy`).
+    pub edge_inserts: InsertCounter,
     pub db: TestDb,
     _bridge: RunningServer,
-    _workerd: Workerd,
+    workerd: Workerd,
 }
 
 impl Stack {
@@ -111,15 +130,17 @@ impl Stack {
         } else {
             closed_port_url()
         };
+        let edge_inserts = InsertCounter::start(clickhouse_proxy.addr).await;
         let workerd = Workerd::start(
             port,
             WorkerTargets {
                 upstash_url: &upstash_url,
                 origin_url: &origin_url,
                 prefix: &prefix,
-                clickhouse_url: &clickhouse_proxy.url(),
+                clickhouse_url: &edge_inserts.url(),
                 clickhouse_database: &db.name,
                 clicks: wiring.clicks,
+                vars: &wiring.vars,
             },
         )
         .await;
@@ -141,9 +162,10 @@ impl Stack {
             prefix,
             clickhouse_proxy,
             redis_proxy,
+            edge_inserts,
             db,
             _bridge: bridge,
-            _workerd: workerd,
+            workerd,
         }
     }
 
@@ -161,6 +183,11 @@ impl Stack {
             .send()
             .await
             .expect("request to worker")
+    }
+
+    /// The workerd process serving the worker (benchmarks read its CPU time).
+    pub fn workerd_pid(&self) -> u32 {
+        self.workerd.pid()
     }
 
     /// The raw `link:{slug}` value in Redis.
@@ -195,13 +222,24 @@ impl Stack {
 
     /// Distinct clicks in ClickHouse (buffered or not).
     pub async fn clicks_in_clickhouse(&self) -> u64 {
+        self.count_clicks("uniqExact(click_id)").await
+    }
+
+    /// Rows in ClickHouse (buffered or not), a click stored twice counted twice.
+    pub async fn rows_in_clickhouse(&self) -> u64 {
+        self.count_clicks("count()").await
+    }
+
+    async fn count_clicks(&self, aggregate: &str) -> u64 {
         #[derive(serde::Deserialize)]
         struct Count {
             n: String,
         }
         let rows: Vec<Count> = self
             .clickhouse()
-            .query("SELECT toString(uniqExact(click_id)) AS n FROM link_clicks_buffer")
+            .query(&format!(
+                "SELECT toString({aggregate}) AS n FROM link_clicks_buffer"
+            ))
             .await
             .expect("count clicks");
         rows[0].n.parse().expect("number")
@@ -220,6 +258,28 @@ impl Stack {
         Fut: std::future::Future<Output = bool>,
     {
         testkit::eventually(what, condition).await;
+    }
+
+    /// Waits until `condition` holds and fails unless it did within [`LINK_CACHE_BOUND`] plus a
+    /// margin for the requests themselves; the promise "a change shows at the edge within the
+    /// bound". Returns how long it took.
+    pub async fn within_link_cache_bound<F, Fut>(&self, what: &str, mut condition: F) -> Duration
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let margin = Duration::from_millis(1500);
+        let start = Instant::now();
+        loop {
+            if condition().await {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < LINK_CACHE_BOUND + margin,
+                "{what}: not visible at the edge within {LINK_CACHE_BOUND:?} + {margin:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops the origin: later cache misses cannot be answered.
@@ -265,6 +325,8 @@ pub struct WorkerTargets<'a> {
     pub clickhouse_url: &'a str,
     pub clickhouse_database: &'a str,
     pub clicks: bool,
+    /// Further bindings (e.g. `EDGE_LINK_CACHE_MS`).
+    pub vars: &'a [(&'static str, String)],
 }
 
 /// The built worker in a real workerd on `port` (from [`free_port`]), killed on drop.
@@ -275,6 +337,11 @@ pub struct Workerd {
 }
 
 impl Workerd {
+    /// The process id (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self._child.id().expect("workerd is running")
+    }
+
     pub async fn start(port: u16, targets: WorkerTargets<'_>) -> Self {
         let dir = TempDir::new();
         let config_path = dir.path.join("workerd.capnp");
@@ -289,6 +356,7 @@ impl Workerd {
                 clickhouse_url: targets.clickhouse_url,
                 clickhouse_database: targets.clickhouse_database,
                 clicks: targets.clicks,
+                vars: targets.vars,
             }),
         )
         .expect("write workerd config");
@@ -325,6 +393,7 @@ struct WorkerBindings<'a> {
     clickhouse_url: &'a str,
     clickhouse_database: &'a str,
     clicks: bool,
+    vars: &'a [(&'static str, String)],
 }
 
 /// The capnp config: the built worker plus a network service that may reach 127.0.0.1. workerd
@@ -368,7 +437,7 @@ const edge :Workerd.Worker = (
     (name = "CLICKHOUSE_DATABASE", text = "{clickhouse_database}"),
     (name = "CLICKHOUSE_USER", text = "default"),
     (name = "VISITOR_SALT_SECRET", text = "{salt}"),
-    (name = "UNLOCK_COOKIE_SECRET", text = "{unlock_secret}"),
+    (name = "UNLOCK_COOKIE_SECRET", text = "{unlock_secret}"),{vars}
   ],
 );
 "#,
@@ -385,7 +454,92 @@ const edge :Workerd.Worker = (
         secret = testkit::TEST_INTERNAL_SECRET,
         salt = testkit::TEST_VISITOR_SALT,
         unlock_secret = testkit::TEST_UNLOCK_COOKIE_SECRET,
+        vars = b
+            .vars
+            .iter()
+            .map(|(name, value)| format!("\n    (name = \"{name}\", text = \"{value}\"),"))
+            .collect::<String>(),
     )
+}
+
+/// A TCP relay in front of ClickHouse that counts the HTTP inserts passing through it (the
+/// worker's batches), however the client reuses connections.
+pub struct InsertCounter {
+    pub addr: std::net::SocketAddr,
+    inserts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl InsertCounter {
+    /// What every insert's request line carries (src/clicks.rs).
+    const MARK: &'static [u8] = b"query=INSERT%20INTO";
+
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind insert counter");
+        let addr = listener.local_addr().expect("insert counter addr");
+        let inserts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = inserts.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = inbound.into_split();
+                    let (mut server_read, mut server_write) = outbound.into_split();
+                    let upstream = async {
+                        // The tail of the previous read, so a mark split across reads counts.
+                        let mut carry: Vec<u8> = Vec::new();
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = client_read.read(&mut buf).await {
+                            if n == 0 || server_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                            carry.extend_from_slice(&buf[..n]);
+                            let marks = carry
+                                .windows(Self::MARK.len())
+                                .filter(|w| *w == Self::MARK)
+                                .count();
+                            counted.fetch_add(marks as u64, Ordering::Relaxed);
+                            let keep = Self::MARK.len() - 1;
+                            carry.drain(..carry.len().saturating_sub(keep));
+                        }
+                        let _ = server_write.shutdown().await;
+                    };
+                    let downstream = async {
+                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                        let _ = client_write.shutdown().await;
+                    };
+                    tokio::join!(upstream, downstream);
+                });
+            }
+        });
+        Self {
+            addr,
+            inserts,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Inserts seen so far.
+    pub fn count(&self) -> u64 {
+        self.inserts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for InsertCounter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// A scratch directory removed on drop.
@@ -415,6 +569,10 @@ pub struct JsWorker {
 }
 
 impl JsWorker {
+    pub fn workerd_pid(&self) -> u32 {
+        self._workerd.id().expect("workerd is running")
+    }
+
     pub async fn start(script: &str) -> Self {
         let dir = TempDir::new();
         std::fs::write(dir.path.join("worker.js"), script).expect("write script");

@@ -23,7 +23,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/internal/links/{slug}", get(lookup))
         .route("/internal/links/{slug}/unlock", post(unlock))
-        .route("/internal/clicks", post(receive_clicks))
+}
+
+/// `POST /internal/clicks` apart: it takes a whole edge batch, so it has its own body limit
+/// ([`super::MAX_CLICK_BATCH_BYTES`]).
+pub fn clicks_router() -> Router<AppState> {
+    Router::new().route("/internal/clicks", post(receive_clicks))
 }
 
 /// The edge's cache-miss path: answers the cache entry (found or missing) after storing it in

@@ -53,19 +53,27 @@ use tower_http::trace::TraceLayer;
 /// Largest request body the origin reads (JSON bodies are small; this caps abuse).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Largest body of `POST /internal/clicks` (edge only, behind the internal secret): a failed
+/// ClickHouse insert hands the edge's whole batch over in one call (`EDGE_CLICK_BATCH_SIZE`
+/// clicks, ~1 KB each at most).
+pub const MAX_CLICK_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
 /// The whole origin as a router, apart from binding a port (tests serve it on port 0).
 pub fn app(state: AppState) -> Router {
-    let internal = internal::router().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        require_internal_secret,
-    ));
+    let internal_only = || middleware::from_fn_with_state(state.clone(), require_internal_secret);
+    let edge_clicks = internal::clicks_router()
+        .route_layer(internal_only())
+        .layer(RequestBodyLimitLayer::new(MAX_CLICK_BATCH_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_CLICK_BATCH_BYTES));
     Router::new()
         .merge(health::router())
-        .merge(internal)
+        .merge(internal::router().route_layer(internal_only()))
         .merge(billing::router())
         .merge(openapi::router(state.clone()))
         .merge(dashboard::router(&state.config.dashboard_dir))
         .merge(visit::router())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .merge(edge_clicks)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(TraceLayer::new_for_http().on_response(
@@ -81,7 +89,6 @@ pub fn app(state: AppState) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(10),
         ))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::map_response(shape_payload_too_large))
         .layer(middleware::from_fn(observe::record))
         .with_state(state)
