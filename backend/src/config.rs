@@ -34,6 +34,9 @@
 //! | `RATE_LIMIT_SESSION_PER_MINUTE` | `600` | `/v1` requests per dashboard user per sliding minute, any tier |
 //! | `UNLOCK_COOKIE_SECRET` | required | HMAC key of unlock cookies of protected links; must equal the worker's (secret) |
 //! | `UNLOCK_COOKIE_TTL_SECS` | `3600` | how long an unlocked protected link stays unlocked for a browser |
+//! | `UNLOCK_MAX_FAILURES_PER_LINK` | `30` | failed PIN/password entries per protected link per 15 minutes, across all addresses, before it refuses every entry until the oldest leaves the window (each address, or IPv6 /64, has 5 of its own) |
+//! | `TRUSTED_PROXIES` | empty (none) | comma-separated addresses or CIDR blocks of reverse proxies in front of the origin; only from them is `CLIENT_IP_HEADER` believed, otherwise the client address is the TCP peer |
+//! | `CLIENT_IP_HEADER` | `x-forwarded-for` | where a trusted proxy puts the client address: `x-forwarded-for` (read right to left past trusted proxies) or a one-address header such as `cf-connecting-ip` or `x-real-ip` |
 //! | `UNLOCK_VERIFY_CONCURRENCY` | `2` | argon2id hashes/verifications running at once (each ~19 MiB, tens of ms of one core) |
 //! | `PUBLIC_URL` | `http://127.0.0.1:8080` | the origin's public base URL; sign-in links point there |
 //! | `REGISTRATION` | `closed` | who may sign in: `closed` (existing users only), `invite` (plus invited emails), `open` (anyone; the first sign-in creates the user) |
@@ -212,6 +215,35 @@ pub struct OriginConfig {
     pub unlock: UnlockConfig,
     #[command(flatten)]
     pub sign_in: SignInConfig,
+    #[command(flatten)]
+    pub client_address: ClientAddressConfig,
+}
+
+/// Where the client address of a visitor or a sign-in request comes from
+/// ([`crate::client_ip::client_ip`]).
+#[derive(Debug, Clone, Args)]
+pub struct ClientAddressConfig {
+    /// Reverse proxies whose `CLIENT_IP_HEADER` is believed; empty: the TCP peer, always.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    #[arg(long, env = "CLIENT_IP_HEADER", default_value = "x-forwarded-for", value_parser = parse_header_name)]
+    pub client_ip_header: String,
+}
+
+impl Default for ClientAddressConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: crate::client_ip::TrustedProxies::default(),
+            client_ip_header: "x-forwarded-for".into(),
+        }
+    }
+}
+
+/// A header name, lower-cased as `HeaderMap` looks it up.
+fn parse_header_name(s: &str) -> Result<String, String> {
+    axum::http::HeaderName::from_bytes(s.trim().as_bytes())
+        .map(|name| name.as_str().to_owned())
+        .map_err(|_| format!("{s:?} is not a header name"))
 }
 
 /// Who may sign in to the dashboard with an emailed link.
@@ -350,6 +382,9 @@ pub struct UnlockConfig {
     /// Bounds CPU and memory spent on guesses, so a flood of them cannot starve redirects.
     #[arg(long, env = "UNLOCK_VERIFY_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub unlock_verify_concurrency: u32,
+    /// The ceiling per link across all addresses: stops a guesser with many addresses.
+    #[arg(long, env = "UNLOCK_MAX_FAILURES_PER_LINK", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub unlock_max_failures_per_link: u32,
 }
 
 /// Requests per API key per sliding minute, by the key owner's subscription tier; per user for

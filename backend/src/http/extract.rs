@@ -5,9 +5,11 @@
 //! `validation_failed`, naming the field), so a misspelt option never silently does nothing.
 
 use super::MAX_BODY_BYTES;
+use crate::client_ip;
 use crate::error::AppError;
+use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -72,4 +74,30 @@ where
     D: serde::Deserializer<'de>,
 {
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+/// The client address ([`crate::client_ip::client_ip`]): the TCP peer, or what a trusted proxy
+/// says it is (`TRUSTED_PROXIES`, `CLIENT_IP_HEADER`).
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(peer) = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .copied()
+            .ok_or_else(|| AppError::Internal("the server records no peer address".into()))?;
+        let config = &state.config.client_address;
+        Ok(Self(client_ip::client_ip(
+            peer.ip(),
+            &parts.headers,
+            &config.trusted_proxies,
+            &config.client_ip_header,
+        )))
+    }
 }

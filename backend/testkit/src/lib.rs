@@ -14,8 +14,8 @@ pub use maildev::MailDev;
 use smo1_origin::app::Background;
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::config::{
-    BillingConfig, ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig,
-    Secret, SignInConfig, UnlockConfig,
+    BillingConfig, ClickConfig, ClickHouseConfig, ClientAddressConfig, DataConfig, OriginConfig,
+    RateLimitConfig, Secret, SignInConfig, UnlockConfig,
 };
 use smo1_origin::http::{self, bridge};
 use smo1_origin::state::AppState;
@@ -237,8 +237,10 @@ pub fn origin_config_over(
             unlock_cookie_secret: Secret::new(TEST_UNLOCK_COOKIE_SECRET),
             unlock_cookie_ttl: Duration::from_secs(3600),
             unlock_verify_concurrency: 2,
+            unlock_max_failures_per_link: 30,
         },
         sign_in: SignInConfig::default(),
+        client_address: ClientAddressConfig::default(),
     }
 }
 
