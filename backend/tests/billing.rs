@@ -340,3 +340,28 @@ async fn a_processing_failure_leaves_the_event_retryable() {
     assert_eq!(tier(&app, "late@example.com").await, "pro");
     assert_eq!(stored(&app).await, [("msg_l".into(), true, None)]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_signature_header_is_refused_before_any_mac() {
+    let app = TestApp::start().await;
+    // The reproduction: 80 KB of empty candidates, each of which used to re-MAC a 60 KB body.
+    let body = format!(r#"{{"type":"x","pad":"{}"}}"#, "a".repeat(60_000));
+    let response = app
+        .http
+        .post(app.url("/webhooks/polar"))
+        .header("webhook-id", "msg_big")
+        .header("webhook-timestamp", now().to_string())
+        .header("webhook-signature", "v1, ".repeat(20_000))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": {"code": "malformed_request", "message":
+            "webhook-signature header is over 1024 bytes or holds over 8 signatures"}})
+    );
+    assert!(stored(&app).await.is_empty(), "nothing stored");
+}
