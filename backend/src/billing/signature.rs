@@ -207,7 +207,7 @@ mod tests {
             Ok(()),
             "the last of the allowed candidates"
         );
-        let nine = vec![decoy.as_str(); MAX_SIGNATURES + 1].join(" ");
+        let nine = [decoy.as_str(); MAX_SIGNATURES + 1].join(" ");
         assert_eq!(
             verify(SECRET, &delivery("1764000000", &nine), b"{}", 1_764_000_000),
             Err(SignatureError::TooManySignatures)
