@@ -12,7 +12,7 @@
 //! | `ORIGIN_BIND` | `127.0.0.1:8080` | address the origin listens on |
 //! | `DASHBOARD_DIR` | `dashboard/dist` | the built dashboard (`npm run build` in `dashboard/`), served at `/dashboard/`; relative to the working directory |
 //! | `INTERNAL_SECRET` | required | shared secret the edge sends to `/internal/*` (secret) |
-//! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve; destinations may not point there |
+//! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve (spaces around entries ignored); destinations may not point there, nor at the hosts of `PUBLIC_URL` and `SHORT_URL_BASE` |
 //! | `SHORT_URL_BASE` | `http://127.0.0.1:8787` (the local edge) | public base of short links (`https://sho.rt`): the dashboard shows `<base>/<slug>` and QR codes encode it |
 //! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{slug}` entries |
 //! | `NEGATIVE_CACHE_TTL_SECS` | `30` | TTL of "no such link" entries |
@@ -51,6 +51,7 @@
 //! A bad value fails at start and names the variable (clap reports it).
 
 use clap::Args;
+use smo1_core::destination;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -187,7 +188,8 @@ pub struct OriginConfig {
         long,
         env = "SHORT_DOMAINS",
         default_value = "localhost",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_domain
     )]
     pub short_domains: Vec<String>,
     /// Where visitors follow short links (scheme, host, optional port), no trailing slash: what
@@ -244,6 +246,28 @@ fn parse_header_name(s: &str) -> Result<String, String> {
     axum::http::HeaderName::from_bytes(s.trim().as_bytes())
         .map(|name| name.as_str().to_owned())
         .map_err(|_| format!("{s:?} is not a header name"))
+}
+
+impl OriginConfig {
+    /// Hosts a destination may not point at, as a loop back to us: the short domains and the
+    /// hosts of `SHORT_URL_BASE` and `PUBLIC_URL`.
+    pub fn own_hosts(&self) -> Vec<String> {
+        let bases = [&self.short_url_base, &self.sign_in.public_url];
+        self.short_domains
+            .iter()
+            .cloned()
+            .chain(bases.iter().filter_map(|base| destination::host_of(base)))
+            .collect()
+    }
+}
+
+/// A domain of `SHORT_DOMAINS`, compared as [`destination::normalise_host`] does.
+fn parse_domain(s: &str) -> Result<String, String> {
+    let domain = destination::normalise_host(s);
+    if domain.is_empty() || domain.contains(['/', ':', ' ']) {
+        return Err(format!("{s:?} is not a domain name"));
+    }
+    Ok(domain)
 }
 
 /// Who may sign in to the dashboard with an emailed link.
@@ -466,6 +490,36 @@ mod tests {
         assert!(parse_smtp_url("smtp://127.0.0.1:1025").is_ok());
         assert_eq!(parse_smtp_url(""), Ok(Secret::new("")));
         assert!(parse_smtp_url("http://mail.example.com").is_err());
+    }
+
+    #[test]
+    fn short_domains_are_trimmed_and_the_origins_own_hosts_are_ours() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: OriginConfig,
+        }
+        let Cli { config } = clap::Parser::try_parse_from([
+            "smo1-origin",
+            "--short-domains=sho.rt, go.sho.rt ,GO2.sho.rt.",
+            "--short-url-base=https://S.example.com",
+            "--public-url=https://app.example.com:8443/smo1",
+            "--internal-secret=i",
+            "--visitor-salt-secret=v",
+            "--unlock-cookie-secret=u",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.own_hosts(),
+            [
+                "sho.rt",
+                "go.sho.rt",
+                "go2.sho.rt",
+                "s.example.com",
+                "app.example.com"
+            ]
+        );
+        assert!(parse_domain(" ").is_err());
     }
 
     #[test]

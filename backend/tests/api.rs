@@ -524,6 +524,11 @@ async fn invalid_links_are_refused_with_exact_errors() {
             "destination must not point at this short domain",
         ),
         (
+            // The origin's own PUBLIC_URL host, in another case and with a trailing dot.
+            json!({"destination": "http://127.0.0.1.:8080/dashboard/"}),
+            "destination must not point at this short domain",
+        ),
+        (
             json!({"destination": format!("https://example.com/{}", "a".repeat(2048))}),
             "destination is longer than 2048 characters",
         ),

@@ -115,7 +115,11 @@ mod tests {
              &utm_source=news&utm_campaign=c&ref=a%20b"
         );
         assert_eq!(
-            merge("https://example.com/?q=%7E+x", &Utm::default(), Some("v=%C3%A9")),
+            merge(
+                "https://example.com/?q=%7E+x",
+                &Utm::default(),
+                Some("v=%C3%A9")
+            ),
             "https://example.com/?q=%7E+x&v=%C3%A9"
         );
     }
