@@ -12,6 +12,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 /// `axum::Json`, with rejections as [`AppError`]s.
@@ -63,6 +64,33 @@ where
             }
             Err(other) => Err(AppError::BadRequest(other.body_text())),
         }
+    }
+}
+
+/// The earliest instant a date parameter may name: the Unix epoch.
+pub const EARLIEST_INSTANT: &str = "1970-01-01T00:00:00Z";
+/// The first instant a date parameter may no longer name (ClickHouse's `DateTime` ends in 2106).
+pub const INSTANT_LIMIT: &str = "2100-01-01T00:00:00Z";
+
+/// `at` (the parameter `name`), when it lies in the range every date parameter must
+/// ([`EARLIEST_INSTANT`] to [`INSTANT_LIMIT`]): far-off dates parse but would overflow later
+/// arithmetic and the stores, so they are refused before anything else looks at them.
+pub fn supported_instant(
+    name: &str,
+    at: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    let bound = |rfc3339| {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .expect("the bounds are RFC 3339")
+            .to_utc()
+    };
+    match at {
+        Some(at) if at < bound(EARLIEST_INSTANT) || at >= bound(INSTANT_LIMIT) => {
+            Err(AppError::Validation(format!(
+                "{name} must be from {EARLIEST_INSTANT} and before {INSTANT_LIMIT}"
+            )))
+        }
+        _ => Ok(at),
     }
 }
 
