@@ -45,11 +45,12 @@ pub enum Credential {
 }
 
 impl Principal {
-    /// What the `/v1` rate limit counts against: the API key, or the user of a session (all of a
-    /// user's browsers share one budget, so signing in again does not reset it).
+    /// What the `/v1` rate limit counts against: the account, for API keys (all of a user's
+    /// keys share one budget, so more keys are not more requests) and, apart, for sessions (all
+    /// of a user's browsers share one, so signing in again does not reset it).
     pub fn rate_limit_identifier(&self) -> String {
         match &self.credential {
-            Credential::ApiKey(key_id) => key_id.to_string(),
+            Credential::ApiKey(_) => format!("api-user:{}", self.user_id),
             Credential::Session(_) => format!("session-user:{}", self.user_id),
         }
     }
