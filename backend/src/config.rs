@@ -11,6 +11,7 @@
 //! | `CLICKHOUSE_PASSWORD` | empty | ClickHouse password (secret) |
 //! | `ORIGIN_BIND` | `127.0.0.1:8080` | address the origin listens on |
 //! | `DASHBOARD_DIR` | `dashboard/dist` | the built dashboard (`npm run build` in `dashboard/`), served at `/dashboard/`; relative to the working directory |
+//! | `METRICS_TOKEN` | empty (`/metrics` off) | bearer token of `/metrics` and of `/readyz`'s per-dependency details; without it `/readyz` only says `ready` or `degraded` (secret) |
 //! | `INTERNAL_SECRET` | required | shared secret the edge sends to `/internal/*` (secret) |
 //! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve (spaces around entries ignored); destinations may not point there, nor at the hosts of `PUBLIC_URL` and `SHORT_URL_BASE` |
 //! | `SHORT_URL_BASE` | `http://127.0.0.1:8787` (the local edge) | public base of short links (`https://sho.rt`): the dashboard shows `<base>/<slug>` and QR codes encode it |
@@ -184,6 +185,9 @@ pub struct OriginConfig {
     pub dashboard_dir: PathBuf,
     #[arg(long, env = "INTERNAL_SECRET", hide_env_values = true)]
     pub internal_secret: Secret,
+    /// Operators' bearer token for `/metrics` and `/readyz` details; empty: `/metrics` is off.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, default_value = "", value_parser = parse_optional_secret)]
+    pub metrics_token: Secret,
     #[arg(
         long,
         env = "SHORT_DOMAINS",

@@ -1523,7 +1523,7 @@ async fn rate_limits_fail_open_when_redis_is_down() {
 
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("x-ratelimit-limit").is_none());
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("smo1_rate_limit_fail_open_total 1"),
         "{metrics}"

@@ -266,7 +266,7 @@ async fn concurrent_duplicate_deliveries_are_processed_exactly_once() {
         .filter(|o| **o == json!({"status": "duplicate"}))
         .count();
     assert_eq!((processed, duplicates), (1, 9), "{outcomes:?}");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("smo1_webhooks_processed_total 1"),
         "{metrics}"

@@ -89,6 +89,14 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
+/// Whether the request's bearer token is `secret` (compared in constant time); never for an empty
+/// `secret`, which means the credential is not configured.
+pub fn presents_secret(headers: &axum::http::HeaderMap, secret: &str) -> bool {
+    let presented = bearer_token(headers).unwrap_or_default();
+    !secret.is_empty()
+        && constant_time_eq::constant_time_eq(presented.as_bytes(), secret.as_bytes())
+}
+
 /// Authenticates the bearer key or else the session cookie; answers 401 `unauthorized` for a
 /// missing, unknown or revoked key and for a session that has ended (then also dropping the
 /// cookie), 503 `sign_in_unavailable` for a cookie while Redis is down.

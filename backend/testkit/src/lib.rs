@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret";
+pub const TEST_METRICS_TOKEN: &str = "test-metrics-token";
 pub const TEST_UPSTASH_TOKEN: &str = "test-upstash-token";
 pub const TEST_VISITOR_SALT: &str = "test-visitor-salt";
 pub const TEST_POLAR_SECRET: &str = "polar_whs_test_secret";
@@ -211,6 +212,7 @@ pub fn origin_config_over(
         // The repository's build (scripts/test builds it); tests of serving it use their own.
         dashboard_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dashboard/dist")),
         internal_secret: Secret::new(TEST_INTERNAL_SECRET),
+        metrics_token: Secret::new(TEST_METRICS_TOKEN),
         short_domains: vec!["sho.rt".into(), "localhost".into()],
         short_url_base: "https://sho.rt".into(),
         link_cache_ttl: Duration::from_secs(300),
