@@ -29,7 +29,7 @@
 //! | `TOTAL_CLICKS_SYNC_INTERVAL_SECS` | `60` | how often `links.total_clicks` is synced from ClickHouse |
 //! | `BRIDGE_BIND` | `127.0.0.1:8079` | address of the local Upstash REST bridge |
 //! | `UPSTASH_REDIS_REST_TOKEN` | required for the bridge | token the bridge expects (secret) |
-//! | `RATE_LIMIT_FREE_PER_MINUTE` | `60` | `/v1` requests per API key per sliding minute, free tier |
+//! | `RATE_LIMIT_FREE_PER_MINUTE` | `60` | `/v1` requests per account (all its API keys together) per sliding minute, free tier |
 //! | `RATE_LIMIT_PRO_PER_MINUTE` | `600` | the same, pro tier |
 //! | `RATE_LIMIT_BUSINESS_PER_MINUTE` | `3000` | the same, business tier |
 //! | `RATE_LIMIT_SESSION_PER_MINUTE` | `600` | `/v1` requests per dashboard user per sliding minute, any tier |
@@ -415,8 +415,8 @@ pub struct UnlockConfig {
     pub unlock_max_failures_per_link: u32,
 }
 
-/// Requests per API key per sliding minute, by the key owner's subscription tier; per user for
-/// dashboard sessions.
+/// Requests per account per sliding minute: all of a user's API keys share one budget, by their
+/// subscription tier; their dashboard sessions share another.
 #[derive(Debug, Clone, Args)]
 pub struct RateLimitConfig {
     #[arg(long, env = "RATE_LIMIT_FREE_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
