@@ -21,7 +21,7 @@ pub enum Reservation {
 /// Records a failed attempt of `ip` on `link_id` unless its address group already has
 /// [`MAX_FAILED_ATTEMPTS`] failures within the window, or the link `link_ceiling` from all
 /// addresses. An advisory lock per link makes the counts and the insert one step, so
-/// concurrent guesses cannot slip past either limit. Uses `protection_attempts_link_ip_idx`.
+/// concurrent guesses cannot slip past either limit. Uses `protection_attempts_link_created_idx`.
 #[tracing::instrument(skip(db))]
 pub async fn reserve_attempt(
     db: &PgPool,
