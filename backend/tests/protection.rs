@@ -269,3 +269,34 @@ async fn protecting_a_link_of_someone_else_costs_no_hashing() {
         assert_eq!(refused.code(), "not_found", "{refused:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_checks_that_will_run_wait_for_a_verifier() {
+    let app = TestApp::start_with(|c| c.unlock.unlock_verify_concurrency = 1).await;
+    let link = protected(&app, "vault", "4821").await;
+    guesses(&app, 5, |_| "198.51.100.9".into()).await;
+    let _all_verifiers = app.state.verifier.permit().await.unwrap();
+
+    let (status, body) = unlock(&app, "nothing", "4821", "198.51.100.9").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = unlock(&app, "vault", "4821", "198.51.100.9").await;
+    assert_eq!(
+        (status, body["outcome"].clone()),
+        (StatusCode::OK, json!("locked"))
+    );
+
+    // A check that finds no free verifier is not counted against the visitor.
+    let (status, body) = unlock(&app, "vault", "0000", "203.0.113.9").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::SERVICE_UNAVAILABLE, json!("busy"))
+    );
+    let counted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM protection_attempts WHERE link_id = $1 AND ip_address = '203.0.113.9'",
+    )
+    .bind(link.id)
+    .fetch_one(&app.state.db)
+    .await
+    .unwrap();
+    assert_eq!(counted, 0);
+}

@@ -91,6 +91,16 @@ pub async fn reserve_attempt(
     })
 }
 
+/// Forgets a reserved attempt whose secret was never checked (no verifier was free).
+#[tracing::instrument(skip(db))]
+pub async fn cancel_attempt(db: &PgPool, attempt: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM protection_attempts WHERE id = $1")
+        .bind(attempt)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 #[tracing::instrument(skip(db))]
 pub async fn mark_attempt_succeeded(db: &PgPool, attempt: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE protection_attempts SET succeeded = true WHERE id = $1")

@@ -90,14 +90,13 @@ pub async fn clear(state: &AppState, user_id: Uuid, id: Uuid) -> Result<Link> {
 /// Checks a visitor's secret for `slug`, from the client address `ip`. Every check first
 /// reserves a failed attempt under a per-link lock, so parallel guesses can never exceed the
 /// limits; a correct secret then marks its attempt succeeded. Locked out: no secret is checked,
-/// not even a correct one.
+/// not even a correct one, and no verifier is waited for.
 pub async fn unlock(
     state: &AppState,
     slug: &str,
     secret: String,
     ip: IpAddr,
 ) -> Result<UnlockOutcome> {
-    let _permit = state.verifier.permit().await?;
     let target = repo::find_protection(&state.db, slug)
         .await?
         .ok_or(AppError::NotFound("link"))?;
@@ -132,6 +131,15 @@ pub async fn unlock(
                 attempts_left,
             } => (attempt, attempts_left),
         };
+    // Only a check that will run waits for a verifier: unknown links and locked-out guesses
+    // never take one. A check that found none is not held against the visitor.
+    let _permit = match state.verifier.permit().await {
+        Ok(permit) => permit,
+        Err(busy) => {
+            attempts::cancel_attempt(&state.db, attempt).await?;
+            return Err(busy);
+        }
+    };
     let correct = blocking(move || {
         PasswordHash::new(&hash)
             .is_ok_and(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
