@@ -4,11 +4,31 @@
 
 use crate::config::EdgeConfig;
 use crate::origin;
+use futures_util::StreamExt;
 use smo1_core::click;
 use smo1_core::pages::Page;
 use smo1_core::unlock::UnlockRequest;
+use smo1_core::unlock::MAX_FORM_BYTES;
 use smo1_core::visit::{FormPost, Outcome};
 use worker::{console_error, Request};
+
+/// The form's body, read only up to [`MAX_FORM_BYTES`]: a chunked body declares no length, and
+/// reading one of any size into memory would let a single request exhaust the isolate.
+async fn read_bounded(req: &mut Request) -> Result<Vec<u8>, Page> {
+    // No body at all: an empty form.
+    let Ok(mut chunks) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| Page::UnsupportedForm)?;
+        if body.len() + chunk.len() > MAX_FORM_BYTES {
+            return Err(Page::FormTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// Reads the form's body and asks the origin whether its secret unlocks the link.
 pub async fn check<'e>(req: &mut Request, config: &EdgeConfig, form: FormPost<'e>) -> Outcome<'e> {
@@ -18,8 +38,9 @@ pub async fn check<'e>(req: &mut Request, config: &EdgeConfig, form: FormPost<'e
         .ok()
         .flatten()
         .unwrap_or_default();
-    let Ok(body) = req.bytes().await else {
-        return Outcome::Page(Page::UnsupportedForm);
+    let body = match read_bounded(req).await {
+        Ok(body) => body,
+        Err(page) => return Outcome::Page(page),
     };
     let secret = match form.secret(&body) {
         Ok(secret) => secret,

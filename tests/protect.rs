@@ -334,3 +334,34 @@ async fn bad_posts_get_clear_answers() {
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunked_form_is_read_only_up_to_its_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start().await;
+    protected(&stack, "vault", Protection::Pin, "4821").await;
+    let address = stack.worker_url.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket
+        .write_all(
+            b"POST /vault HTTP/1.1\r\nHost: localhost\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // Twice the limit, and then the body never ends: a worker that waits for all of it never
+    // answers, one that stops at the limit answers at once.
+    let chunk = format!("1000\r\n{}\r\n", "a".repeat(0x1000));
+    for _ in 0..(2 * unlock::MAX_FORM_BYTES / 0x1000) {
+        socket.write_all(chunk.as_bytes()).await.unwrap();
+    }
+    let mut answer = vec![0; 12];
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        socket.read_exact(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "no answer while the body was still open");
+    assert_eq!(String::from_utf8_lossy(&answer), "HTTP/1.1 413");
+}

@@ -13,8 +13,9 @@
 //! | `CLICKHOUSE_PASSWORD` | empty | ClickHouse password (secret) |
 //! | `ORIGIN_BIND` | `127.0.0.1:8080` | address the origin listens on |
 //! | `DASHBOARD_DIR` | `dashboard/dist` | the built dashboard (`npm run build` in `dashboard/`), served at `/dashboard/`; relative to the working directory |
+//! | `METRICS_TOKEN` | empty (`/metrics` off) | bearer token of `/metrics` and of `/readyz`'s per-dependency details; without it `/readyz` only says `ready` or `degraded` (secret) |
 //! | `INTERNAL_SECRET` | required | shared secret the edge sends to `/internal/*` (secret) |
-//! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve; destinations may not point there |
+//! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve (spaces around entries ignored); destinations may not point there, nor at the hosts of `PUBLIC_URL` and `SHORT_URL_BASE` |
 //! | `SHORT_URL_BASE` | `http://127.0.0.1:8787` (the local edge) | public base of short links (`https://sho.rt`): the dashboard shows `<base>/<slug>` and QR codes encode it |
 //! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{slug}` entries |
 //! | `NEGATIVE_CACHE_TTL_SECS` | `30` | TTL of "no such link" entries |
@@ -31,12 +32,15 @@
 //! | `TOTAL_CLICKS_SYNC_INTERVAL_SECS` | `60` | how often `links.total_clicks` is synced from ClickHouse |
 //! | `BRIDGE_BIND` | `127.0.0.1:8079` | address of the local Upstash REST bridge |
 //! | `UPSTASH_REDIS_REST_TOKEN` | required for the bridge | token the bridge expects (secret) |
-//! | `RATE_LIMIT_FREE_PER_MINUTE` | `60` | `/v1` requests per API key per sliding minute, free tier |
+//! | `RATE_LIMIT_FREE_PER_MINUTE` | `60` | `/v1` requests per account (all its API keys together) per sliding minute, free tier |
 //! | `RATE_LIMIT_PRO_PER_MINUTE` | `600` | the same, pro tier |
 //! | `RATE_LIMIT_BUSINESS_PER_MINUTE` | `3000` | the same, business tier |
 //! | `RATE_LIMIT_SESSION_PER_MINUTE` | `600` | `/v1` requests per dashboard user per sliding minute, any tier |
 //! | `UNLOCK_COOKIE_SECRET` | required | HMAC key of unlock cookies of protected links; must equal the worker's (secret) |
 //! | `UNLOCK_COOKIE_TTL_SECS` | `3600` | how long an unlocked protected link stays unlocked for a browser |
+//! | `UNLOCK_MAX_FAILURES_PER_LINK` | `30` | failed PIN/password entries per protected link per 15 minutes, across all addresses, before it refuses every entry until the oldest leaves the window (each address, or IPv6 /64, has 5 of its own) |
+//! | `TRUSTED_PROXIES` | empty (none) | comma-separated addresses or CIDR blocks of reverse proxies in front of the origin; only from them is `CLIENT_IP_HEADER` believed, otherwise the client address is the TCP peer |
+//! | `CLIENT_IP_HEADER` | `x-forwarded-for` | where a trusted proxy puts the client address: `x-forwarded-for` (read right to left past trusted proxies) or a one-address header such as `cf-connecting-ip` or `x-real-ip` |
 //! | `UNLOCK_VERIFY_CONCURRENCY` | `2` | argon2id hashes/verifications running at once (each ~19 MiB, tens of ms of one core) |
 //! | `PUBLIC_URL` | `http://127.0.0.1:8080` | the origin's public base URL; sign-in links point there |
 //! | `REGISTRATION` | `closed` | who may sign in: `closed` (existing users only), `invite` (plus invited emails), `open` (anyone; the first sign-in creates the user) |
@@ -51,6 +55,7 @@
 //! A bad value fails at start and names the variable (clap reports it).
 
 use clap::Args;
+use smo1_core::destination;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -205,11 +210,15 @@ pub struct OriginConfig {
     pub dashboard_dir: PathBuf,
     #[arg(long, env = "INTERNAL_SECRET", hide_env_values = true)]
     pub internal_secret: Secret,
+    /// Operators' bearer token for `/metrics` and `/readyz` details; empty: `/metrics` is off.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, default_value = "", value_parser = parse_optional_secret)]
+    pub metrics_token: Secret,
     #[arg(
         long,
         env = "SHORT_DOMAINS",
         default_value = "localhost",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_domain
     )]
     pub short_domains: Vec<String>,
     /// Where visitors follow short links (scheme, host, optional port), no trailing slash: what
@@ -240,6 +249,57 @@ pub struct OriginConfig {
     pub unlock: UnlockConfig,
     #[command(flatten)]
     pub sign_in: SignInConfig,
+    #[command(flatten)]
+    pub client_address: ClientAddressConfig,
+}
+
+/// Where the client address of a visitor or a sign-in request comes from
+/// ([`crate::client_ip::client_ip`]).
+#[derive(Debug, Clone, Args)]
+pub struct ClientAddressConfig {
+    /// Reverse proxies whose `CLIENT_IP_HEADER` is believed; empty: the TCP peer, always.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    #[arg(long, env = "CLIENT_IP_HEADER", default_value = "x-forwarded-for", value_parser = parse_header_name)]
+    pub client_ip_header: String,
+}
+
+impl Default for ClientAddressConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: crate::client_ip::TrustedProxies::default(),
+            client_ip_header: "x-forwarded-for".into(),
+        }
+    }
+}
+
+/// A header name, lower-cased as `HeaderMap` looks it up.
+fn parse_header_name(s: &str) -> Result<String, String> {
+    axum::http::HeaderName::from_bytes(s.trim().as_bytes())
+        .map(|name| name.as_str().to_owned())
+        .map_err(|_| format!("{s:?} is not a header name"))
+}
+
+impl OriginConfig {
+    /// Hosts a destination may not point at, as a loop back to us: the short domains and the
+    /// hosts of `SHORT_URL_BASE` and `PUBLIC_URL`.
+    pub fn own_hosts(&self) -> Vec<String> {
+        let bases = [&self.short_url_base, &self.sign_in.public_url];
+        self.short_domains
+            .iter()
+            .cloned()
+            .chain(bases.iter().filter_map(|base| destination::host_of(base)))
+            .collect()
+    }
+}
+
+/// A domain of `SHORT_DOMAINS`, compared as [`destination::normalise_host`] does.
+fn parse_domain(s: &str) -> Result<String, String> {
+    let domain = destination::normalise_host(s);
+    if domain.is_empty() || domain.contains(['/', ':', ' ']) {
+        return Err(format!("{s:?} is not a domain name"));
+    }
+    Ok(domain)
 }
 
 /// Who may sign in to the dashboard with an emailed link.
@@ -378,10 +438,13 @@ pub struct UnlockConfig {
     /// Bounds CPU and memory spent on guesses, so a flood of them cannot starve redirects.
     #[arg(long, env = "UNLOCK_VERIFY_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub unlock_verify_concurrency: u32,
+    /// The ceiling per link across all addresses: stops a guesser with many addresses.
+    #[arg(long, env = "UNLOCK_MAX_FAILURES_PER_LINK", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub unlock_max_failures_per_link: u32,
 }
 
-/// Requests per API key per sliding minute, by the key owner's subscription tier; per user for
-/// dashboard sessions.
+/// Requests per account per sliding minute: all of a user's API keys share one budget, by their
+/// subscription tier; their dashboard sessions share another.
 #[derive(Debug, Clone, Args)]
 pub struct RateLimitConfig {
     #[arg(long, env = "RATE_LIMIT_FREE_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
@@ -461,6 +524,36 @@ mod tests {
         assert!(parse_smtp_url("smtp://127.0.0.1:1025").is_ok());
         assert_eq!(parse_smtp_url(""), Ok(Secret::new("")));
         assert!(parse_smtp_url("http://mail.example.com").is_err());
+    }
+
+    #[test]
+    fn short_domains_are_trimmed_and_the_origins_own_hosts_are_ours() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: OriginConfig,
+        }
+        let Cli { config } = clap::Parser::try_parse_from([
+            "smo1-origin",
+            "--short-domains=sho.rt, go.sho.rt ,GO2.sho.rt.",
+            "--short-url-base=https://S.example.com",
+            "--public-url=https://app.example.com:8443/smo1",
+            "--internal-secret=i",
+            "--visitor-salt-secret=v",
+            "--unlock-cookie-secret=u",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.own_hosts(),
+            [
+                "sho.rt",
+                "go.sho.rt",
+                "go2.sho.rt",
+                "s.example.com",
+                "app.example.com"
+            ]
+        );
+        assert!(parse_domain(" ").is_err());
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("this slug is already taken")]
     SlugTaken,
+    #[error(
+        "this account already holds {max} API keys, the most its tier allows; revoke one first"
+    )]
+    ApiKeyLimit { max: u32 },
     #[error("request body is larger than {max_bytes} bytes")]
     PayloadTooLarge { max_bytes: usize },
     #[error("request body must be JSON (Content-Type: application/json)")]
@@ -73,7 +77,7 @@ impl AppError {
             Self::InsufficientScope(_) | Self::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::SlugTaken => StatusCode::CONFLICT,
+            Self::SlugTaken | Self::ApiKeyLimit { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -99,6 +103,7 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::SlugTaken => "slug_taken",
+            Self::ApiKeyLimit { .. } => "api_key_limit_reached",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
@@ -125,7 +130,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code: `malformed_request`, `unauthorized`, `insufficient_scope`,
-    /// `forbidden_origin`, `not_found`, `slug_taken`, `payload_too_large`, `unsupported_media_type`,
+    /// `forbidden_origin`, `not_found`, `slug_taken`, `api_key_limit_reached`, `payload_too_large`, `unsupported_media_type`,
     /// `validation_failed`, `rate_limited`, `internal_error`, `busy`, `sign_in_link_invalid`,
     /// `sign_in_unavailable`, `database_unavailable`, `cache_unavailable`,
     /// `analytics_unavailable`.

@@ -13,6 +13,7 @@ pub mod billing;
 pub mod cache;
 pub mod clickhouse;
 pub mod clicks;
+pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -1,5 +1,6 @@
-//! Per-API-key rate limits for `/v1` (applied by `http::rate_limit`): a sliding minute counted
-//! by [`crate::sliding_window`] (`rate:{key id}:{minute bucket}`, TTL 3600 s). If Redis is unavailable the limit fails open:
+//! Per-account rate limits for `/v1` (applied by `http::rate_limit`): a sliding minute counted
+//! by [`crate::sliding_window`] (`rate:api-user:{user id}:{minute bucket}` for API keys,
+//! `rate:session-user:…` for dashboard sessions, TTL 3600 s). If Redis is unavailable the limit fails open:
 //! the request is served, the failure logged and counted in `smo1_rate_limit_fail_open_total`.
 
 use crate::cache::Redis;

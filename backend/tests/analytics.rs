@@ -940,3 +940,50 @@ async fn recent_days_come_from_the_account_sorted_copy_until_they_age_out() {
     let link = f.get(&f.link(&format!("summary?{old}"))).await;
     assert_eq!(counts(&link), (Some(1), Some(1)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn far_off_dates_are_refused_in_every_date_parameter() {
+    let f = fixture().await;
+    let late = "%2B262142-12-31T00:00:00Z";
+    let early = "-262143-01-01T00:00:00Z";
+    let refused = |name: &str| {
+        error(
+            "validation_failed",
+            &format!("{name} must be from 1970-01-01T00:00:00Z and before 2100-01-01T00:00:00Z"),
+        )
+    };
+    let mut cases = Vec::new();
+    for endpoint in ["summary", "timeseries", "breakdown/country", "clicks"] {
+        for base in [f.link(endpoint), format!("/v1/analytics/{endpoint}")] {
+            cases.push((format!("{base}?to={late}"), "to"));
+            cases.push((format!("{base}?from={early}"), "from"));
+            cases.push((format!("{base}?from={late}&to={late}"), "to"));
+        }
+    }
+    cases.push((format!("/v1/links?created_after={late}"), "created_after"));
+    cases.push((
+        format!("/v1/links?created_before={early}"),
+        "created_before",
+    ));
+    for (path, name) in cases {
+        let (status, body) = f.app.call(Method::GET, &path, &f.key, None).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::UNPROCESSABLE_ENTITY, refused(name)),
+            "{path}"
+        );
+    }
+    let (status, body) = f
+        .app
+        .call(
+            Method::POST,
+            "/v1/links",
+            &f.key,
+            Some(json!({"destination": "https://example.com/", "expires_at": "+262142-12-31T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNPROCESSABLE_ENTITY, refused("expires_at"))
+    );
+}

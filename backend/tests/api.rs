@@ -524,6 +524,11 @@ async fn invalid_links_are_refused_with_exact_errors() {
             "destination must not point at this short domain",
         ),
         (
+            // The origin's own PUBLIC_URL host, in another case and with a trailing dot.
+            json!({"destination": "http://127.0.0.1.:8080/dashboard/"}),
+            "destination must not point at this short domain",
+        ),
+        (
             json!({"destination": format!("https://example.com/{}", "a".repeat(2048))}),
             "destination is longer than 2048 characters",
         ),
@@ -1394,7 +1399,7 @@ async fn rate_limits_are_exact_under_parallel_load() {
             &format!("rate limit exceeded; retry in {retry} s")
         )
     );
-    // Limits are per key.
+    // Limits are per account.
     let response = app
         .api(Method::GET, "/v1/me", &other.key)
         .send()
@@ -1402,6 +1407,62 @@ async fn rate_limits_are_exact_under_parallel_load() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-ratelimit-remaining"], "4");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_keys_of_an_account_share_one_rate_limit() {
+    let app = TestApp::start_with(|c| c.rate_limits.free_per_minute = 6).await;
+    let user = app.api_user("a@example.com").await;
+    let (status, second) = app
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            &user.key,
+            Some(json!({"name": "second"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let second = second["key"].as_str().unwrap().to_owned();
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let key = if i % 2 == 0 { &second } else { &user.key };
+        statuses.push(app.call(Method::GET, "/v1/me", key, None).await.0.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429], "one budget of 6");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_number_of_live_keys_is_bounded_by_the_tier() {
+    let app = TestApp::start().await;
+    let user = app.api_user("a@example.com").await;
+    let create = |name: String| {
+        app.call(
+            Method::POST,
+            "/v1/api-keys",
+            &user.key,
+            Some(json!({"name": name})),
+        )
+    };
+    let mut created = Vec::new();
+    for i in 1..5 {
+        let (status, key) = create(format!("k{i}")).await;
+        assert_eq!(status, StatusCode::CREATED, "{key}");
+        created.push(key["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        create("k5".into()).await,
+        (
+            StatusCode::CONFLICT,
+            error(
+                "api_key_limit_reached",
+                "this account already holds 5 API keys, the most its tier allows; revoke one first"
+            )
+        )
+    );
+    let revoke = format!("/v1/api-keys/{}", created[0]);
+    let (status, _) = app.call(Method::DELETE, &revoke, &user.key, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(create("k5".into()).await.0, StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1462,7 +1523,7 @@ async fn rate_limits_fail_open_when_redis_is_down() {
 
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("x-ratelimit-limit").is_none());
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("smo1_rate_limit_fail_open_total 1"),
         "{metrics}"

@@ -266,7 +266,7 @@ async fn concurrent_duplicate_deliveries_are_processed_exactly_once() {
         .filter(|o| **o == json!({"status": "duplicate"}))
         .count();
     assert_eq!((processed, duplicates), (1, 9), "{outcomes:?}");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("smo1_webhooks_processed_total 1"),
         "{metrics}"
@@ -339,4 +339,175 @@ async fn a_processing_failure_leaves_the_event_retryable() {
     );
     assert_eq!(tier(&app, "late@example.com").await, "pro");
     assert_eq!(stored(&app).await, [("msg_l".into(), true, None)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_signature_header_is_refused_before_any_mac() {
+    let app = TestApp::start().await;
+    // The reproduction: 80 KB of empty candidates, each of which used to re-MAC a 60 KB body.
+    let body = format!(r#"{{"type":"x","pad":"{}"}}"#, "a".repeat(60_000));
+    let response = app
+        .http
+        .post(app.url("/webhooks/polar"))
+        .header("webhook-id", "msg_big")
+        .header("webhook-timestamp", now().to_string())
+        .header("webhook-signature", "v1, ".repeat(20_000))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": {"code": "malformed_request", "message":
+            "webhook-signature header is over 1024 bytes or holds over 8 signatures"}})
+    );
+    assert!(stored(&app).await.is_empty(), "nothing stored");
+}
+
+/// A subscription event of `email` created by Polar at `at`.
+fn event_at(kind: &str, status: &str, product: &str, email: &str, at: &str) -> Value {
+    let mut event = subscription(kind, status, product, email);
+    event["timestamp"] = json!(at);
+    event
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_older_event_does_not_undo_a_newer_one() {
+    let app = TestApp::start().await;
+    app.api_user("late@example.com").await;
+    let revoked = event_at(
+        "subscription.revoked",
+        "revoked",
+        "prod_pro",
+        "late@example.com",
+        "2026-11-25T12:00:02Z",
+    );
+    let active = event_at(
+        "subscription.updated",
+        "active",
+        "prod_pro",
+        "late@example.com",
+        "2026-11-25T12:00:01Z",
+    );
+    let deliver = |id: &'static str, event: &Value| {
+        let event = event.clone();
+        let app = &app;
+        async move { deliver(app, id, &event, TEST_POLAR_SECRET, now()).await.1 }
+    };
+    assert_eq!(
+        deliver("msg_r", &revoked).await,
+        json!({"status": "processed"})
+    );
+    assert_eq!(
+        deliver("msg_a", &active).await,
+        json!({"status": "superseded"})
+    );
+    assert_eq!(tier(&app, "late@example.com").await, "free");
+    assert_eq!(stored(&app).await.len(), 2, "both kept, both processed");
+}
+
+/// Every order of `events`, each delivered twice.
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    permutations(n - 1)
+        .into_iter()
+        .flat_map(|shorter| {
+            (0..n).map(move |at| {
+                let mut order = shorter.clone();
+                order.insert(at, n - 1);
+                order
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_newest_event_wins_in_every_order_with_duplicates_and_concurrency() {
+    let app = TestApp::start().await;
+    // (kind, status, product, created at): pro, then business, then revoked.
+    let history = [
+        (
+            "subscription.created",
+            "active",
+            "prod_pro",
+            "2026-11-25T12:00:01Z",
+        ),
+        (
+            "subscription.updated",
+            "active",
+            "prod_business",
+            "2026-11-25T12:00:02Z",
+        ),
+        (
+            "subscription.revoked",
+            "revoked",
+            "prod_business",
+            "2026-11-25T12:00:03Z",
+        ),
+    ];
+    let mut expected = Vec::new();
+    let mut deliveries = tokio::task::JoinSet::new();
+    for (events, newest_tier) in [(2, "business"), (3, "free")] {
+        for (p, order) in permutations(events).into_iter().enumerate() {
+            for concurrent in [false, true] {
+                let email = format!("o{events}-{p}-{concurrent}@example.com");
+                app.api_user(&email).await;
+                expected.push((email.clone(), newest_tier));
+                let sends: Vec<(String, Value)> = order
+                    .iter()
+                    .flat_map(|&i| {
+                        let (kind, status, product, at) = history[i];
+                        let event = event_at(kind, status, product, &email, at);
+                        let id = format!("msg_{email}_{i}");
+                        [(id.clone(), event.clone()), (id, event)]
+                    })
+                    .collect();
+                let (http, url) = (app.http.clone(), app.url("/webhooks/polar"));
+                let send = move |(id, event): (String, Value)| {
+                    let http = http.clone();
+                    let url = url.clone();
+                    async move {
+                        let body = serde_json::to_vec(&event).unwrap();
+                        let ts = now().to_string();
+                        let sig = signature::signature(TEST_POLAR_SECRET, &id, &ts, &body);
+                        let response = http
+                            .post(url)
+                            .header("webhook-id", &id)
+                            .header("webhook-timestamp", ts)
+                            .header("webhook-signature", sig)
+                            .body(body)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(response.status(), StatusCode::OK);
+                    }
+                };
+                if concurrent {
+                    for delivery in sends {
+                        deliveries.spawn(send(delivery));
+                    }
+                } else {
+                    deliveries.spawn(async move {
+                        for delivery in sends {
+                            send(delivery).await;
+                        }
+                    });
+                }
+            }
+        }
+    }
+    deliveries.join_all().await;
+    for (email, newest_tier) in expected {
+        assert_eq!(tier(&app, &email).await, newest_tier, "{email}");
+    }
+    let processed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE processed_at IS NOT NULL")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+    assert_eq!(processed, 2 * 2 * 2 + 6 * 2 * 3, "each event once");
 }

@@ -201,7 +201,7 @@ async fn origin_redirects_go_through_the_batching_writer() {
     )
     .await;
     assert_eq!(previews, 20);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("smo1_clicks_enqueued_total 20"),
         "{metrics}"
@@ -242,7 +242,7 @@ async fn writer_spools_while_clickhouse_is_down_and_replays_when_it_returns() {
         outbox::depth(&app.state.db).await.unwrap() == 0
     })
     .await;
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     for line in [
         "smo1_clicks_failed_total 7",
         "smo1_clicks_spooled_total 7",

@@ -7,6 +7,7 @@ use common::{closed_port, custom, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use smo1_core::link::{CacheEntry, CachedLink, Utm};
+use smo1_origin::config::Secret;
 use smo1_origin::links::service;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,9 +24,9 @@ async fn healthz_is_always_ok() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn readyz_reports_every_dependency() {
+async fn readyz_reports_every_dependency_to_operators() {
     let app = TestApp::start().await;
-    let response = app.get("/readyz").await;
+    let response = app.operator_get("/readyz").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
@@ -45,7 +46,7 @@ async fn readyz_names_the_dependencies_that_are_down() {
         c.data.clickhouse.clickhouse_url = format!("http://127.0.0.1:{}", closed_port());
     })
     .await;
-    let response = app.get("/readyz").await;
+    let response = app.operator_get("/readyz").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "degraded");
@@ -53,6 +54,44 @@ async fn readyz_names_the_dependencies_that_are_down() {
     assert_eq!(body["redis"]["status"], "down");
     assert_eq!(body["clickhouse"]["status"], "down");
     assert!(body["clickhouse"]["error"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_public_sees_only_whether_the_origin_is_ready() {
+    let app = TestApp::start_with(|c| {
+        c.data.clickhouse.clickhouse_url = format!("http://127.0.0.1:{}", closed_port());
+    })
+    .await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "degraded"}),
+        "no dependency, host or error"
+    );
+    for token in [None, Some("wrong")] {
+        let mut request = app.http.get(app.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    // Without a METRICS_TOKEN there is no /metrics at all.
+    let app = TestApp::start_with(|c| c.metrics_token = Secret::new("")).await;
+    assert_eq!(
+        app.operator_get("/metrics").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.operator_get("/readyz")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+        json!({"status": "ready"})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -256,10 +295,7 @@ async fn metrics_count_lookups_and_cache_failures() {
             .await;
     app.internal_get("/internal/links/unknown").await;
 
-    let response = app.get("/metrics").await;
-
-    assert_eq!(response.status(), StatusCode::OK);
-    let text = response.text().await.unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(r#"smo1_link_lookups_total{outcome="missing"} 1"#),
         "{text}"

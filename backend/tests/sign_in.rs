@@ -637,3 +637,34 @@ async fn without_redis_sign_in_says_it_is_unavailable() {
         .unwrap();
     assert_eq!(tokens, 0);
 }
+
+/// Statuses of sign-in requests over HTTP, each claiming a new `x-forwarded-for` address.
+async fn forwarded_requests(app: &common::TestApp, count: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for i in 0..count {
+        let response = app
+            .http
+            .post(app.url("/v1/auth/sign-in"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .json(&serde_json::json!({"email": format!("u{i}@example.com")}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_per_ip_limit_believes_forwarded_for_only_from_a_trusted_proxy() {
+    let limited = |c: &mut smo1_origin::config::OriginConfig| c.sign_in.limit_per_ip = 2;
+    let app = common::TestApp::start_with(limited).await;
+    assert_eq!(forwarded_requests(&app, 3).await, [202, 202, 429]);
+
+    let app = common::TestApp::start_with(|c| {
+        limited(c);
+        c.client_address.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    assert_eq!(forwarded_requests(&app, 3).await, [202, 202, 202]);
+}

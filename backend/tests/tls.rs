@@ -258,7 +258,10 @@ async fn origin_refuses_endpoints_its_trust_store_does_not_vouch_for() {
     );
 
     let (mut child, addr) = testkit::spawn_serve(origin(&services, &db, None, &["serve"])).await;
-    let ready: serde_json::Value = reqwest::get(format!("http://{addr}/readyz"))
+    let ready: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{addr}/readyz"))
+        .bearer_auth(testkit::TEST_METRICS_TOKEN)
+        .send()
         .await
         .expect("readyz")
         .json()

@@ -34,8 +34,24 @@ impl std::fmt::Display for DestinationError {
 
 impl std::error::Error for DestinationError {}
 
-/// Validates `raw` and returns it normalised. `own_hosts` are the short domains we serve
-/// (compared case-insensitively, ports ignored).
+/// A host as compared here: lower case, without the trailing dot of a fully qualified name
+/// (`Sho.RT.` is `sho.rt`), surrounding spaces dropped.
+pub fn normalise_host(host: &str) -> String {
+    host.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The host of an absolute URL (`https://Links.Example.com:8443/x` → `links.example.com`),
+/// normalised ([`normalise_host`]); `None` when it has none.
+pub fn host_of(url: &str) -> Option<String> {
+    let url = Url::parse(url).ok()?;
+    match url.host()? {
+        Host::Domain(domain) => Some(normalise_host(domain)),
+        ip => Some(ip.to_string()),
+    }
+}
+
+/// Validates `raw` and returns it normalised. `own_hosts` are the hosts we serve (short domains,
+/// the origin's own), compared after [`normalise_host`], ports ignored.
 pub fn validate(raw: &str, own_hosts: &[String]) -> Result<Url, DestinationError> {
     let raw = raw.trim();
     if raw.is_empty() {
@@ -54,12 +70,8 @@ pub fn validate(raw: &str, own_hosts: &[String]) -> Result<Url, DestinationError
     if !url.username().is_empty() || url.password().is_some() {
         return Err(DestinationError::Credentials);
     }
-    let host = match url.host() {
-        Some(Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
-        Some(host) => host.to_string(),
-        None => return Err(DestinationError::MissingHost),
-    };
-    if own_hosts.iter().any(|own| own.eq_ignore_ascii_case(&host)) {
+    let host = host_of(url.as_str()).ok_or(DestinationError::MissingHost)?;
+    if own_hosts.iter().any(|own| normalise_host(own) == host) {
         return Err(DestinationError::OwnDomain);
     }
     if url.as_str().len() > MAX_LEN {
@@ -70,6 +82,19 @@ pub fn validate(raw: &str, own_hosts: &[String]) -> Result<Url, DestinationError
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hosts_of_urls_are_normalised() {
+        assert_eq!(
+            host_of("https://Links.Example.com.:8443/x").as_deref(),
+            Some("links.example.com")
+        );
+        assert_eq!(
+            host_of("http://127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(host_of("not a url"), None);
+    }
+
     use super::*;
 
     fn own() -> Vec<String> {
@@ -109,6 +134,11 @@ mod tests {
         for (raw, expected) in cases {
             assert_eq!(validate(raw, &own()), Err(expected), "{raw:?}");
         }
+        let untidy = vec![" Go.Sho.rt. ".to_owned()];
+        assert_eq!(
+            validate("https://GO.sho.rt./x", &untidy),
+            Err(DestinationError::OwnDomain)
+        );
         let long = format!("https://example.com/{}", "a".repeat(MAX_LEN));
         assert_eq!(validate(&long, &own()), Err(DestinationError::TooLong));
     }

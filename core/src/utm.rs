@@ -2,12 +2,23 @@
 //!
 //! Rules, in order of precedence:
 //! 1. the link's UTM fields replace any parameter of the same name in the destination;
-//! 2. the destination's own parameters stay as they are, in their order;
-//! 3. parameters from the visitor's request are appended when the destination does not already
-//!    name them (so `?ref=newsletter` passes through, but a visitor cannot override the link's UTM).
+//! 2. the destination's own parameters stay as they are, byte for byte, in their order (a signed
+//!    URL's `%20` stays `%20` and a bare `flag` stays `flag`: only names are decoded, to compare);
+//! 3. parameters from the visitor's request are appended, as sent, when the destination does not
+//!    already name them (so `?ref=newsletter` passes through, but a visitor cannot override the
+//!    link's UTM).
 
 use crate::link::Utm;
 use url::Url;
+
+/// The decoded name of one `name=value` segment of a query.
+fn name_of(segment: &str) -> String {
+    let name = segment.split_once('=').map_or(segment, |(name, _)| name);
+    url::form_urlencoded::parse(name.as_bytes())
+        .next()
+        .map(|(name, _)| name.into_owned())
+        .unwrap_or_default()
+}
 
 /// Returns the URL to redirect to. `destination` must be a valid absolute URL (validated when the
 /// link was saved); an unparsable one is returned unchanged rather than failing the redirect.
@@ -19,23 +30,33 @@ pub fn merge(destination: &str, utm: &Utm, visitor_query: Option<&str>) -> Strin
     let Ok(mut url) = Url::parse(destination) else {
         return destination.to_owned();
     };
-    let mut pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(name, _)| utm.pairs().all(|(utm_name, _)| utm_name != name))
-        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+    let replaced = |name: &str| utm.pairs().any(|(utm_name, _)| utm_name == name);
+    let mut segments: Vec<String> = url
+        .query()
+        .filter(|q| !q.is_empty())
+        .map(|q| q.split('&'))
+        .into_iter()
+        .flatten()
+        .filter(|segment| !replaced(&name_of(segment)))
+        .map(str::to_owned)
         .collect();
-    pairs.extend(utm.pairs().map(|(n, v)| (n.to_owned(), v.to_owned())));
-    if let Some(query) = visitor_query {
-        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            if !pairs.iter().any(|(existing, _)| *existing == name) {
-                pairs.push((name.into_owned(), value.into_owned()));
-            }
+    segments.extend(utm.pairs().map(|(name, value)| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair(name, value)
+            .finish()
+    }));
+    let mut names: Vec<String> = segments.iter().map(|s| name_of(s)).collect();
+    for segment in visitor_query.into_iter().flat_map(|q| q.split('&')) {
+        let name = name_of(segment);
+        if !segment.is_empty() && !names.contains(&name) {
+            segments.push(segment.to_owned());
+            names.push(name);
         }
     }
-    if pairs.is_empty() {
+    if segments.is_empty() {
         url.set_query(None);
     } else {
-        url.query_pairs_mut().clear().extend_pairs(pairs);
+        url.set_query(Some(&segments.join("&")));
     }
     url.into()
 }
@@ -82,6 +103,24 @@ mod tests {
         assert_eq!(
             merged,
             "https://example.com/?x=1&utm_source=news&utm_campaign=c&ref=tw"
+        );
+    }
+
+    #[test]
+    fn the_destinations_own_query_is_kept_byte_for_byte() {
+        let signed = "https://cdn.example.com/f?name=a%20b&flag&sig=x%2By%3D&utm_source=old";
+        assert_eq!(
+            merge(signed, &utm("news", "c"), Some("ref=a%20b&flag=2")),
+            "https://cdn.example.com/f?name=a%20b&flag&sig=x%2By%3D\
+             &utm_source=news&utm_campaign=c&ref=a%20b"
+        );
+        assert_eq!(
+            merge(
+                "https://example.com/?q=%7E+x",
+                &Utm::default(),
+                Some("v=%C3%A9")
+            ),
+            "https://example.com/?q=%7E+x&v=%C3%A9"
         );
     }
 

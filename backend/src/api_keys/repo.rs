@@ -115,6 +115,37 @@ pub async fn insert(
     Ok(row.into())
 }
 
+/// Inserts a key unless the user already holds `max_live` unrevoked keys (`None` then). The
+/// user's row is locked first, so concurrent creations cannot pass the bound.
+#[tracing::instrument(skip(db, hash))]
+pub async fn insert_bounded(
+    db: &PgPool,
+    max_live: u32,
+    user_id: Uuid,
+    name: &str,
+    prefix: &str,
+    hash: &[u8; 32],
+    scopes: &[Scope],
+) -> sqlx::Result<Option<ApiKey>> {
+    let mut tx = db.begin().await?;
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if live >= i64::from(max_live) {
+        return Ok(None);
+    }
+    let key = insert(&mut *tx, user_id, name, prefix, hash, scopes).await?;
+    tx.commit().await?;
+    Ok(Some(key))
+}
+
 /// The user's keys, newest first, revoked ones included (they show when they were revoked).
 #[tracing::instrument(skip(db))]
 pub async fn list(db: &PgPool, user_id: Uuid) -> sqlx::Result<Vec<ApiKey>> {

@@ -6,6 +6,11 @@
 //! once, in the same transaction that marks them processed; concurrent duplicate deliveries
 //! serialise on the unique index. A delivery whose processing fails is stored unprocessed with
 //! its error and answered 500, so Polar's retry processes it again.
+//!
+//! Events change a tier in the order Polar created them (their `timestamp`), not the order they
+//! arrive: the user row remembers the time of the event that set its tier, and an older event
+//! is stored and acknowledged (`superseded`) without changing it. Two events of the same instant
+//! apply in arrival order.
 
 pub mod signature;
 pub mod tiers;
@@ -23,12 +28,15 @@ pub use tiers::ProductTiers;
 struct Event {
     #[serde(rename = "type")]
     kind: String,
+    /// When Polar created the event.
+    timestamp: chrono::DateTime<chrono::Utc>,
     #[serde(default)]
     data: Value,
 }
 
 /// Stores a verified delivery and processes it exactly once; answers what became of it:
-/// `processed`, `ignored` (not a subscription change) or `duplicate` (processed before).
+/// `processed`, `ignored` (not a subscription change), `superseded` (a newer event already set
+/// the tier) or `duplicate` (processed before).
 #[tracing::instrument(skip(db, products, body))]
 pub async fn process(
     db: &PgPool,
@@ -146,23 +154,38 @@ async fn apply(
         .as_str()
         .and_then(|id| Uuid::parse_str(id).ok());
     let email = customer["email"].as_str();
+    // The row lock orders concurrent events of one user; the condition is checked again on the
+    // row the other one committed, so the newest event wins whatever the arrival order.
     let updated = sqlx::query(
-        "UPDATE users SET subscription_tier = $3
-          WHERE id = $1 OR ($1 IS NULL AND lower(email) = lower($2))",
+        "UPDATE users SET subscription_tier = $3, subscription_event_at = $4
+          WHERE (id = $1 OR ($1 IS NULL AND lower(email) = lower($2)))
+            AND (subscription_event_at IS NULL OR subscription_event_at <= $4)",
     )
     .bind(external_id)
     .bind(email)
     .bind(tier)
+    .bind(event.timestamp)
     .execute(&mut **tx)
     .await
     .map_err(|e| format!("database: {e}"))?;
-    if updated.rows_affected() == 0 {
-        // The customer may sign up after paying: a later retry can still match.
-        return Err(format!(
-            "no user matches customer external_id {external_id:?} / email {email:?}"
-        ));
+    if updated.rows_affected() > 0 {
+        return Ok("processed");
     }
-    Ok("processed")
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 OR ($1 IS NULL AND lower(email) = lower($2)))",
+    )
+    .bind(external_id)
+    .bind(email)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| format!("database: {e}"))?;
+    if known {
+        return Ok("superseded");
+    }
+    // The customer may sign up after paying: a later retry can still match.
+    Err(format!(
+        "no user matches customer external_id {external_id:?} / email {email:?}"
+    ))
 }
 
 #[cfg(test)]

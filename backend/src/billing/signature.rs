@@ -4,6 +4,10 @@
 //! `webhook-signature: v1,<sig> [v1,<sig> …]` (several during secret rotation). Polar's SDK keys
 //! the HMAC with the UTF-8 bytes of the secret exactly as its dashboard shows it, so that is the
 //! key here too — no `whsec_` prefix handling, no base64 decoding of the secret.
+//!
+//! Verification runs before any authentication, so its cost is bounded whatever is sent: the
+//! body and the signature header have size limits, at most [`MAX_SIGNATURES`] candidates are
+//! read, and the MAC is computed once and compared (in constant time) with each candidate.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -11,11 +15,21 @@ use sha2::Sha256;
 
 /// How far `webhook-timestamp` may be from now, either way.
 pub const TOLERANCE_SECS: i64 = 300;
+/// Largest body verified: Polar's subscription events are a few KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest `webhook-signature` header: one `v1,<44 base64 characters>` is 47 bytes.
+pub const MAX_SIGNATURE_HEADER_BYTES: usize = 1024;
+/// Most signatures in one header (a secret rotation needs two).
+pub const MAX_SIGNATURES: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("missing or malformed {0} header")]
     Header(&'static str),
+    #[error("webhook-signature header is over {MAX_SIGNATURE_HEADER_BYTES} bytes or holds over {MAX_SIGNATURES} signatures")]
+    TooManySignatures,
+    #[error("webhook body is over {MAX_BODY_BYTES} bytes")]
+    BodyTooLarge,
     #[error("webhook timestamp is more than 5 minutes from now")]
     Stale,
     #[error("no webhook signature matches")]
@@ -50,13 +64,36 @@ pub fn signature(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> String
     )
 }
 
-/// Verifies a delivery against `secret` at `now_unix`.
+/// The candidate tags of a `webhook-signature` header: its `v1,` entries, base64-decoded.
+fn candidates(header: &str) -> Result<Vec<Vec<u8>>, SignatureError> {
+    if header.len() > MAX_SIGNATURE_HEADER_BYTES {
+        return Err(SignatureError::TooManySignatures);
+    }
+    let entries: Vec<&str> = header.split_whitespace().take(MAX_SIGNATURES + 1).collect();
+    if entries.len() > MAX_SIGNATURES {
+        return Err(SignatureError::TooManySignatures);
+    }
+    let tags: Vec<Vec<u8>> = entries
+        .iter()
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .collect();
+    if tags.is_empty() {
+        return Err(SignatureError::Header("webhook-signature"));
+    }
+    Ok(tags)
+}
+
+/// Verifies a delivery against `secret` at `now_unix`. Every bound is checked before the one MAC.
 pub fn verify(
     secret: &str,
     delivery: &Delivery<'_>,
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), SignatureError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(SignatureError::BodyTooLarge);
+    }
     if delivery.id.is_empty() || delivery.id.len() > 255 {
         return Err(SignatureError::Header("webhook-id"));
     }
@@ -64,23 +101,16 @@ pub fn verify(
         .timestamp
         .parse()
         .map_err(|_| SignatureError::Header("webhook-timestamp"))?;
+    let candidates = candidates(delivery.signatures)?;
     if (now_unix - timestamp).abs() > TOLERANCE_SECS {
         return Err(SignatureError::Stale);
     }
-    let candidates: Vec<Vec<u8>> = delivery
-        .signatures
-        .split_whitespace()
-        .filter_map(|s| s.strip_prefix("v1,"))
-        .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-        .collect();
-    if candidates.is_empty() {
-        return Err(SignatureError::Header("webhook-signature"));
-    }
-    let matches = candidates.iter().any(|candidate| {
-        // verify_slice compares in constant time.
-        sign(secret.as_bytes(), delivery.id, delivery.timestamp, body)
-            .verify_slice(candidate)
-            .is_ok()
+    let expected = sign(secret.as_bytes(), delivery.id, delivery.timestamp, body)
+        .finalize()
+        .into_bytes();
+    // Every candidate is compared, in constant time, so timing tells nothing of which matched.
+    let matches = candidates.iter().fold(false, |found, tag| {
+        constant_time_eq::constant_time_eq(tag, &expected) | found
     });
     if matches {
         Ok(())
@@ -158,6 +188,44 @@ mod tests {
                 1_764_000_000
             ),
             Err(SignatureError::Header("webhook-signature"))
+        );
+    }
+
+    #[test]
+    fn header_and_body_sizes_are_bounded_before_any_mac() {
+        let good = signature(SECRET, "msg_1", "1764000000", b"{}");
+        let decoy = signature("other", "msg_1", "1764000000", b"{}");
+        let mut eight = vec![decoy.as_str(); MAX_SIGNATURES - 1];
+        eight.push(&good);
+        assert_eq!(
+            verify(
+                SECRET,
+                &delivery("1764000000", &eight.join(" ")),
+                b"{}",
+                1_764_000_000
+            ),
+            Ok(()),
+            "the last of the allowed candidates"
+        );
+        let nine = [decoy.as_str(); MAX_SIGNATURES + 1].join(" ");
+        assert_eq!(
+            verify(SECRET, &delivery("1764000000", &nine), b"{}", 1_764_000_000),
+            Err(SignatureError::TooManySignatures)
+        );
+        let empties = "v1, ".repeat(20_000);
+        assert_eq!(
+            verify(
+                SECRET,
+                &delivery("1764000000", &empties),
+                b"{}",
+                1_764_000_000
+            ),
+            Err(SignatureError::TooManySignatures)
+        );
+        let body = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(
+            verify(SECRET, &delivery("1764000000", &good), &body, 1_764_000_000),
+            Err(SignatureError::BodyTooLarge)
         );
     }
 }

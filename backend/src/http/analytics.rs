@@ -2,7 +2,7 @@
 //! the caller). Both need `links:read`; a link of another user is 404, as everywhere in `/v1`.
 
 use super::auth::{scope, Authorized};
-use super::extract::AppQuery;
+use super::extract::{supported_instant, AppQuery};
 use super::tags;
 use crate::analytics::queries::{
     self, BreakdownValue, ClickCursor, Counts, Dimension, Interval, OtherCounts, Point, Range,
@@ -54,11 +54,14 @@ impl RangeParams {
                 )
             })?,
         };
-        let to = match self.to {
+        let to = match supported_instant("to", self.to)? {
             Some(to) => to,
             None => next_hour(Utc::now()),
         };
-        let from = self.from.unwrap_or(to - default_span);
+        let from = match supported_instant("from", self.from)? {
+            Some(from) => from,
+            None => to - default_span,
+        };
         if from >= to {
             return Err(AppError::Validation("from must be before to".into()));
         }
@@ -103,8 +106,8 @@ async fn link_subject(state: &AppState, user_id: Uuid, raw_id: &str) -> Result<S
 #[derive(IntoResponses)]
 #[response(
     status = 422,
-    description = "`validation_failed`: `from` is not before `to`, the range is longer than 366 \
-        days (31 with `interval=hour`), `tz` is not an IANA time zone name, a \
+    description = "`validation_failed`: `from` is not before `to`, a date is before 1970 or \
+        from 2100 on, the range is longer than 366 days (31 with `interval=hour`), `tz` is not an IANA time zone name, a \
         `cursor` is not a `next_cursor` this API gave, or a parameter is outside its declared \
         constraints or unknown"
 )]

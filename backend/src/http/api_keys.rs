@@ -48,7 +48,8 @@ pub struct ApiKeyList {
     data: Vec<ApiKey>,
 }
 
-/// Creates an API key for the caller's user.
+/// Creates an API key for the caller's user, up to the most their tier allows. All of a user's
+/// keys share one rate limit.
 #[utoipa::path(
     post, path = "/v1/api-keys", tag = tags::API_KEYS, operation_id = "create_api_key",
     security(("api_key" = ["keys:write"])),
@@ -58,6 +59,7 @@ pub struct ApiKeyList {
         AuthErrors,
         JsonBodyErrors,
         (status = 403, description = "`insufficient_scope`: needs `keys:write`, or asks for a scope the caller lacks", body = ErrorBody),
+        (status = 409, description = "`api_key_limit_reached`: the account holds the most unrevoked keys its tier allows (free 5, pro 25, business 100); revoke one first", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -83,15 +85,18 @@ pub async fn create(
         return Err(AppError::InsufficientScope(missing.as_str()));
     }
     let generated = secret::generate();
-    let api_key = repo::insert(
+    let max = auth.tier.max_api_keys();
+    let api_key = repo::insert_bounded(
         &state.db,
+        max,
         auth.user_id,
         name,
         &generated.prefix,
         &generated.hash,
         &scopes,
     )
-    .await?;
+    .await?
+    .ok_or(AppError::ApiKeyLimit { max })?;
     metrics::counter!("smo1_api_keys_created_total").increment(1);
     Ok((
         StatusCode::CREATED,

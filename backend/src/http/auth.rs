@@ -45,11 +45,12 @@ pub enum Credential {
 }
 
 impl Principal {
-    /// What the `/v1` rate limit counts against: the API key, or the user of a session (all of a
-    /// user's browsers share one budget, so signing in again does not reset it).
+    /// What the `/v1` rate limit counts against: the account, for API keys (all of a user's
+    /// keys share one budget, so more keys are not more requests) and, apart, for sessions (all
+    /// of a user's browsers share one, so signing in again does not reset it).
     pub fn rate_limit_identifier(&self) -> String {
         match &self.credential {
-            Credential::ApiKey(key_id) => key_id.to_string(),
+            Credential::ApiKey(_) => format!("api-user:{}", self.user_id),
             Credential::Session(_) => format!("session-user:{}", self.user_id),
         }
     }
@@ -86,6 +87,14 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Whether the request's bearer token is `secret` (compared in constant time); never for an empty
+/// `secret`, which means the credential is not configured.
+pub fn presents_secret(headers: &axum::http::HeaderMap, secret: &str) -> bool {
+    let presented = bearer_token(headers).unwrap_or_default();
+    !secret.is_empty()
+        && constant_time_eq::constant_time_eq(presented.as_bytes(), secret.as_bytes())
 }
 
 /// Authenticates the bearer key or else the session cookie; answers 401 `unauthorized` for a

@@ -5,11 +5,14 @@
 //! `validation_failed`, naming the field), so a misspelt option never silently does nothing.
 
 use super::MAX_BODY_BYTES;
+use crate::client_ip;
 use crate::error::AppError;
+use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 /// `axum::Json`, with rejections as [`AppError`]s.
@@ -64,6 +67,33 @@ where
     }
 }
 
+/// The earliest instant a date parameter may name: the Unix epoch.
+pub const EARLIEST_INSTANT: &str = "1970-01-01T00:00:00Z";
+/// The first instant a date parameter may no longer name (ClickHouse's `DateTime` ends in 2106).
+pub const INSTANT_LIMIT: &str = "2100-01-01T00:00:00Z";
+
+/// `at` (the parameter `name`), when it lies in the range every date parameter must
+/// ([`EARLIEST_INSTANT`] to [`INSTANT_LIMIT`]): far-off dates parse but would overflow later
+/// arithmetic and the stores, so they are refused before anything else looks at them.
+pub fn supported_instant(
+    name: &str,
+    at: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    let bound = |rfc3339| {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .expect("the bounds are RFC 3339")
+            .to_utc()
+    };
+    match at {
+        Some(at) if at < bound(EARLIEST_INSTANT) || at >= bound(INSTANT_LIMIT) => {
+            Err(AppError::Validation(format!(
+                "{name} must be from {EARLIEST_INSTANT} and before {INSTANT_LIMIT}"
+            )))
+        }
+        _ => Ok(at),
+    }
+}
+
 /// Deserializes a field that distinguishes "absent" (`None`) from "null" (`Some(None)`), for
 /// PATCH bodies: `#[serde(default, deserialize_with = "extract::nullable")]`.
 pub fn nullable<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
@@ -72,4 +102,30 @@ where
     D: serde::Deserializer<'de>,
 {
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+/// The client address ([`crate::client_ip::client_ip`]): the TCP peer, or what a trusted proxy
+/// says it is (`TRUSTED_PROXIES`, `CLIENT_IP_HEADER`).
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(peer) = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .copied()
+            .ok_or_else(|| AppError::Internal("the server records no peer address".into()))?;
+        let config = &state.config.client_address;
+        Ok(Self(client_ip::client_ip(
+            peer.ip(),
+            &parts.headers,
+            &config.trusted_proxies,
+            &config.client_ip_header,
+        )))
+    }
 }

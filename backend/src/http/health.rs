@@ -1,10 +1,16 @@
-//! `/healthz` (the process is alive), `/readyz` (each dependency's state) and `/metrics`
-//! (Prometheus).
+//! `/healthz` (the process is alive), `/readyz` (ready or not, for load balancers; each
+//! dependency's state and error for operators) and `/metrics` (Prometheus, operators only).
+//!
+//! Operators present `Authorization: Bearer <METRICS_TOKEN>`. Dependency errors name hosts and
+//! ports, and metrics tell traffic and failures: neither is for the public. Without a
+//! `METRICS_TOKEN`, `/metrics` answers 404.
 
+use super::auth::presents_secret;
+use crate::error::{AppError, Result};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -60,8 +66,8 @@ async fn bounded<E: std::fmt::Display>(
     }
 }
 
-#[tracing::instrument(skip(state))]
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+#[tracing::instrument(skip_all)]
+async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (postgres, redis, clickhouse) = tokio::join!(
         bounded(async { sqlx::query("SELECT 1").execute(&state.db).await.map(drop) }),
         bounded(state.redis.ping()),
@@ -75,18 +81,33 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let summary = if ready { "ready" } else { "degraded" };
+    if !operator(&state, &headers) {
+        return (status, Json(serde_json::json!({"status": summary}))).into_response();
+    }
     let body = Readiness {
-        status: if ready { "ready" } else { "degraded" },
+        status: summary,
         postgres,
         redis,
         clickhouse,
     };
-    (status, Json(body))
+    (status, Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+fn operator(state: &AppState, headers: &HeaderMap) -> bool {
+    presents_secret(headers, state.config.metrics_token.expose())
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    if state.config.metrics_token.expose().is_empty() {
+        return Err(AppError::NotFound("endpoint"));
+    }
+    if !operator(&state, &headers) {
+        return Err(AppError::Unauthorized);
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+        .into_response())
 }

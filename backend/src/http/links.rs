@@ -2,7 +2,7 @@
 //! their QR codes.
 
 use super::auth::{scope, Authorized, Principal};
-use super::extract::{nullable, AppJson, AppQuery};
+use super::extract::{nullable, supported_instant, AppJson, AppQuery};
 use super::tags;
 use crate::error::{
     AppError, AuthErrors, ErrorBody, JsonBodyErrors, LinkNotFound, QueryErrors, Result, ScopeErrors,
@@ -174,6 +174,7 @@ pub struct LinkList {
 /// Clients set expiries in the future; an already expired link can only come from elsewhere
 /// (imports, tests), which is why the service itself accepts one.
 fn reject_past_expiry(expires_at: Option<DateTime<Utc>>) -> Result<()> {
+    let expires_at = supported_instant("expires_at", expires_at)?;
     if expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(AppError::Validation(
             "expires_at must be in the future".into(),
@@ -264,8 +265,8 @@ pub async fn list(
     let filter = LinkFilter {
         status: query.status,
         protected: query.protected,
-        created_after: query.created_after,
-        created_before: query.created_before,
+        created_after: supported_instant("created_after", query.created_after)?,
+        created_before: supported_instant("created_before", query.created_before)?,
         search,
         sort,
         after,

@@ -7,7 +7,7 @@
 //! | [`origin`], [`auth`], [`rate_limit`] | `/v1` CSRF Origin check, API key or session authentication, rate limits |
 //! | [`internal`] | `/internal/*`, the edge's lookups, unlocks and undelivered clicks |
 //! | [`billing`] | `/webhooks/polar` |
-//! | [`health`] | `/healthz`, `/readyz`, `/metrics` |
+//! | [`health`] | `/healthz`, `/readyz` (details and `/metrics` with `METRICS_TOKEN`) |
 //! | [`observe`] | request counts and latencies for `/metrics` |
 //! | [`dashboard`] | `/dashboard/`, the browser dashboard's built files (`DASHBOARD_DIR`) |
 //! | [`visit`] | visitors: `/` and `/{slug}`, the origin's own redirects |
@@ -125,9 +125,7 @@ async fn require_internal_secret(
     request: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let presented = auth::bearer_token(request.headers()).unwrap_or_default();
-    let expected = state.config.internal_secret.expose();
-    if constant_time_eq::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+    if auth::presents_secret(request.headers(), state.config.internal_secret.expose()) {
         Ok(next.run(request).await)
     } else {
         Err(AppError::Unauthorized)

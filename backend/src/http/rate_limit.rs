@@ -1,5 +1,5 @@
-//! Applies the `/v1` rate limit ([`crate::rate_limit`]) per API key, or per user for dashboard
-//! sessions, and reports it in the `X-RateLimit-*` headers.
+//! Applies the `/v1` rate limit ([`crate::rate_limit`]) per account: one budget for all of a
+//! user's API keys, another for their dashboard sessions, and reports it in the `X-RateLimit-*` headers.
 
 use super::auth::{Credential, Principal};
 use crate::error::AppError;
@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Middleware after [`super::auth::authenticate`]: limits the caller's key by its user's tier (a
+/// Middleware after [`super::auth::authenticate`]: limits the caller's account by its tier (a
 /// dashboard session: its user, by `RATE_LIMIT_SESSION_PER_MINUTE`) and adds the
 /// `X-RateLimit-*` headers; 429 `rate_limited` with `Retry-After` over the limit.
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -6,20 +6,19 @@
 //! `forbidden_origin` the document adds to every state-changing operation.
 
 use super::auth::{self, Credential, Principal};
-use super::extract::AppJson;
+use super::extract::{AppJson, ClientIp};
 use super::tags;
 use crate::error::{AppError, AuthErrors, ErrorBody, JsonBodyErrors, Result};
 use crate::sessions::Session;
 use crate::state::AppState;
 use crate::users::repo::{self as users, User};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -89,7 +88,8 @@ impl SessionInfo {
 
 /// Mails a sign-in link, valid once for 15 minutes, if this email may sign in (`REGISTRATION`).
 /// The answer is the same whether or not an account exists or a mail goes out. Limited per email
-/// and per client address (the connection's peer; IPv6 per /64) over a sliding 15 minutes.
+/// and per client address (the connection's peer, or what a trusted proxy says it is; IPv6 per
+/// /64) over a sliding 15 minutes.
 #[utoipa::path(
     post, path = "/v1/auth/sign-in", tag = tags::AUTH,
     request_body = SignInRequest,
@@ -102,14 +102,14 @@ impl SessionInfo {
         (status = 503, description = "`sign_in_unavailable`: Redis (sign-in limits and sessions) is down; short links keep working. Or `database_unavailable`", body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(peer = %peer.ip()))]
+#[tracing::instrument(skip_all, fields(client = %client))]
 pub async fn request_link(
     State(state): State<AppState>,
-    // The peer, never a forwarded-for header: any client can send one.
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    // A forwarded-for header only from a trusted proxy: any client can send one.
+    ClientIp(client): ClientIp,
     AppJson(input): AppJson<SignInRequest>,
 ) -> Result<(StatusCode, Json<SignInSent>)> {
-    state.sign_in.request(&input.email, peer.ip()).await?;
+    state.sign_in.request(&input.email, client).await?;
     Ok((StatusCode::ACCEPTED, Json(SignInSent { status: "sent" })))
 }
 

@@ -1,12 +1,14 @@
 //! Visitors at the origin (`/` and `/{slug}`), for deployments without an edge and as the
 //! benchmark baseline: the shared flow (`smo1_core::visit`, the same the worker runs) around the
-//! origin's own I/O — the cached lookup, the secret check of a posted PIN/password form, and the
+//! origin's own I/O — the client address (the TCP peer, or what a trusted proxy says:
+//! [`crate::client_ip`]), the cached lookup, the secret check of a posted PIN/password form, and the
 //! click queued for the batching writer.
 
+use super::extract::ClientIp;
 use crate::links::{protection, service};
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -15,7 +17,7 @@ use smo1_core::click::{self, ClickEvent, VisitorRequest};
 use smo1_core::pages::{self, Page};
 use smo1_core::resolve::REDIRECT_CACHE_CONTROL;
 use smo1_core::visit::{self, Click, FormPost, Outcome, Start, Step, ALLOWED_METHODS};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,7 +32,7 @@ async fn handle(
     RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     body: Bytes,
 ) -> Response {
     let header = |name: &str| {
@@ -56,11 +58,6 @@ async fn handle(
             return page(Page::Unavailable);
         }
     };
-    let peer_ip = peer.ip().to_string();
-    let ip = headers
-        .get(click::HEADER_CLIENT_IP)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(&peer_ip);
     let now = chrono::Utc::now().timestamp();
     let key = state.config.unlock.unlock_cookie_secret.expose();
     let outcome = match visit::answer(&request, slug, &entry.link, now, key) {
@@ -71,13 +68,21 @@ async fn handle(
         location, click, ..
     } = &outcome
     {
-        record_click(&state, *click, location, &method, &headers, ip, now);
+        record_click(
+            &state,
+            *click,
+            location,
+            &method,
+            &headers,
+            &ip.to_string(),
+            now,
+        );
     }
     respond(outcome)
 }
 
 /// Checks the posted form's secret with the origin's own unlock check.
-async fn check<'e>(state: &AppState, form: FormPost<'e>, body: &[u8], ip: &str) -> Outcome<'e> {
+async fn check<'e>(state: &AppState, form: FormPost<'e>, body: &[u8], ip: IpAddr) -> Outcome<'e> {
     let secret = match form.secret(body) {
         Ok(secret) => secret,
         Err(outcome) => return outcome,

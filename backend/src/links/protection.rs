@@ -1,5 +1,5 @@
 //! PIN and password protection: argon2id hashing and verification with bounded cost, setting and
-//! clearing protection, and the edge's unlock check with its per-link-per-IP lockout.
+//! clearing protection, and the edge's unlock check with its lockouts ([`super::attempts`]).
 //!
 //! Cost: argon2id with m = 19 MiB, t = 2, p = 1 (OWASP's recommended minimum), about 20–50 ms of
 //! one core per hash or verification. At most `UNLOCK_VERIFY_CONCURRENCY` run at once, on tokio's
@@ -16,7 +16,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use smo1_core::link::Protection;
 use smo1_core::unlock::{self, UnlockOutcome};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use uuid::Uuid;
 
 /// argon2id memory cost in KiB (19 MiB).
@@ -65,6 +65,10 @@ pub async fn set(
     secret: String,
 ) -> Result<Link> {
     unlock::validate_secret(kind, &secret).map_err(|e| AppError::Validation(e.to_string()))?;
+    // Hashing is the scarce resource: ids that are not the caller's must not queue for it.
+    if !repo::owns(&state.db, user_id, id).await? {
+        return Err(AppError::NotFound("link"));
+    }
     let hash = hash(state, secret).await?;
     let link = repo::set_protection(&state.db, user_id, id, kind, Some(&hash))
         .await?
@@ -83,18 +87,16 @@ pub async fn clear(state: &AppState, user_id: Uuid, id: Uuid) -> Result<Link> {
     Ok(link)
 }
 
-/// Checks a visitor's secret for `slug`. Every check first reserves a failed attempt under a
-/// per-(link, IP) lock, so parallel guesses can never exceed the limit; a correct secret then
-/// marks its attempt succeeded. Locked out: no secret is checked, not even a correct one.
-/// An IP the edge could not tell (`ip` not an address) shares one bucket, `0.0.0.0`.
+/// Checks a visitor's secret for `slug`, from the client address `ip`. Every check first
+/// reserves a failed attempt under a per-link lock, so parallel guesses can never exceed the
+/// limits; a correct secret then marks its attempt succeeded. Locked out: no secret is checked,
+/// not even a correct one, and no verifier is waited for.
 pub async fn unlock(
     state: &AppState,
     slug: &str,
     secret: String,
-    ip: &str,
+    ip: IpAddr,
 ) -> Result<UnlockOutcome> {
-    let ip: IpAddr = ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let _permit = state.verifier.permit().await?;
     let target = repo::find_protection(&state.db, slug)
         .await?
         .ok_or(AppError::NotFound("link"))?;
@@ -117,17 +119,27 @@ pub async fn unlock(
     let Some(hash) = target.protection_hash.clone() else {
         return Ok(unlocked());
     };
-    let (attempt, earlier_failures) =
-        match attempts::reserve_attempt(&state.db, target.id, ip).await? {
+    let ceiling = config.unlock_max_failures_per_link;
+    let (attempt, attempts_left) =
+        match attempts::reserve_attempt(&state.db, target.id, ip, ceiling).await? {
             Reservation::Locked { retry_after } => {
                 metrics::counter!("smo1_unlock_attempts_total", "outcome" => "locked").increment(1);
                 return Ok(UnlockOutcome::Locked { retry_after });
             }
             Reservation::Reserved {
                 attempt,
-                earlier_failures,
-            } => (attempt, earlier_failures),
+                attempts_left,
+            } => (attempt, attempts_left),
         };
+    // Only a check that will run waits for a verifier: unknown links and locked-out guesses
+    // never take one. A check that found none is not held against the visitor.
+    let _permit = match state.verifier.permit().await {
+        Ok(permit) => permit,
+        Err(busy) => {
+            attempts::cancel_attempt(&state.db, attempt).await?;
+            return Err(busy);
+        }
+    };
     let correct = blocking(move || {
         PasswordHash::new(&hash)
             .is_ok_and(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
@@ -139,9 +151,7 @@ pub async fn unlock(
         Ok(unlocked())
     } else {
         metrics::counter!("smo1_unlock_attempts_total", "outcome" => "wrong").increment(1);
-        Ok(UnlockOutcome::Wrong {
-            attempts_left: unlock::MAX_FAILED_ATTEMPTS.saturating_sub(earlier_failures + 1),
-        })
+        Ok(UnlockOutcome::Wrong { attempts_left })
     }
 }
 

@@ -273,6 +273,15 @@ pub async fn find(db: &PgPool, user_id: Uuid, id: Uuid) -> sqlx::Result<Option<L
     Ok(row.map(Link::from))
 }
 
+/// Whether link `id` is `user_id`'s.
+pub async fn owns(db: &PgPool, user_id: Uuid, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM links WHERE id = $1 AND user_id = $2)")
+        .bind(id)
+        .bind(user_id)
+        .fetch_one(db)
+        .await
+}
+
 /// The order of a link listing (always descending, ties by id).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -164,7 +164,7 @@ fn validate_custom_slug(custom: &str) -> Result<()> {
 }
 
 fn validate_destination(state: &AppState, raw: &str) -> Result<String> {
-    destination::validate(raw, &state.config.short_domains)
+    destination::validate(raw, &state.config.own_hosts())
         .map(String::from)
         .map_err(|e| AppError::Validation(e.to_string()))
 }

@@ -25,7 +25,8 @@ impl Verifier {
         }
     }
 
-    pub(super) async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+    /// Waits for a free verifier, at most [`QUEUE_WAIT`]; then [`AppError::VerifierBusy`].
+    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
         let waiting = self.permits.clone().acquire_owned();
         match tokio::time::timeout(self.queue_wait, waiting).await {
             Ok(Ok(permit)) => Ok(permit),

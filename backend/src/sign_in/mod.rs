@@ -139,21 +139,6 @@ pub async fn invite(db: &PgPool, email: &str) -> Result<bool> {
     Ok(repo::add_invite(db, &email).await?)
 }
 
-/// The rate-limit identifier of a client address: IPv4 as is, IPv6 by its /64 (one subscriber
-/// usually holds a whole /64, so single addresses would be free to rotate).
-pub fn ip_identifier(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
-}
-
 /// The rate-limit identifier of an email: a hash, so Redis keys hold no addresses.
 fn email_identifier(email: &str) -> String {
     let digest = Sha256::digest(email.to_lowercase().as_bytes());
@@ -171,7 +156,7 @@ pub async fn check_limits(
 ) -> Result<()> {
     let limits = [
         (
-            format!("signin-ip:{}", ip_identifier(ip)),
+            format!("signin-ip:{}", crate::client_ip::bucket(ip)),
             config.limit_per_ip,
         ),
         (
@@ -280,19 +265,6 @@ mod tests {
         assert!(normalize_email("not an email").is_err());
         assert!(normalize_email("a@").is_err());
         assert!(normalize_email(&format!("{}@example.com", "a".repeat(320))).is_err());
-    }
-
-    #[test]
-    fn ipv6_clients_are_limited_by_their_64() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
-        assert_eq!(ip_identifier(a), ip_identifier(b));
-        assert_eq!(ip_identifier(a), "2001:db8:1:2::/64");
-        assert_eq!(ip_identifier("203.0.113.9".parse().unwrap()), "203.0.113.9");
-        assert_eq!(
-            ip_identifier("::ffff:203.0.113.9".parse().unwrap()),
-            "203.0.113.9"
-        );
     }
 
     #[test]

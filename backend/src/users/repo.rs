@@ -24,6 +24,16 @@ impl SubscriptionTier {
             Self::Business => "business",
         }
     }
+
+    /// Most live (unrevoked) API keys an account of this tier may hold: the rate limit is per
+    /// account, and this bounds the key table and the work of listing keys.
+    pub fn max_api_keys(self) -> u32 {
+        match self {
+            Self::Free => 5,
+            Self::Pro => 25,
+            Self::Business => 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]

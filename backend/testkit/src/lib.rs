@@ -14,8 +14,8 @@ pub use maildev::MailDev;
 use smo1_origin::app::Background;
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::config::{
-    BillingConfig, ClickConfig, ClickHouseConfig, DataConfig, OriginConfig, RateLimitConfig,
-    RedisTimeouts, Secret, SignInConfig, UnlockConfig,
+    BillingConfig, ClickConfig, ClickHouseConfig, ClientAddressConfig, DataConfig, OriginConfig,
+    RateLimitConfig, RedisTimeouts, Secret, SignInConfig, UnlockConfig,
 };
 use smo1_origin::http::{self, bridge};
 use smo1_origin::state::AppState;
@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret";
+pub const TEST_METRICS_TOKEN: &str = "test-metrics-token";
 pub const TEST_UPSTASH_TOKEN: &str = "test-upstash-token";
 pub const TEST_VISITOR_SALT: &str = "test-visitor-salt";
 pub const TEST_POLAR_SECRET: &str = "polar_whs_test_secret";
@@ -197,7 +198,7 @@ pub fn redis_prefix() -> String {
 }
 
 /// The `smo1-origin` binary at `binary` (a test's `env!("CARGO_BIN_EXE_smo1-origin")`) with
-/// only the environment a test gives it: these data services, the test secrets, a fresh Redis
+/// only the environment a test gives it: these data services, the test secrets (and metrics token), a fresh Redis
 /// prefix, port 0, JSON logs at info on stdout; output piped, killed on drop.
 pub fn origin_process(
     binary: &str,
@@ -220,6 +221,7 @@ pub fn origin_process(
         .env("INTERNAL_SECRET", TEST_INTERNAL_SECRET)
         .env("VISITOR_SALT_SECRET", TEST_VISITOR_SALT)
         .env("UNLOCK_COOKIE_SECRET", TEST_UNLOCK_COOKIE_SECRET)
+        .env("METRICS_TOKEN", TEST_METRICS_TOKEN)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
@@ -281,6 +283,7 @@ pub fn origin_config_over(
         // The repository's build (scripts/test builds it); tests of serving it use their own.
         dashboard_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dashboard/dist")),
         internal_secret: Secret::new(TEST_INTERNAL_SECRET),
+        metrics_token: Secret::new(TEST_METRICS_TOKEN),
         short_domains: vec!["sho.rt".into(), "localhost".into()],
         short_url_base: "https://sho.rt".into(),
         link_cache_ttl: Duration::from_secs(300),
@@ -308,8 +311,10 @@ pub fn origin_config_over(
             unlock_cookie_secret: Secret::new(TEST_UNLOCK_COOKIE_SECRET),
             unlock_cookie_ttl: Duration::from_secs(3600),
             unlock_verify_concurrency: 2,
+            unlock_max_failures_per_link: 30,
         },
         sign_in: SignInConfig::default(),
+        client_address: ClientAddressConfig::default(),
     }
 }
 

@@ -58,6 +58,25 @@ impl TestApp {
         self.http.get(self.url(path)).send().await.expect("request")
     }
 
+    /// `path` as an operator: with the `METRICS_TOKEN` bearer.
+    pub async fn operator_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(testkit::TEST_METRICS_TOKEN)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.operator_get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics")
+    }
+
     pub async fn internal_get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))
