@@ -11,12 +11,16 @@ fn deploy(path: &str) -> PathBuf {
         .join(path)
 }
 
-/// `promtool` (Debian's `prometheus` package; `scripts/test` installs it) with `args`, which must
-/// succeed.
+/// `promtool` (Debian's `prometheus` package; `scripts/test` installs it) with `args` in
+/// `deploy/prometheus`, which must succeed.
 fn promtool(args: &[&str]) {
+    promtool_in(&deploy("prometheus"), args);
+}
+
+fn promtool_in(dir: &Path, args: &[&str]) {
     let output = Command::new("promtool")
         .args(args)
-        .current_dir(deploy("prometheus"))
+        .current_dir(dir)
         .output()
         .expect("promtool is installed (apt-get install prometheus; scripts/test does it)");
     assert!(
@@ -29,7 +33,13 @@ fn promtool(args: &[&str]) {
 
 #[test]
 fn prometheus_accepts_the_config_and_its_rules() {
-    promtool(&["check", "config", "prometheus.yml"]);
+    // As deployed: the config beside its rules and the metrics token file it names.
+    let dir = tempfile::tempdir().expect("temp dir");
+    for file in ["prometheus.yml", "alerts.yml"] {
+        std::fs::copy(deploy("prometheus").join(file), dir.path().join(file)).expect("copy");
+    }
+    std::fs::write(dir.path().join("metrics-token"), "token").expect("token file");
+    promtool_in(dir.path(), &["check", "config", "prometheus.yml"]);
 }
 
 #[test]
