@@ -6,8 +6,7 @@
 //! counted twice, the latency during the fault and how long until full speed again.
 //!
 //! Run with `./bench/faults` (`FAULT_SECS`, default 60: each outage; `RECOVERY_SECS`, default
-//! 60: load after it). It needs the release origin binary (`SMO1_ORIGIN_BIN`), which the script
-//! builds.
+//! 60: load after it). It needs the origin binary (`SMO1_ORIGIN_BIN`), which the script builds.
 
 #[path = "../bench/report.rs"]
 mod report;
@@ -400,7 +399,7 @@ async fn main() {
     let baseline_for = Duration::from_secs(20);
     let bin = std::env::var("SMO1_ORIGIN_BIN").unwrap_or_else(|_| {
         support::repo_root()
-            .join("target/release/smo1-origin")
+            .join("target/debug/smo1-origin")
             .display()
             .to_string()
     });
@@ -419,7 +418,7 @@ async fn main() {
     let bridge =
         testkit::start_bridge_to(&proxies.redis.url().replace("http://", "redis://")).await;
     let workerd = Workerd::start(
-        support::free_port(),
+        support::reserve_port(),
         WorkerTargets {
             upstash_url: &bridge.url(),
             origin_url: &origin_url,

@@ -397,7 +397,8 @@ async fn api_changes_show_at_the_edge_within_the_link_cache_bound() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redis_outage_is_served_through_the_origin_and_redis_is_used_again_after() {
-    let stack = Stack::start().await;
+    // Without the isolate's own cache, so every request shows where the record came from.
+    let stack = Stack::start_with(Wiring::without_link_cache()).await;
     create(&stack, custom("blip", "https://example.com/from-postgres")).await;
     assert_eq!(stack.get("/blip").await.status(), StatusCode::FOUND);
     let raw = stack.cached("blip").await.expect("cached");

@@ -161,3 +161,47 @@ async fn clickhouse_clicks_export_and_import_in_native_format() {
     assert_eq!(count(&target).await, count(&source).await);
     assert_eq!(count(&target).await.0, "1000");
 }
+
+/// `wrangler deploy --dry-run` over `wrangler.toml` for `env` (None: the top level), bundling the
+/// worker already in `build/` (the config's `[build]` step is left out, so concurrent tests never
+/// see `build/` rewritten); returns the names of the vars it would bind.
+fn wrangler_dry_run(env: Option<&str>) -> std::collections::BTreeSet<String> {
+    let config = std::fs::read_to_string(repo("wrangler.toml")).expect("wrangler.toml");
+    let (before, after) = config.split_once("[build]\n").expect("a [build] section");
+    let after = after.split_once("\n\n").map_or("", |(_, rest)| rest);
+    let main = repo("build/index.js");
+    assert!(main.exists(), "build the worker first (scripts/test does)");
+    let config = format!("{before}{after}").replace(
+        "main = \"build/index.js\"",
+        &format!("main = {:?}", main.display().to_string()),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("wrangler.toml"), config).expect("write config");
+    // The wrangler that `npm ci` installed (the guide's `npx wrangler` finds the same one).
+    let wrangler = repo("node_modules/.bin/wrangler");
+    let mut script = format!(
+        "{} deploy --dry-run --config wrangler.toml --outdir out",
+        wrangler.display()
+    );
+    if let Some(env) = env {
+        script.push_str(&format!(" --env {env}"));
+    }
+    let log = sh(dir.path(), &[("WRANGLER_SEND_METRICS", "false")], &script);
+    assert!(dir.path().join("out/index.js").exists(), "bundled:\n{log}");
+    log.lines()
+        .filter_map(|line| line.trim().strip_prefix("env."))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn wrangler_production_environment_bundles_and_sets_every_var() {
+    let local = wrangler_dry_run(None);
+    let production = wrangler_dry_run(Some("production"));
+    assert!(local.contains("ORIGIN_URL"), "{local:?}");
+    assert_eq!(
+        production, local,
+        "[env.production.vars] must set every var of [vars] (wrangler does not inherit them)"
+    );
+}

@@ -102,7 +102,9 @@ impl Stack {
     /// `config.short_url_base` this stack's worker.
     pub async fn start_configured(wiring: Wiring, adjust: impl FnOnce(&mut OriginConfig)) -> Self {
         let db = TestDb::new().await;
-        let port = free_port();
+        // Held until workerd starts, so no server started meanwhile on port 0 can take it.
+        let worker_port = reserve_port();
+        let port = worker_port.local_addr().expect("addr").port();
         let prefix = testkit::redis_prefix();
         let clickhouse_addr = testkit::clickhouse_url()
             .trim_start_matches("http://")
@@ -132,7 +134,7 @@ impl Stack {
         };
         let edge_inserts = InsertCounter::start(clickhouse_proxy.addr).await;
         let workerd = Workerd::start(
-            port,
+            worker_port,
             WorkerTargets {
                 upstash_url: &upstash_url,
                 origin_url: &origin_url,
@@ -290,6 +292,11 @@ impl Stack {
     }
 }
 
+/// A free port, held open by the returned listener until it is dropped.
+pub fn reserve_port() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").expect("bind")
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -329,7 +336,7 @@ pub struct WorkerTargets<'a> {
     pub vars: &'a [(&'static str, String)],
 }
 
-/// The built worker in a real workerd on `port` (from [`free_port`]), killed on drop.
+/// The built worker in a real workerd on a reserved port, killed on drop.
 pub struct Workerd {
     pub url: String,
     _child: Child,
@@ -342,7 +349,9 @@ impl Workerd {
         self._child.id().expect("workerd is running")
     }
 
-    pub async fn start(port: u16, targets: WorkerTargets<'_>) -> Self {
+    /// Starts workerd on `reserved`'s port, releasing it just before.
+    pub async fn start(reserved: TcpListener, targets: WorkerTargets<'_>) -> Self {
+        let port = reserved.local_addr().expect("reserved port").port();
         let dir = TempDir::new();
         let config_path = dir.path.join("workerd.capnp");
         std::fs::write(
@@ -360,6 +369,7 @@ impl Workerd {
             }),
         )
         .expect("write workerd config");
+        drop(reserved);
         let mut child = Command::new(workerd_bin())
             .arg("serve")
             .arg(&config_path)
