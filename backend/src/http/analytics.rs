@@ -6,8 +6,9 @@ use super::extract::AppQuery;
 use super::tags;
 use crate::analytics::queries::{
     self, BreakdownValue, ClickCursor, Counts, Dimension, Interval, OtherCounts, Point, Range,
-    RecentClick, Subject, DIMENSIONS,
+    RecentClick, Subject, DASHBOARD_DIMENSIONS, DIMENSIONS,
 };
+use crate::clickhouse::{ClickHouse, ClickHouseError};
 use crate::error::{AppError, AuthErrors, ErrorBody, LinkNotFound, Result, ScopeErrors};
 use crate::links::repo as links;
 use crate::state::AppState;
@@ -30,10 +31,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(link_timeseries))
         .routes(routes!(link_breakdown))
         .routes(routes!(link_clicks))
+        .routes(routes!(link_dashboard))
         .routes(routes!(account_summary))
         .routes(routes!(account_timeseries))
         .routes(routes!(account_breakdown))
         .routes(routes!(account_clicks))
+        .routes(routes!(account_dashboard))
 }
 
 /// The range every analytics query shares (each endpoint's query type documents the fields).
@@ -74,6 +77,17 @@ impl RangeParams {
             tz,
             include_bots: self.include_bots.unwrap_or(false),
         })
+    }
+}
+
+impl RangeParams {
+    /// The range of a series: its default span and longest range depend on the interval.
+    fn validate_series(self, interval: Interval) -> Result<Range> {
+        let default_span = match interval {
+            Interval::Hour => Duration::hours(24),
+            Interval::Day => Duration::days(30),
+        };
+        self.validate(default_span, queries::max_span(interval))
     }
 }
 
@@ -160,12 +174,18 @@ async fn summary(state: &AppState, subject: Subject, query: SummaryQuery) -> Res
     }
     .validate(Duration::days(30), queries::max_span(Interval::Day))?;
     let counts = queries::summary(&state.clickhouse, &subject, &range).await?;
-    Ok(Json(Summary {
-        from: range.from,
-        to: range.to,
-        include_bots: range.include_bots,
-        counts,
-    }))
+    Ok(Json(Summary::new(&range, counts)))
+}
+
+impl Summary {
+    fn new(range: &Range, counts: Counts) -> Self {
+        Self {
+            from: range.from,
+            to: range.to,
+            include_bots: range.include_bots,
+            counts,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -204,26 +224,28 @@ async fn timeseries(
     query: TimeseriesQuery,
 ) -> Result<Json<Timeseries>> {
     let interval = query.interval.unwrap_or(Interval::Day);
-    let default_span = match interval {
-        Interval::Hour => Duration::hours(24),
-        Interval::Day => Duration::days(30),
-    };
     let range = RangeParams {
         from: query.from,
         to: query.to,
         tz: query.tz,
         include_bots: query.include_bots,
     }
-    .validate(default_span, queries::max_span(interval))?;
+    .validate_series(interval)?;
     let points = queries::timeseries(&state.clickhouse, &subject, &range, interval).await?;
-    Ok(Json(Timeseries {
-        from: range.from,
-        to: range.to,
-        timezone: range.tz.name().to_owned(),
-        interval,
-        include_bots: range.include_bots,
-        points,
-    }))
+    Ok(Json(Timeseries::new(&range, interval, points)))
+}
+
+impl Timeseries {
+    fn new(range: &Range, interval: Interval, points: Vec<Point>) -> Self {
+        Self {
+            from: range.from,
+            to: range.to,
+            timezone: range.tz.name().to_owned(),
+            interval,
+            include_bots: range.include_bots,
+            points,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -274,16 +296,25 @@ async fn breakdown(
         include_bots: query.include_bots,
     }
     .validate(Duration::days(30), queries::max_span(Interval::Day))?;
-    let (values, other) =
-        queries::breakdown(&state.clickhouse, &subject, &range, dimension, limit).await?;
-    Ok(Json(Breakdown {
-        dimension: dimension.name,
-        from: range.from,
-        to: range.to,
-        include_bots: range.include_bots,
-        values,
-        other,
-    }))
+    let top = queries::breakdown(&state.clickhouse, &subject, &range, dimension, limit).await?;
+    Ok(Json(Breakdown::new(&range, dimension, top)))
+}
+
+impl Breakdown {
+    fn new(
+        range: &Range,
+        dimension: Dimension,
+        (values, other): (Vec<BreakdownValue>, OtherCounts),
+    ) -> Self {
+        Self {
+            dimension: dimension.name,
+            from: range.from,
+            to: range.to,
+            include_bots: range.include_bots,
+            values,
+            other,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -331,22 +362,102 @@ async fn clicks(state: &AppState, subject: Subject, query: ClicksQuery) -> Resul
         include_bots: query.include_bots,
     }
     .validate(Duration::days(30), queries::max_span(Interval::Day))?;
-    // One extra row tells whether another page follows.
-    let mut data = queries::recent_clicks(
-        &state.clickhouse,
-        &subject,
-        &range,
-        before.as_ref(),
-        limit + 1,
-    )
-    .await?;
-    let next_cursor = if data.len() > limit as usize {
-        data.truncate(limit as usize);
-        data.last().map(|last| last.cursor().encode())
-    } else {
-        None
-    };
-    Ok(Json(ClickPage { data, next_cursor }))
+    let page =
+        ClickPage::fetch(&state.clickhouse, &subject, &range, before.as_ref(), limit).await?;
+    Ok(Json(page))
+}
+
+impl ClickPage {
+    async fn fetch(
+        ch: &ClickHouse,
+        subject: &Subject,
+        range: &Range,
+        before: Option<&ClickCursor>,
+        limit: u32,
+    ) -> std::result::Result<Self, ClickHouseError> {
+        // One extra row tells whether another page follows.
+        let mut data = queries::recent_clicks(ch, subject, range, before, limit + 1).await?;
+        let next_cursor = if data.len() > limit as usize {
+            data.truncate(limit as usize);
+            data.last().map(|last| last.cursor().encode())
+        } else {
+            None
+        };
+        Ok(Self { data, next_cursor })
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DashboardQuery {
+    /// Start, inclusive (RFC 3339; write `Z` or percent-encode `+`). Default: `to` minus 30 days
+    /// (24 hours with `interval=hour`).
+    from: Option<DateTime<Utc>>,
+    /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
+    to: Option<DateTime<Utc>>,
+    /// IANA time zone name.
+    #[param(default = "UTC", example = "Europe/Berlin")]
+    tz: Option<String>,
+    /// Count bots in `clicks` and `unique_visitors`, and list their clicks; `bot_clicks` is
+    /// always given.
+    #[param(default = false)]
+    include_bots: Option<bool>,
+    /// The series' buckets: `hour` (ranges up to 31 days) or `day` (up to 366 days; default).
+    interval: Option<Interval>,
+    /// How many top values per breakdown; the rest is summed in `other`.
+    #[param(minimum = 1, maximum = 100, default = 10)]
+    limit: Option<u32>,
+    /// How many recent clicks; page on with the clicks endpoint and `clicks.next_cursor`.
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    clicks_limit: Option<u32>,
+}
+
+/// Everything an analytics page shows over one range. Each part is exactly what its own endpoint
+/// answers for the same range: `summary`, `timeseries`, one `breakdowns` entry per dimension
+/// (`country`, `device`, `browser`, `os`, `referrer`, `utm_source`, `utm_medium`,
+/// `utm_campaign`, `qr`, in this order) and the first page of `clicks`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dashboard {
+    summary: Summary,
+    timeseries: Timeseries,
+    breakdowns: Vec<Breakdown>,
+    clicks: ClickPage,
+}
+
+/// One plan for every question of the page, asked at the same time (the recent clicks, which need
+/// no plan, from the start).
+async fn dashboard(
+    state: &AppState,
+    subject: Subject,
+    query: DashboardQuery,
+) -> Result<Json<Dashboard>> {
+    let interval = query.interval.unwrap_or(Interval::Day);
+    let limit_values = limit(query.limit, 10)?;
+    let limit_clicks = limit(query.clicks_limit, 50)?;
+    let range = RangeParams {
+        from: query.from,
+        to: query.to,
+        tz: query.tz,
+        include_bots: query.include_bots,
+    }
+    .validate_series(interval)?;
+    let (ch, subject, range) = (&state.clickhouse, &subject, &range);
+    let dimensions: Vec<Dimension> = DASHBOARD_DIMENSIONS.to_vec();
+    let (overview, clicks) = tokio::try_join!(
+        queries::overview(ch, subject, range, interval, &dimensions, limit_values),
+        ClickPage::fetch(ch, subject, range, None, limit_clicks)
+    )?;
+    Ok(Json(Dashboard {
+        summary: Summary::new(range, overview.counts),
+        timeseries: Timeseries::new(range, interval, overview.points),
+        breakdowns: dimensions
+            .into_iter()
+            .zip(overview.breakdowns)
+            .map(|(d, top)| Breakdown::new(range, d, top))
+            .collect(),
+        clicks,
+    }))
 }
 
 /// Totals of one link: clicks, unique visitors, humans and bots.
@@ -399,7 +510,7 @@ pub async fn link_timeseries(
 
 /// Top values of one link's clicks by a dimension: `country`, `region`, `city`, `device`,
 /// `browser`, `os`, `referrer` (domain), `utm_source`, `utm_medium`, `utm_campaign`, `utm_term`,
-/// `utm_content`.
+/// `utm_content`, `qr` (`qr` for scanned QR codes, `link` for every other click).
 #[utoipa::path(
     get, path = "/v1/links/{id}/analytics/breakdown/{dimension}", tag = tags::ANALYTICS,
     security(("api_key" = ["links:read"])),
@@ -546,4 +657,54 @@ pub async fn account_clicks(
         user_id: auth.user_id,
     };
     clicks(&state, subject, query).await
+}
+
+/// Everything one link's analytics page shows, in one call: totals, the series, the top values of
+/// every breakdown the page has and the first page of recent clicks, each equal to its own
+/// endpoint's answer.
+#[utoipa::path(
+    get, path = "/v1/links/{id}/analytics/dashboard", tag = tags::ANALYTICS,
+    security(("api_key" = ["links:read"])),
+    params(("id" = Uuid, Path, description = "Link id"), DashboardQuery),
+    responses(
+        (status = 200, description = "The whole page", body = Dashboard),
+        AuthErrors,
+        ScopeErrors,
+        LinkNotFound,
+        AnalyticsQueryErrors,
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+pub async fn link_dashboard(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    Path(id): Path<String>,
+    AppQuery(query): AppQuery<DashboardQuery>,
+) -> Result<Json<Dashboard>> {
+    let subject = link_subject(&state, auth.user_id, &id).await?;
+    dashboard(&state, subject, query).await
+}
+
+/// Everything the account's analytics page shows, in one call (see the per-link dashboard).
+#[utoipa::path(
+    get, path = "/v1/analytics/dashboard", tag = tags::ANALYTICS,
+    security(("api_key" = ["links:read"])),
+    params(DashboardQuery),
+    responses(
+        (status = 200, description = "The whole page", body = Dashboard),
+        AuthErrors,
+        ScopeErrors,
+        AnalyticsQueryErrors,
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn account_dashboard(
+    State(state): State<AppState>,
+    auth: Authorized<scope::LinksRead>,
+    AppQuery(query): AppQuery<DashboardQuery>,
+) -> Result<Json<Dashboard>> {
+    let subject = Subject::Account {
+        user_id: auth.user_id,
+    };
+    dashboard(&state, subject, query).await
 }
