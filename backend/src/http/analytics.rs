@@ -460,52 +460,97 @@ async fn dashboard(
     }))
 }
 
-/// Totals of one link: clicks, unique visitors, humans and bots.
-#[utoipa::path(
-    get, path = "/v1/links/{id}/analytics/summary", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(("id" = Uuid, Path, description = "Link id"), SummaryQuery),
-    responses(
-        (status = 200, description = "Totals", body = Summary),
-        AuthErrors,
-        ScopeErrors,
-        LinkNotFound,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
-pub async fn link_summary(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    Path(id): Path<String>,
-    AppQuery(query): AppQuery<SummaryQuery>,
-) -> Result<Json<Summary>> {
-    let subject = link_subject(&state, auth.user_id, &id).await?;
-    summary(&state, subject, query).await
+/// Declares one analytics operation twice, as the same answer about two subjects: one link
+/// (`/v1/links/{id}/analytics/…`; another user's link is 404) and every link of the caller
+/// (`/v1/analytics/…`). `answer(state, subject, query)` gives the answer.
+macro_rules! per_subject {
+    (
+        $(#[doc = $link_doc:tt])* link $link_fn:ident $link_path:tt,
+        $(#[doc = $account_doc:tt])* account $account_fn:ident $account_path:tt,
+        $query:ident => $body:ident ($described:tt) from $answer:ident
+    ) => {
+        $(#[doc = $link_doc])*
+        #[utoipa::path(
+            get, path = $link_path, tag = tags::ANALYTICS,
+            security(("api_key" = ["links:read"])),
+            params(("id" = Uuid, Path, description = "Link id"), $query),
+            responses(
+                (status = 200, description = $described, body = $body),
+                AuthErrors,
+                ScopeErrors,
+                LinkNotFound,
+                AnalyticsQueryErrors,
+            )
+        )]
+        #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+        pub async fn $link_fn(
+            State(state): State<AppState>,
+            auth: Authorized<scope::LinksRead>,
+            Path(id): Path<String>,
+            AppQuery(query): AppQuery<$query>,
+        ) -> Result<Json<$body>> {
+            let subject = link_subject(&state, auth.user_id, &id).await?;
+            $answer(&state, subject, query).await
+        }
+
+        $(#[doc = $account_doc])*
+        #[utoipa::path(
+            get, path = $account_path, tag = tags::ANALYTICS,
+            security(("api_key" = ["links:read"])),
+            params($query),
+            responses(
+                (status = 200, description = $described, body = $body),
+                AuthErrors,
+                ScopeErrors,
+                AnalyticsQueryErrors,
+            )
+        )]
+        #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+        pub async fn $account_fn(
+            State(state): State<AppState>,
+            auth: Authorized<scope::LinksRead>,
+            AppQuery(query): AppQuery<$query>,
+        ) -> Result<Json<$body>> {
+            let subject = Subject::Account {
+                user_id: auth.user_id,
+            };
+            $answer(&state, subject, query).await
+        }
+    };
 }
 
-/// Clicks of one link per local hour or day.
-#[utoipa::path(
-    get, path = "/v1/links/{id}/analytics/timeseries", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(("id" = Uuid, Path, description = "Link id"), TimeseriesQuery),
-    responses(
-        (status = 200, description = "The series", body = Timeseries),
-        AuthErrors,
-        ScopeErrors,
-        LinkNotFound,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
-pub async fn link_timeseries(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    Path(id): Path<String>,
-    AppQuery(query): AppQuery<TimeseriesQuery>,
-) -> Result<Json<Timeseries>> {
-    let subject = link_subject(&state, auth.user_id, &id).await?;
-    timeseries(&state, subject, query).await
+per_subject! {
+    /// Totals of one link: clicks, unique visitors, humans and bots.
+    link link_summary "/v1/links/{id}/analytics/summary",
+    /// Totals over every link of the caller (deleted links' clicks included).
+    account account_summary "/v1/analytics/summary",
+    SummaryQuery => Summary ("Totals") from summary
+}
+
+per_subject! {
+    /// Clicks of one link per local hour or day.
+    link link_timeseries "/v1/links/{id}/analytics/timeseries",
+    /// Clicks over every link of the caller per local hour or day.
+    account account_timeseries "/v1/analytics/timeseries",
+    TimeseriesQuery => Timeseries ("The series") from timeseries
+}
+
+per_subject! {
+    /// One link's recorded clicks, newest first, paged.
+    link link_clicks "/v1/links/{id}/analytics/clicks",
+    /// Recorded clicks over every link of the caller, newest first, paged.
+    account account_clicks "/v1/analytics/clicks",
+    ClicksQuery => ClickPage ("One page") from clicks
+}
+
+per_subject! {
+    /// Everything one link's analytics page shows, in one call: totals, the series, the top values
+    /// of every breakdown the page has and the first page of recent clicks, each equal to its own
+    /// endpoint's answer.
+    link link_dashboard "/v1/links/{id}/analytics/dashboard",
+    /// Everything the account's analytics page shows, in one call (see the per-link dashboard).
+    account account_dashboard "/v1/analytics/dashboard",
+    DashboardQuery => Dashboard ("The whole page") from dashboard
 }
 
 /// Top values of one link's clicks by a dimension: `country`, `region`, `city`, `device`,
@@ -538,78 +583,6 @@ pub async fn link_breakdown(
     breakdown(&state, subject, &dimension, query).await
 }
 
-/// One link's recorded clicks, newest first, paged.
-#[utoipa::path(
-    get, path = "/v1/links/{id}/analytics/clicks", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(("id" = Uuid, Path, description = "Link id"), ClicksQuery),
-    responses(
-        (status = 200, description = "One page", body = ClickPage),
-        AuthErrors,
-        ScopeErrors,
-        LinkNotFound,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
-pub async fn link_clicks(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    Path(id): Path<String>,
-    AppQuery(query): AppQuery<ClicksQuery>,
-) -> Result<Json<ClickPage>> {
-    let subject = link_subject(&state, auth.user_id, &id).await?;
-    clicks(&state, subject, query).await
-}
-
-/// Totals over every link of the caller (deleted links' clicks included).
-#[utoipa::path(
-    get, path = "/v1/analytics/summary", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(SummaryQuery),
-    responses(
-        (status = 200, description = "Totals", body = Summary),
-        AuthErrors,
-        ScopeErrors,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
-pub async fn account_summary(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    AppQuery(query): AppQuery<SummaryQuery>,
-) -> Result<Json<Summary>> {
-    let subject = Subject::Account {
-        user_id: auth.user_id,
-    };
-    summary(&state, subject, query).await
-}
-
-/// Clicks over every link of the caller per local hour or day.
-#[utoipa::path(
-    get, path = "/v1/analytics/timeseries", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(TimeseriesQuery),
-    responses(
-        (status = 200, description = "The series", body = Timeseries),
-        AuthErrors,
-        ScopeErrors,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
-pub async fn account_timeseries(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    AppQuery(query): AppQuery<TimeseriesQuery>,
-) -> Result<Json<Timeseries>> {
-    let subject = Subject::Account {
-        user_id: auth.user_id,
-    };
-    timeseries(&state, subject, query).await
-}
-
 /// Top values over every link of the caller by a dimension (see the per-link breakdown).
 #[utoipa::path(
     get, path = "/v1/analytics/breakdown/{dimension}", tag = tags::ANALYTICS,
@@ -633,78 +606,4 @@ pub async fn account_breakdown(
         user_id: auth.user_id,
     };
     breakdown(&state, subject, &dimension, query).await
-}
-
-/// Recorded clicks over every link of the caller, newest first, paged.
-#[utoipa::path(
-    get, path = "/v1/analytics/clicks", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(ClicksQuery),
-    responses(
-        (status = 200, description = "One page", body = ClickPage),
-        AuthErrors,
-        ScopeErrors,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
-pub async fn account_clicks(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    AppQuery(query): AppQuery<ClicksQuery>,
-) -> Result<Json<ClickPage>> {
-    let subject = Subject::Account {
-        user_id: auth.user_id,
-    };
-    clicks(&state, subject, query).await
-}
-
-/// Everything one link's analytics page shows, in one call: totals, the series, the top values of
-/// every breakdown the page has and the first page of recent clicks, each equal to its own
-/// endpoint's answer.
-#[utoipa::path(
-    get, path = "/v1/links/{id}/analytics/dashboard", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(("id" = Uuid, Path, description = "Link id"), DashboardQuery),
-    responses(
-        (status = 200, description = "The whole page", body = Dashboard),
-        AuthErrors,
-        ScopeErrors,
-        LinkNotFound,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
-pub async fn link_dashboard(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    Path(id): Path<String>,
-    AppQuery(query): AppQuery<DashboardQuery>,
-) -> Result<Json<Dashboard>> {
-    let subject = link_subject(&state, auth.user_id, &id).await?;
-    dashboard(&state, subject, query).await
-}
-
-/// Everything the account's analytics page shows, in one call (see the per-link dashboard).
-#[utoipa::path(
-    get, path = "/v1/analytics/dashboard", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(DashboardQuery),
-    responses(
-        (status = 200, description = "The whole page", body = Dashboard),
-        AuthErrors,
-        ScopeErrors,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
-pub async fn account_dashboard(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    AppQuery(query): AppQuery<DashboardQuery>,
-) -> Result<Json<Dashboard>> {
-    let subject = Subject::Account {
-        user_id: auth.user_id,
-    };
-    dashboard(&state, subject, query).await
 }
