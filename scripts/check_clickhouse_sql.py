@@ -128,9 +128,9 @@ def unix(text: str) -> int:
     return calendar.timegm(__import__("time").strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
 
 
-def analytics_row(click_id, at, visitor, country, is_bot=0):
+def analytics_row(click_id, at, visitor, country, is_bot=0, is_qr=0):
     r = row(click_id, LINK, 0, visitor, is_bot)
-    r.update(clicked_at=unix(at), user_id=USER, country=country)
+    r.update(clicked_at=unix(at), user_id=USER, country=country, is_qr=is_qr)
     return r
 
 
@@ -139,11 +139,11 @@ def check_analytics(s) -> tuple[int, int]:
     rows = [
         analytics_row("c1", "2026-11-02T10:00:00Z", "v1", "DE"),
         analytics_row("c1", "2026-11-02T10:00:00Z", "v1", "DE"),
-        analytics_row("c2", "2026-11-02T10:30:00Z", "v2", "US"),
+        analytics_row("c2", "2026-11-02T10:30:00Z", "v2", "US", is_qr=1),
         analytics_row("c3", "2026-11-03T00:30:00Z", "w1", "DE"),
         analytics_row("c9", "2026-11-03T12:00:00Z", "w1", "DE"),
         analytics_row("c4", "2026-11-03T23:30:00Z", "w3", "US", is_bot=1),
-        analytics_row("c5", "2026-11-04T05:00:00Z", "x4", "FR"),
+        analytics_row("c5", "2026-11-04T05:00:00Z", "x4", "FR", is_qr=1),
     ]
     body = "\n".join(json.dumps(r) for r in rows)
     s.query(f"INSERT INTO link_clicks FORMAT JSONEachRow {body}")
@@ -193,13 +193,13 @@ def check_analytics(s) -> tuple[int, int]:
             got = "\n".join(sorted(got.splitlines()))
         report(name, got, want)
 
-    def breakdown(name):
+    def breakdown(name, want=(("DE", 3, 0, 2), ("FR", 1, 0, 1))):
         answer = json.loads(s.query(queries[name] + " FORMAT JSON", "JSON").bytes())
         top = [
             (r["value"], int(r["m_clicks"]), int(r["m_bot_clicks"]), int(r["m_visitors"]))
             for r in answer["data"]
         ]
-        report(f"{name} top-2", top, [("DE", 3, 0, 2), ("FR", 1, 0, 1)])
+        report(f"{name} top-2", top, list(want))
         totals = answer["totals"]
         report(f"{name} totals", (int(totals["m_clicks"]), int(totals["m_bot_clicks"])), (5, 1))
 
@@ -234,6 +234,19 @@ def check_analytics(s) -> tuple[int, int]:
         ],
     )
     breakdown("breakdown_country_rolled")
+    # c2 (the 2nd, rolled) and c5 (the 4th, open, read from link_clicks) are QR scans.
+    qr = (("link", 3, 1, 2), ("qr", 2, 0, 2))
+    breakdown("breakdown_qr", qr)
+    # Days rolled before the qr dimension existed: migration 0007 adds it to them.
+    s.query(
+        "ALTER TABLE link_clicks_rollup_values DELETE WHERE dimension = 'qr' "
+        "SETTINGS mutations_sync = 1"
+    )
+    report("qr rows deleted", tsv(queries["breakdown_qr"]).count("qr"), 1)
+    migration = ROOT / "migrations" / "clickhouse" / "0007_rollup_qr.sql"
+    for statement in statements(migration.read_text()):
+        s.query(statement)
+    breakdown("breakdown_qr", qr)
     totals = "\n".join(sorted(tsv(queries["sync_totals_rolled"]).splitlines()))
     report("sync_totals_rolled", totals, expected["sync_totals"])
     return passed, failed

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 use smo1_core::click::ClickEvent;
 use smo1_origin::analytics::escape::quote;
 use smo1_origin::analytics::{rollup, sync};
+use smo1_origin::clickhouse::migrate;
+use smo1_testkit as testkit;
 use std::time::{Duration, Instant};
 
 fn error(code: &str, message: &str) -> Value {
@@ -95,7 +97,15 @@ struct Fixture {
 ///
 /// Link L2 of user A: c6 (v1, DE) 2026-11-02 12:00Z. Link L3 of user B: c7 (v9) 2026-11-02 12:00Z.
 async fn fixture() -> Fixture {
-    let app = TestApp::start().await;
+    fixture_with(TestApp::start().await).await
+}
+
+/// The fixture in an app with room for many calls a minute (free accounts get 60).
+async fn roomy_fixture() -> Fixture {
+    fixture_with(TestApp::start_with(|c| c.rate_limits.free_per_minute = 1000).await).await
+}
+
+async fn fixture_with(app: TestApp) -> Fixture {
     let a = app.api_user("a@example.com").await;
     let b = app.api_user("b@example.com").await;
     let l1 = LinkOf::new(
@@ -672,7 +682,7 @@ async fn bad_parameters_are_422_with_exact_errors() {
         (
             f.link("breakdown/ip"),
             "dimension must be one of country, region, city, device, browser, os, referrer, \
-             utm_source, utm_medium, utm_campaign, utm_term, utm_content",
+             utm_source, utm_medium, utm_campaign, utm_term, utm_content, qr",
         ),
         (
             f.link("breakdown/country?limit=0"),
@@ -986,4 +996,212 @@ async fn far_off_dates_are_refused_in_every_date_parameter() {
         (status, body),
         (StatusCode::UNPROCESSABLE_ENTITY, refused("expires_at"))
     );
+}
+
+/// The dashboard's parts, each compared with its own endpoint's answer over the same parameters.
+async fn assert_dashboard_matches_endpoints(f: &Fixture, base: &str, params: &str, what: &str) {
+    let dashboard = f
+        .get(&format!("{base}/dashboard?{params}&limit=2&clicks_limit=3"))
+        .await;
+    assert_eq!(
+        dashboard["summary"],
+        f.get(&format!(
+            "{base}/summary?{}",
+            params.replace("&interval=hour", "")
+        ))
+        .await,
+        "summary {what}"
+    );
+    assert_eq!(
+        dashboard["timeseries"],
+        f.get(&format!("{base}/timeseries?{params}")).await,
+        "timeseries {what}"
+    );
+    let breakdowns = dashboard["breakdowns"].as_array().unwrap();
+    let dimensions: Vec<&str> = breakdowns
+        .iter()
+        .map(|b| b["dimension"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        dimensions,
+        [
+            "country",
+            "device",
+            "browser",
+            "os",
+            "referrer",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "qr"
+        ]
+    );
+    let single = params.replace("&interval=hour", "");
+    for (breakdown, dimension) in breakdowns.iter().zip(dimensions) {
+        assert_eq!(
+            breakdown,
+            &f.get(&format!("{base}/breakdown/{dimension}?{single}&limit=2"))
+                .await,
+            "{dimension} {what}"
+        );
+    }
+    assert_eq!(
+        dashboard["clicks"],
+        f.get(&format!("{base}/clicks?{single}&limit=3")).await,
+        "clicks {what}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_answers_what_each_endpoint_answers() {
+    let f = roomy_fixture().await;
+    let link = format!("/v1/links/{}/analytics", f.l1);
+    for mode in MODES {
+        f.enter(mode).await;
+        for base in [link.as_str(), "/v1/analytics"] {
+            for params in [
+                RANGE.to_owned(),
+                format!("{RANGE}&include_bots=true&interval=hour"),
+                "from=2026-11-02T10:15:00Z&to=2026-11-05T00:00:00Z&tz=America/New_York".into(),
+            ] {
+                assert_dashboard_matches_endpoints(
+                    &f,
+                    base,
+                    &params,
+                    &format!("{base} {params} {mode}"),
+                )
+                .await;
+            }
+        }
+    }
+    // The first page's cursor pages on through the clicks endpoint.
+    let dashboard = f
+        .get(&format!("{link}/dashboard?{RANGE}&clicks_limit=2"))
+        .await;
+    let cursor = dashboard["clicks"]["next_cursor"].as_str().unwrap();
+    let next = f
+        .get(&format!("{link}/clicks?{RANGE}&limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(next["data"][0]["click_id"], "c3");
+
+    let (status, body) = f
+        .app
+        .call(
+            Method::GET,
+            &format!("{link}/dashboard?clicks_limit=0"),
+            &f.key,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body, error("validation_failed", "limit must be 1 to 100"));
+    let (status, _) = f
+        .app
+        .call(
+            Method::GET,
+            &format!("{link}/dashboard"),
+            &f.other_key,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+fn qr_counts(breakdown: &Value) -> Vec<(String, u64, u64, u64)> {
+    assert_eq!(breakdown["dimension"], "qr");
+    values(breakdown)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qr_and_link_clicks_are_counted_exactly() {
+    let f = roomy_fixture().await;
+    let ch = f.app.db.clickhouse();
+    let l2 = LinkOf::new(&f.get(&format!("/v1/links/{}", f.l2)).await, f.user_id);
+    // L2 also has c6 (a link click by v1 on the 2nd): scans by v1 and v5, one by a bot.
+    let mut scans = Vec::new();
+    for (id, at, visitor, bot) in [
+        ("q1", "2026-11-02T13:00:00Z", "v1", 0),
+        ("q2", "2026-11-02T14:00:00Z", "v5", 0),
+        ("q3", "2026-11-03T09:00:00Z", "w5", 1),
+    ] {
+        let mut scan = click(&l2, id, at, visitor);
+        scan.is_qr = 1;
+        scan.is_bot = bot;
+        scans.push(scan);
+    }
+    let mut body = Vec::new();
+    for event in &scans {
+        serde_json::to_writer(&mut body, event).unwrap();
+        body.push(b'\n');
+    }
+    ch.insert_json_rows("link_clicks", &[], body).await.unwrap();
+    let l2_qr = format!("/v1/links/{}/analytics/breakdown/qr?{RANGE}", f.l2);
+    let account_qr = format!("/v1/analytics/breakdown/qr?{RANGE}&include_bots=true");
+    // The account's link clicks: c1, c2, c6 (v1, v2) | c3, c9, c4 (bot) (w1, w3) | c5 (x4).
+    let l2_want = owned(&[("qr", 2, 2, 1), ("link", 1, 1, 0)]);
+    let account_want = owned(&[("link", 7, 5, 1), ("qr", 3, 3, 1)]);
+    for mode in MODES {
+        f.enter(mode).await;
+        assert_eq!(qr_counts(&f.get(&l2_qr).await), l2_want, "{mode}");
+        assert_eq!(qr_counts(&f.get(&account_qr).await), account_want, "{mode}");
+    }
+
+    // Days rolled before the dimension existed have no `qr` rows: migration 0007 adds them, and
+    // the answers stay exact.
+    ch.execute("ALTER TABLE link_clicks_rollup_values DELETE WHERE dimension = 'qr'")
+        .await
+        .unwrap();
+    testkit::eventually("the qr rows deleted", || async {
+        let rows: Vec<Value> = ch
+            .query("SELECT toString(count()) AS n FROM link_clicks_rollup_values WHERE dimension = 'qr'")
+            .await
+            .unwrap();
+        rows[0]["n"] == "0"
+    })
+    .await;
+    assert_eq!(qr_counts(&f.get(&l2_qr).await), []);
+    let (_, migration) = migrate::MIGRATIONS
+        .iter()
+        .find(|(version, _)| *version == "0007_rollup_qr")
+        .unwrap();
+    for statement in migrate::statements(migration) {
+        ch.execute(&statement).await.unwrap();
+    }
+    assert_eq!(qr_counts(&f.get(&l2_qr).await), l2_want);
+    assert_eq!(qr_counts(&f.get(&account_qr).await), account_want);
+
+    // Today, through the redirect: a scan (`?qr=1`) and a plain visit, read from the raw data.
+    for path in [format!("/{}?qr=1", l2.slug), format!("/{}", l2.slug)] {
+        let response = f
+            .app
+            .http
+            .get(f.app.url(&path))
+            .header(
+                reqwest::header::USER_AGENT,
+                "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_redirection(), "{path}");
+    }
+    let now = chrono::Utc::now();
+    let today = format!(
+        "/v1/links/{}/analytics/dashboard?from={}&to={}",
+        f.l2,
+        now.format("%Y-%m-%dT00:00:00Z"),
+        (now + chrono::Duration::days(1)).format("%Y-%m-%dT00:00:00Z")
+    );
+    testkit::eventually("today's scan and visit counted", || async {
+        let dashboard = f.get(&today).await;
+        let qr = dashboard["breakdowns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["dimension"] == "qr")
+            .unwrap()
+            .clone();
+        values(&qr) == owned(&[("link", 1, 1, 0), ("qr", 1, 1, 0)])
+    })
+    .await;
 }

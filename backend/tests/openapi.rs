@@ -191,9 +191,15 @@ async fn enforced_constraints_are_declared() {
                 "utm_medium",
                 "utm_campaign",
                 "utm_term",
-                "utm_content"
+                "utm_content",
+                "qr"
             ])
         );
+        let dashboard = format!("{scope}/dashboard");
+        assert_eq!(integer_limit(&dashboard), limit(10));
+        let mut clicks_limit = constraints(parameter(&doc, &dashboard, "get", "clicks_limit"));
+        clicks_limit.as_object_mut().unwrap().remove("format");
+        assert_eq!(clicks_limit, limit(50));
         let timeseries = format!("{scope}/timeseries");
         assert_eq!(
             parameter(&doc, &timeseries, "get", "interval")["enum"],
@@ -204,6 +210,7 @@ async fn enforced_constraints_are_declared() {
             &clicks,
             &timeseries,
             &format!("{scope}/summary"),
+            &dashboard,
         ] {
             assert_eq!(parameter(&doc, path, "get", "from")["format"], "date-time");
             assert_eq!(parameter(&doc, path, "get", "to")["format"], "date-time");
@@ -290,6 +297,7 @@ async fn declared_limit_bounds_are_the_enforced_ones() {
         "/v1/xp",
         "/v1/analytics/clicks",
         "/v1/analytics/breakdown/country",
+        "/v1/analytics/dashboard",
     ] {
         let template = path.replace("country", "{dimension}");
         let schema = parameter(&doc, &template, "get", "limit");

@@ -104,6 +104,10 @@ test('a link owner signs in, manages a link, reads its click, its QR codes and A
       const empty = await recent.getByText('No clicks in this range.').count();
       return total >= 1 && rows >= 2 && empty === 0;
     }, { timeoutMs: 120_000, everyMs: 2000 });
+    // The worker was visited without `?qr=1`: the QR-vs-link card counts it as a link click.
+    const qrCard = page.getByRole('table', { name: 'QR vs link by clicks' });
+    assert.equal(await qrCard.getByRole('cell', { name: 'Link', exact: true }).count(), 1);
+    assert.equal(await qrCard.getByRole('cell', { name: 'QR code', exact: true }).count(), 0);
     await checkPage(page, '07-link-analytics');
 
     await page.getByRole('link', { name: 'Analytics', exact: true }).click();

@@ -6,6 +6,9 @@
 pub struct Dimension {
     pub name: &'static str,
     column: &'static str,
+    /// Whether `link_clicks_recent` has the column (it keeps only what analytics read when it
+    /// was made); open days of the others are read from `link_clicks`.
+    in_recent: bool,
 }
 
 pub const DIMENSIONS: &[Dimension] = &[
@@ -21,18 +24,47 @@ pub const DIMENSIONS: &[Dimension] = &[
     Dimension::new("utm_campaign", "utm_campaign"),
     Dimension::new("utm_term", "utm_term"),
     Dimension::new("utm_content", "utm_content"),
+    // Scanned QR codes (`?qr=1`) against every other click; migration 0007 adds it to the days
+    // rolled before it existed.
+    Dimension {
+        name: "qr",
+        column: "if(is_qr = 1, 'qr', 'link')",
+        in_recent: false,
+    },
+];
+
+/// The breakdowns an analytics page shows (`/dashboard`), in its order.
+pub const DASHBOARD_DIMENSIONS: [Dimension; 9] = [
+    DIMENSIONS[0],
+    DIMENSIONS[3],
+    DIMENSIONS[4],
+    DIMENSIONS[5],
+    DIMENSIONS[6],
+    DIMENSIONS[7],
+    DIMENSIONS[8],
+    DIMENSIONS[9],
+    DIMENSIONS[12],
 ];
 
 impl Dimension {
     const fn new(name: &'static str, column: &'static str) -> Self {
-        Self { name, column }
+        Self {
+            name,
+            column,
+            in_recent: true,
+        }
     }
 
     pub fn named(name: &str) -> Option<Self> {
         DIMENSIONS.iter().copied().find(|d| d.name == name)
     }
 
+    /// The column, or the expression over `link_clicks`' columns, that gives the value.
     pub fn column(&self) -> &'static str {
         self.column
+    }
+
+    pub fn in_recent(&self) -> bool {
+        self.in_recent
     }
 }

@@ -13,6 +13,7 @@
 //!   view costs more than hashing the raw ids on ClickHouse 18.16: docs/BENCHMARKS.md.)
 
 use super::calendar::{by_utc_day, date_of, utc_day, Intervals, Range, DAY, HOUR};
+use super::dimensions::Dimension;
 use super::rollup;
 use crate::clickhouse::{ClickHouse, ClickHouseError};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -79,6 +80,22 @@ impl Plan {
             .into_iter()
             .filter(|(_, part)| !part.is_empty())
             .collect()
+    }
+
+    /// [`Plan::sources`] for a breakdown by `dimension`: all from `link_clicks` when the recent
+    /// copy lacks its column.
+    pub fn breakdown_sources(
+        &self,
+        open: Intervals,
+        dimension: Dimension,
+    ) -> Vec<(Raw, Intervals)> {
+        if dimension.in_recent() {
+            self.sources(&open)
+        } else if open.is_empty() {
+            Vec::new()
+        } else {
+            vec![(Raw::Clicks, open)]
+        }
     }
 
     /// Splits `[start, end)` at UTC midnights into pieces the hour rollups answer and open

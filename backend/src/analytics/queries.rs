@@ -13,12 +13,13 @@ use super::measures::{rolled, select_measures, HourRow, MeasuresRow};
 use super::rollup;
 use crate::clickhouse::{ClickHouse, ClickHouseError};
 use chrono::NaiveDate;
+use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 pub use super::calendar::{day_start, hour_start, max_span, Interval, Intervals, Range};
-pub use super::dimensions::{Dimension, DIMENSIONS};
+pub use super::dimensions::{Dimension, DASHBOARD_DIMENSIONS, DIMENSIONS};
 pub use super::measures::Counts;
 pub use super::plan::{Plan, Raw};
 pub use super::recent::{clicks_sql, recent_clicks, ClickCursor, RecentClick};
@@ -38,22 +39,34 @@ pub fn rollup_hours_sql(subject: &Subject, include_bots: bool, start: i64, end: 
     )
 }
 
-/// Which days of the range are rolled, and the range's rolled hours by start, asked at once:
-/// the hours do not depend on the answer, since rows of days that are not current are never
-/// looked up.
-async fn plan_and_hours(
-    ch: &ClickHouse,
-    subject: &Subject,
-    range: &Range,
-) -> Result<(Plan, BTreeMap<i64, HourRow>), ClickHouseError> {
-    let sql = rollup_hours_sql(
-        subject,
-        range.include_bots,
-        utc_day(range.from.timestamp()),
-        range.to.timestamp(),
-    );
-    let (plan, rows) = tokio::try_join!(Plan::fetch(ch, range), ch.query::<HourRow>(&sql))?;
-    Ok((plan, rows.into_iter().map(|row| (row.hour, row)).collect()))
+/// What the rollups answer for one range: which days are current, and the range's rolled hours
+/// by start. Asked once, it serves every question about the range.
+#[derive(Debug)]
+pub struct Rolled {
+    plan: Plan,
+    hours: BTreeMap<i64, HourRow>,
+}
+
+impl Rolled {
+    /// Both at once: the hours do not depend on the plan, since rows of days that are not
+    /// current are never looked up.
+    pub async fn fetch(
+        ch: &ClickHouse,
+        subject: &Subject,
+        range: &Range,
+    ) -> Result<Self, ClickHouseError> {
+        let sql = rollup_hours_sql(
+            subject,
+            range.include_bots,
+            utc_day(range.from.timestamp()),
+            range.to.timestamp(),
+        );
+        let (plan, rows) = tokio::try_join!(Plan::fetch(ch, range), ch.query::<HourRow>(&sql))?;
+        Ok(Self {
+            plan,
+            hours: rows.into_iter().map(|row| (row.hour, row)).collect(),
+        })
+    }
 }
 
 /// Totals over open intervals of a range, from one raw table.
@@ -73,7 +86,24 @@ pub async fn summary(
     subject: &Subject,
     range: &Range,
 ) -> Result<Counts, ClickHouseError> {
-    let (plan, hours) = plan_and_hours(ch, subject, range).await?;
+    summary_of(
+        ch,
+        subject,
+        range,
+        &Rolled::fetch(ch, subject, range).await?,
+    )
+    .await
+}
+
+/// [`summary`] with the rollups already asked.
+#[tracing::instrument(skip(ch, rolled))]
+pub async fn summary_of(
+    ch: &ClickHouse,
+    subject: &Subject,
+    range: &Range,
+    rolled: &Rolled,
+) -> Result<Counts, ClickHouseError> {
+    let Rolled { plan, hours } = rolled;
     let mut pieces = Vec::new();
     let mut open = Intervals::default();
     plan.split(
@@ -84,7 +114,7 @@ pub async fn summary(
     );
     let mut total = MeasuresRow::default();
     for piece in &pieces {
-        total.add(&piece.measures(&hours));
+        total.add(&piece.measures(hours));
     }
     for (raw, part) in plan.sources(&open) {
         let rows: Vec<MeasuresRow> = ch.query(&summary_sql(subject, range, raw, &part)).await?;
@@ -142,8 +172,21 @@ pub async fn timeseries(
     range: &Range,
     interval: Interval,
 ) -> Result<Vec<Point>, ClickHouseError> {
+    let rolled = Rolled::fetch(ch, subject, range).await?;
+    timeseries_of(ch, subject, range, interval, &rolled).await
+}
+
+/// [`timeseries`] with the rollups already asked.
+#[tracing::instrument(skip(ch, rolled))]
+pub async fn timeseries_of(
+    ch: &ClickHouse,
+    subject: &Subject,
+    range: &Range,
+    interval: Interval,
+    rolled: &Rolled,
+) -> Result<Vec<Point>, ClickHouseError> {
+    let Rolled { plan, hours } = rolled;
     let buckets = range.buckets(interval);
-    let (plan, hours) = plan_and_hours(ch, subject, range).await?;
     let (from, to) = (range.from.timestamp(), range.to.timestamp());
     let mut open = Intervals::default();
     let mut pieces = Vec::with_capacity(buckets.len());
@@ -167,7 +210,7 @@ pub async fn timeseries(
         .map(|(start, pieces)| {
             let mut m = open_rows.get(&start).copied().unwrap_or_default();
             for piece in &pieces {
-                m.add(&piece.measures(&hours));
+                m.add(&piece.measures(hours));
             }
             Point {
                 start: local_rfc3339(range.tz, start),
@@ -259,18 +302,25 @@ pub async fn breakdown(
     limit: u32,
 ) -> Result<(Vec<BreakdownValue>, OtherCounts), ClickHouseError> {
     let plan = Plan::fetch(ch, range).await?;
+    breakdown_of(ch, subject, range, dimension, limit, &plan).await
+}
+
+/// [`breakdown`] with the plan already asked.
+#[tracing::instrument(skip(ch, plan))]
+pub async fn breakdown_of(
+    ch: &ClickHouse,
+    subject: &Subject,
+    range: &Range,
+    dimension: Dimension,
+    limit: u32,
+    plan: &Plan,
+) -> Result<(Vec<BreakdownValue>, OtherCounts), ClickHouseError> {
     let (days, open) = plan.whole_days(range);
+    let sources = plan.breakdown_sources(open, dimension);
     let body = ch
         .execute(&format!(
             "{} FORMAT JSON",
-            breakdown_sql(
-                subject,
-                range,
-                dimension,
-                limit,
-                &days,
-                &plan.sources(&open)
-            )
+            breakdown_sql(subject, range, dimension, limit, &days, &sources)
         ))
         .await?;
     let answer: WithTotals = serde_json::from_str(&body)?;
@@ -296,6 +346,42 @@ pub async fn breakdown(
         bot_clicks: totals.bot_clicks - listed(|c| c.bot_clicks),
     };
     Ok((values, other))
+}
+
+/// The aggregate answers of one range: totals, the series, and each asked breakdown.
+#[derive(Debug)]
+pub struct Overview {
+    pub counts: Counts,
+    pub points: Vec<Point>,
+    /// In the order the dimensions were asked.
+    pub breakdowns: Vec<(Vec<BreakdownValue>, OtherCounts)>,
+}
+
+/// [`summary`], [`timeseries`] and a [`breakdown`] per dimension, from one [`Rolled`] lookup,
+/// their queries run at the same time.
+#[tracing::instrument(skip(ch))]
+pub async fn overview(
+    ch: &ClickHouse,
+    subject: &Subject,
+    range: &Range,
+    interval: Interval,
+    dimensions: &[Dimension],
+    limit: u32,
+) -> Result<Overview, ClickHouseError> {
+    let rolled = Rolled::fetch(ch, subject, range).await?;
+    let breakdowns = dimensions
+        .iter()
+        .map(|&d| breakdown_of(ch, subject, range, d, limit, &rolled.plan));
+    let (counts, points, breakdowns) = tokio::try_join!(
+        summary_of(ch, subject, range, &rolled),
+        timeseries_of(ch, subject, range, interval, &rolled),
+        try_join_all(breakdowns),
+    )?;
+    Ok(Overview {
+        counts,
+        points,
+        breakdowns,
+    })
 }
 
 #[cfg(test)]
@@ -428,6 +514,17 @@ mod tests {
                     2,
                     &rolled_days,
                     &plan.sources(&rolled_open),
+                ),
+            ),
+            (
+                "breakdown_qr",
+                breakdown_sql(
+                    &account,
+                    &utc,
+                    Dimension::named("qr").unwrap(),
+                    2,
+                    &rolled_days,
+                    &plan.breakdown_sources(rolled_open.clone(), Dimension::named("qr").unwrap()),
                 ),
             ),
             ("clicks_page", clicks_sql(&link, &utc, Some(&before_c3), 10)),

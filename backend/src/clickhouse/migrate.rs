@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_link_clicks_recent",
         include_str!("../../../migrations/clickhouse/0006_link_clicks_recent.sql"),
     ),
+    (
+        "0007_rollup_qr",
+        include_str!("../../../migrations/clickhouse/0007_rollup_qr.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split on `;` at line ends, comments dropped.

@@ -6,8 +6,9 @@ use super::extract::{supported_instant, AppQuery};
 use super::tags;
 use crate::analytics::queries::{
     self, BreakdownValue, ClickCursor, Counts, Dimension, Interval, OtherCounts, Point, Range,
-    RecentClick, Subject, DIMENSIONS,
+    RecentClick, Subject, DASHBOARD_DIMENSIONS, DIMENSIONS,
 };
+use crate::clickhouse::{ClickHouse, ClickHouseError};
 use crate::error::{AppError, AuthErrors, ErrorBody, LinkNotFound, Result, ScopeErrors};
 use crate::links::repo as links;
 use crate::state::AppState;
@@ -30,10 +31,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(link_timeseries))
         .routes(routes!(link_breakdown))
         .routes(routes!(link_clicks))
+        .routes(routes!(link_dashboard))
         .routes(routes!(account_summary))
         .routes(routes!(account_timeseries))
         .routes(routes!(account_breakdown))
         .routes(routes!(account_clicks))
+        .routes(routes!(account_dashboard))
 }
 
 /// The range every analytics query shares (each endpoint's query type documents the fields).
@@ -77,6 +80,17 @@ impl RangeParams {
             tz,
             include_bots: self.include_bots.unwrap_or(false),
         })
+    }
+}
+
+impl RangeParams {
+    /// The range of a series: its default span and longest range depend on the interval.
+    fn validate_series(self, interval: Interval) -> Result<Range> {
+        let default_span = match interval {
+            Interval::Hour => Duration::hours(24),
+            Interval::Day => Duration::days(30),
+        };
+        self.validate(default_span, queries::max_span(interval))
     }
 }
 
@@ -163,12 +177,18 @@ async fn summary(state: &AppState, subject: Subject, query: SummaryQuery) -> Res
     }
     .validate(Duration::days(30), queries::max_span(Interval::Day))?;
     let counts = queries::summary(&state.clickhouse, &subject, &range).await?;
-    Ok(Json(Summary {
-        from: range.from,
-        to: range.to,
-        include_bots: range.include_bots,
-        counts,
-    }))
+    Ok(Json(Summary::new(&range, counts)))
+}
+
+impl Summary {
+    fn new(range: &Range, counts: Counts) -> Self {
+        Self {
+            from: range.from,
+            to: range.to,
+            include_bots: range.include_bots,
+            counts,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -207,26 +227,28 @@ async fn timeseries(
     query: TimeseriesQuery,
 ) -> Result<Json<Timeseries>> {
     let interval = query.interval.unwrap_or(Interval::Day);
-    let default_span = match interval {
-        Interval::Hour => Duration::hours(24),
-        Interval::Day => Duration::days(30),
-    };
     let range = RangeParams {
         from: query.from,
         to: query.to,
         tz: query.tz,
         include_bots: query.include_bots,
     }
-    .validate(default_span, queries::max_span(interval))?;
+    .validate_series(interval)?;
     let points = queries::timeseries(&state.clickhouse, &subject, &range, interval).await?;
-    Ok(Json(Timeseries {
-        from: range.from,
-        to: range.to,
-        timezone: range.tz.name().to_owned(),
-        interval,
-        include_bots: range.include_bots,
-        points,
-    }))
+    Ok(Json(Timeseries::new(&range, interval, points)))
+}
+
+impl Timeseries {
+    fn new(range: &Range, interval: Interval, points: Vec<Point>) -> Self {
+        Self {
+            from: range.from,
+            to: range.to,
+            timezone: range.tz.name().to_owned(),
+            interval,
+            include_bots: range.include_bots,
+            points,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -277,16 +299,25 @@ async fn breakdown(
         include_bots: query.include_bots,
     }
     .validate(Duration::days(30), queries::max_span(Interval::Day))?;
-    let (values, other) =
-        queries::breakdown(&state.clickhouse, &subject, &range, dimension, limit).await?;
-    Ok(Json(Breakdown {
-        dimension: dimension.name,
-        from: range.from,
-        to: range.to,
-        include_bots: range.include_bots,
-        values,
-        other,
-    }))
+    let top = queries::breakdown(&state.clickhouse, &subject, &range, dimension, limit).await?;
+    Ok(Json(Breakdown::new(&range, dimension, top)))
+}
+
+impl Breakdown {
+    fn new(
+        range: &Range,
+        dimension: Dimension,
+        (values, other): (Vec<BreakdownValue>, OtherCounts),
+    ) -> Self {
+        Self {
+            dimension: dimension.name,
+            from: range.from,
+            to: range.to,
+            include_bots: range.include_bots,
+            values,
+            other,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -334,75 +365,200 @@ async fn clicks(state: &AppState, subject: Subject, query: ClicksQuery) -> Resul
         include_bots: query.include_bots,
     }
     .validate(Duration::days(30), queries::max_span(Interval::Day))?;
-    // One extra row tells whether another page follows.
-    let mut data = queries::recent_clicks(
-        &state.clickhouse,
-        &subject,
-        &range,
-        before.as_ref(),
-        limit + 1,
-    )
-    .await?;
-    let next_cursor = if data.len() > limit as usize {
-        data.truncate(limit as usize);
-        data.last().map(|last| last.cursor().encode())
-    } else {
-        None
+    let page =
+        ClickPage::fetch(&state.clickhouse, &subject, &range, before.as_ref(), limit).await?;
+    Ok(Json(page))
+}
+
+impl ClickPage {
+    async fn fetch(
+        ch: &ClickHouse,
+        subject: &Subject,
+        range: &Range,
+        before: Option<&ClickCursor>,
+        limit: u32,
+    ) -> std::result::Result<Self, ClickHouseError> {
+        // One extra row tells whether another page follows.
+        let mut data = queries::recent_clicks(ch, subject, range, before, limit + 1).await?;
+        let next_cursor = if data.len() > limit as usize {
+            data.truncate(limit as usize);
+            data.last().map(|last| last.cursor().encode())
+        } else {
+            None
+        };
+        Ok(Self { data, next_cursor })
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DashboardQuery {
+    /// Start, inclusive (RFC 3339; write `Z` or percent-encode `+`). Default: `to` minus 30 days
+    /// (24 hours with `interval=hour`).
+    from: Option<DateTime<Utc>>,
+    /// End, exclusive (RFC 3339). Default: the next whole UTC hour.
+    to: Option<DateTime<Utc>>,
+    /// IANA time zone name.
+    #[param(default = "UTC", example = "Europe/Berlin")]
+    tz: Option<String>,
+    /// Count bots in `clicks` and `unique_visitors`, and list their clicks; `bot_clicks` is
+    /// always given.
+    #[param(default = false)]
+    include_bots: Option<bool>,
+    /// The series' buckets: `hour` (ranges up to 31 days) or `day` (up to 366 days; default).
+    interval: Option<Interval>,
+    /// How many top values per breakdown; the rest is summed in `other`.
+    #[param(minimum = 1, maximum = 100, default = 10)]
+    limit: Option<u32>,
+    /// How many recent clicks; page on with the clicks endpoint and `clicks.next_cursor`.
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    clicks_limit: Option<u32>,
+}
+
+/// Everything an analytics page shows over one range. Each part is exactly what its own endpoint
+/// answers for the same range: `summary`, `timeseries`, one `breakdowns` entry per dimension
+/// (`country`, `device`, `browser`, `os`, `referrer`, `utm_source`, `utm_medium`,
+/// `utm_campaign`, `qr`, in this order) and the first page of `clicks`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dashboard {
+    summary: Summary,
+    timeseries: Timeseries,
+    breakdowns: Vec<Breakdown>,
+    clicks: ClickPage,
+}
+
+/// One plan for every question of the page, asked at the same time (the recent clicks, which need
+/// no plan, from the start).
+async fn dashboard(
+    state: &AppState,
+    subject: Subject,
+    query: DashboardQuery,
+) -> Result<Json<Dashboard>> {
+    let interval = query.interval.unwrap_or(Interval::Day);
+    let limit_values = limit(query.limit, 10)?;
+    let limit_clicks = limit(query.clicks_limit, 50)?;
+    let range = RangeParams {
+        from: query.from,
+        to: query.to,
+        tz: query.tz,
+        include_bots: query.include_bots,
+    }
+    .validate_series(interval)?;
+    let (ch, subject, range) = (&state.clickhouse, &subject, &range);
+    let dimensions: Vec<Dimension> = DASHBOARD_DIMENSIONS.to_vec();
+    let (overview, clicks) = tokio::try_join!(
+        queries::overview(ch, subject, range, interval, &dimensions, limit_values),
+        ClickPage::fetch(ch, subject, range, None, limit_clicks)
+    )?;
+    Ok(Json(Dashboard {
+        summary: Summary::new(range, overview.counts),
+        timeseries: Timeseries::new(range, interval, overview.points),
+        breakdowns: dimensions
+            .into_iter()
+            .zip(overview.breakdowns)
+            .map(|(d, top)| Breakdown::new(range, d, top))
+            .collect(),
+        clicks,
+    }))
+}
+
+/// Declares one analytics operation twice, as the same answer about two subjects: one link
+/// (`/v1/links/{id}/analytics/…`; another user's link is 404) and every link of the caller
+/// (`/v1/analytics/…`). `answer(state, subject, query)` gives the answer.
+macro_rules! per_subject {
+    (
+        $(#[doc = $link_doc:tt])* link $link_fn:ident $link_path:tt,
+        $(#[doc = $account_doc:tt])* account $account_fn:ident $account_path:tt,
+        $query:ident => $body:ident ($described:tt) from $answer:ident
+    ) => {
+        $(#[doc = $link_doc])*
+        #[utoipa::path(
+            get, path = $link_path, tag = tags::ANALYTICS,
+            security(("api_key" = ["links:read"])),
+            params(("id" = Uuid, Path, description = "Link id"), $query),
+            responses(
+                (status = 200, description = $described, body = $body),
+                AuthErrors,
+                ScopeErrors,
+                LinkNotFound,
+                AnalyticsQueryErrors,
+            )
+        )]
+        #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
+        pub async fn $link_fn(
+            State(state): State<AppState>,
+            auth: Authorized<scope::LinksRead>,
+            Path(id): Path<String>,
+            AppQuery(query): AppQuery<$query>,
+        ) -> Result<Json<$body>> {
+            let subject = link_subject(&state, auth.user_id, &id).await?;
+            $answer(&state, subject, query).await
+        }
+
+        $(#[doc = $account_doc])*
+        #[utoipa::path(
+            get, path = $account_path, tag = tags::ANALYTICS,
+            security(("api_key" = ["links:read"])),
+            params($query),
+            responses(
+                (status = 200, description = $described, body = $body),
+                AuthErrors,
+                ScopeErrors,
+                AnalyticsQueryErrors,
+            )
+        )]
+        #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+        pub async fn $account_fn(
+            State(state): State<AppState>,
+            auth: Authorized<scope::LinksRead>,
+            AppQuery(query): AppQuery<$query>,
+        ) -> Result<Json<$body>> {
+            let subject = Subject::Account {
+                user_id: auth.user_id,
+            };
+            $answer(&state, subject, query).await
+        }
     };
-    Ok(Json(ClickPage { data, next_cursor }))
 }
 
-/// Totals of one link: clicks, unique visitors, humans and bots.
-#[utoipa::path(
-    get, path = "/v1/links/{id}/analytics/summary", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(("id" = Uuid, Path, description = "Link id"), SummaryQuery),
-    responses(
-        (status = 200, description = "Totals", body = Summary),
-        AuthErrors,
-        ScopeErrors,
-        LinkNotFound,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
-pub async fn link_summary(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    Path(id): Path<String>,
-    AppQuery(query): AppQuery<SummaryQuery>,
-) -> Result<Json<Summary>> {
-    let subject = link_subject(&state, auth.user_id, &id).await?;
-    summary(&state, subject, query).await
+per_subject! {
+    /// Totals of one link: clicks, unique visitors, humans and bots.
+    link link_summary "/v1/links/{id}/analytics/summary",
+    /// Totals over every link of the caller (deleted links' clicks included).
+    account account_summary "/v1/analytics/summary",
+    SummaryQuery => Summary ("Totals") from summary
 }
 
-/// Clicks of one link per local hour or day.
-#[utoipa::path(
-    get, path = "/v1/links/{id}/analytics/timeseries", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(("id" = Uuid, Path, description = "Link id"), TimeseriesQuery),
-    responses(
-        (status = 200, description = "The series", body = Timeseries),
-        AuthErrors,
-        ScopeErrors,
-        LinkNotFound,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
-pub async fn link_timeseries(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    Path(id): Path<String>,
-    AppQuery(query): AppQuery<TimeseriesQuery>,
-) -> Result<Json<Timeseries>> {
-    let subject = link_subject(&state, auth.user_id, &id).await?;
-    timeseries(&state, subject, query).await
+per_subject! {
+    /// Clicks of one link per local hour or day.
+    link link_timeseries "/v1/links/{id}/analytics/timeseries",
+    /// Clicks over every link of the caller per local hour or day.
+    account account_timeseries "/v1/analytics/timeseries",
+    TimeseriesQuery => Timeseries ("The series") from timeseries
+}
+
+per_subject! {
+    /// One link's recorded clicks, newest first, paged.
+    link link_clicks "/v1/links/{id}/analytics/clicks",
+    /// Recorded clicks over every link of the caller, newest first, paged.
+    account account_clicks "/v1/analytics/clicks",
+    ClicksQuery => ClickPage ("One page") from clicks
+}
+
+per_subject! {
+    /// Everything one link's analytics page shows, in one call: totals, the series, the top values
+    /// of every breakdown the page has and the first page of recent clicks, each equal to its own
+    /// endpoint's answer.
+    link link_dashboard "/v1/links/{id}/analytics/dashboard",
+    /// Everything the account's analytics page shows, in one call (see the per-link dashboard).
+    account account_dashboard "/v1/analytics/dashboard",
+    DashboardQuery => Dashboard ("The whole page") from dashboard
 }
 
 /// Top values of one link's clicks by a dimension: `country`, `region`, `city`, `device`,
 /// `browser`, `os`, `referrer` (domain), `utm_source`, `utm_medium`, `utm_campaign`, `utm_term`,
-/// `utm_content`.
+/// `utm_content`, `qr` (`qr` for scanned QR codes, `link` for every other click).
 #[utoipa::path(
     get, path = "/v1/links/{id}/analytics/breakdown/{dimension}", tag = tags::ANALYTICS,
     security(("api_key" = ["links:read"])),
@@ -430,78 +586,6 @@ pub async fn link_breakdown(
     breakdown(&state, subject, &dimension, query).await
 }
 
-/// One link's recorded clicks, newest first, paged.
-#[utoipa::path(
-    get, path = "/v1/links/{id}/analytics/clicks", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(("id" = Uuid, Path, description = "Link id"), ClicksQuery),
-    responses(
-        (status = 200, description = "One page", body = ClickPage),
-        AuthErrors,
-        ScopeErrors,
-        LinkNotFound,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
-pub async fn link_clicks(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    Path(id): Path<String>,
-    AppQuery(query): AppQuery<ClicksQuery>,
-) -> Result<Json<ClickPage>> {
-    let subject = link_subject(&state, auth.user_id, &id).await?;
-    clicks(&state, subject, query).await
-}
-
-/// Totals over every link of the caller (deleted links' clicks included).
-#[utoipa::path(
-    get, path = "/v1/analytics/summary", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(SummaryQuery),
-    responses(
-        (status = 200, description = "Totals", body = Summary),
-        AuthErrors,
-        ScopeErrors,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
-pub async fn account_summary(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    AppQuery(query): AppQuery<SummaryQuery>,
-) -> Result<Json<Summary>> {
-    let subject = Subject::Account {
-        user_id: auth.user_id,
-    };
-    summary(&state, subject, query).await
-}
-
-/// Clicks over every link of the caller per local hour or day.
-#[utoipa::path(
-    get, path = "/v1/analytics/timeseries", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(TimeseriesQuery),
-    responses(
-        (status = 200, description = "The series", body = Timeseries),
-        AuthErrors,
-        ScopeErrors,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
-pub async fn account_timeseries(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    AppQuery(query): AppQuery<TimeseriesQuery>,
-) -> Result<Json<Timeseries>> {
-    let subject = Subject::Account {
-        user_id: auth.user_id,
-    };
-    timeseries(&state, subject, query).await
-}
-
 /// Top values over every link of the caller by a dimension (see the per-link breakdown).
 #[utoipa::path(
     get, path = "/v1/analytics/breakdown/{dimension}", tag = tags::ANALYTICS,
@@ -525,28 +609,4 @@ pub async fn account_breakdown(
         user_id: auth.user_id,
     };
     breakdown(&state, subject, &dimension, query).await
-}
-
-/// Recorded clicks over every link of the caller, newest first, paged.
-#[utoipa::path(
-    get, path = "/v1/analytics/clicks", tag = tags::ANALYTICS,
-    security(("api_key" = ["links:read"])),
-    params(ClicksQuery),
-    responses(
-        (status = 200, description = "One page", body = ClickPage),
-        AuthErrors,
-        ScopeErrors,
-        AnalyticsQueryErrors,
-    )
-)]
-#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
-pub async fn account_clicks(
-    State(state): State<AppState>,
-    auth: Authorized<scope::LinksRead>,
-    AppQuery(query): AppQuery<ClicksQuery>,
-) -> Result<Json<ClickPage>> {
-    let subject = Subject::Account {
-        user_id: auth.user_id,
-    };
-    clicks(&state, subject, query).await
 }
