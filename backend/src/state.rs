@@ -49,7 +49,7 @@ impl AppState {
             verifier: Verifier::new(config.unlock.unlock_verify_concurrency as usize),
             redis,
             clickhouse: ClickHouse::new(http, config.data.clickhouse.clone()),
-            clicks: ClickSink::new(db.clone(), config.clicks.click_queue_capacity),
+            clicks: ClickSink::new(db.clone(), &config.clicks),
             db,
             config: Arc::new(config),
             metrics: crate::metrics::handle(),
