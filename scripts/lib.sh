@@ -12,6 +12,7 @@ WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=0.2.130
 NEXTEST_VERSION=0.9.143
 CHDB_VERSION=26.9.0
+CARGO_FUZZ_VERSION=0.13.2
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -80,6 +81,18 @@ ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     log "cargo install cargo-nextest $NEXTEST_VERSION"
     cargo install cargo-nextest --version "$NEXTEST_VERSION" --locked
+  fi
+}
+
+# The fuzz targets (fuzz/run) only: cargo-fuzz and the nightly toolchain it needs.
+ensure_cargo_fuzz() {
+  if ! rustup toolchain list | grep -q '^nightly'; then
+    log "rustup toolchain install nightly"
+    rustup toolchain install nightly --profile minimal
+  fi
+  if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $NF}')" != "$CARGO_FUZZ_VERSION" ]; then
+    log "cargo install cargo-fuzz $CARGO_FUZZ_VERSION"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
   fi
 }
 

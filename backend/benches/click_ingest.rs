@@ -6,9 +6,10 @@
 #[path = "../../bench/report.rs"]
 mod report;
 
-use smo1_core::click::{ClickEvent, VisitorRequest};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use smo1_core::click::{self, ClickEvent, VisitorRequest};
 use smo1_core::link::{LinkCacheRecord, LinkStatus, Protection, RedirectType, Utm};
-use smo1_origin::clicks;
+use smo1_origin::clicks::{self, PendingClick};
 use smo1_testkit::{self as testkit, TestDb};
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,8 @@ const UAS: [&str; 3] = [
     "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
 ];
 
-fn events(prefix: &str) -> Vec<ClickEvent> {
-    let record = LinkCacheRecord {
+fn record() -> LinkCacheRecord {
+    LinkCacheRecord {
         link_id: "0b2f6e1c-0000-4000-8000-000000000001".into(),
         user_id: "0b2f6e1c-0000-4000-8000-000000000002".into(),
         slug: "bench".into(),
@@ -31,10 +32,22 @@ fn events(prefix: &str) -> Vec<ClickEvent> {
         status: LinkStatus::Active,
         expires_at: None,
         version: 0,
-    };
+    }
+}
+
+fn ip(i: usize) -> String {
+    format!("10.0.{}.{}", (i / 256) % 256, i % 256)
+}
+
+fn clicked_at(i: usize) -> u32 {
+    1_764_000_000 + (i as u32 % 86_400)
+}
+
+fn events(prefix: &str) -> Vec<ClickEvent> {
+    let record = record();
     (0..EVENTS)
         .map(|i| {
-            let ip = format!("10.0.{}.{}", (i / 256) % 256, i % 256);
+            let ip = ip(i);
             let request = VisitorRequest {
                 method: "GET",
                 ip: &ip,
@@ -44,11 +57,35 @@ fn events(prefix: &str) -> Vec<ClickEvent> {
             };
             ClickEvent::build(
                 format!("{prefix}-{i}"),
-                1_764_000_000 + (i as u32 % 86_400),
+                clicked_at(i),
                 &record,
                 "https://example.com/",
                 &request,
                 "salt",
+            )
+        })
+        .collect()
+}
+
+/// The same clicks as the redirect path leaves them: the writer classifies and enriches them.
+fn pending() -> Vec<PendingClick> {
+    let record = record();
+    (0..EVENTS)
+        .map(|i| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::USER_AGENT,
+                HeaderValue::from_static(UAS[i % UAS.len()]),
+            );
+            headers.insert(click::HEADER_COUNTRY, HeaderValue::from_static("DE"));
+            PendingClick::new(
+                clicked_at(i),
+                record.clone(),
+                "https://example.com/".into(),
+                Method::GET,
+                ip(i),
+                false,
+                &headers,
             )
         })
         .collect()
@@ -94,12 +131,12 @@ async fn main() {
     config.clicks.click_flush_interval = Duration::from_millis(200);
     config.clicks.click_queue_capacity = EVENTS;
     let pool = smo1_origin::db::pool(&config.data).expect("pool");
-    let sink = clicks::ClickSink::new(pool, config.clicks.click_queue_capacity);
+    let sink = clicks::ClickSink::new(pool, &config.clicks);
     let pipeline = clicks::start(&sink, db.clickhouse(), &config.clicks);
-    let batch = events("writer");
+    let batch = pending();
     let started = Instant::now();
-    for event in batch {
-        sink.enqueue(event);
+    for click in batch {
+        sink.enqueue(click);
     }
     let enqueued = started.elapsed();
     wait_for(&db, EVENTS).await;
@@ -111,7 +148,7 @@ async fn main() {
         "{EVENTS} click events, ClickHouse {version} on this machine (load average {load}).\n\n\
 | path | time | events/s | vs raw insert |\n|---|---|---|---|\n\
 | raw single `INSERT … JSONEachRow` (baseline) | {raw:.2?} | {raw_rate:.0} | 1.00× |\n\
-| origin batching writer (enqueue → ClickHouse, batches of 10k) | {writer:.2?} | {writer_rate:.0} | {ratio:.2}× |\n\n\
+| origin batching writer (enqueue → classify → ClickHouse, batches of 10k) | {writer:.2?} | {writer_rate:.0} | {ratio:.2}× |\n\n\
 Enqueueing alone (the redirect path's cost) took {enqueued:.2?} ({enqueue_rate:.0} events/s).\n",
         version = clickhouse_version().await,
         load = report::load_average(),

@@ -50,13 +50,16 @@ impl Background {
         background
     }
 
-    /// Flushes queued clicks (to ClickHouse, else the outbox) and stops every task.
+    /// Flushes queued clicks (to ClickHouse, else the outbox) and stops every task, all at once:
+    /// a pass of another task waiting on a dead ClickHouse must not hold the clicks back.
     pub async fn shutdown(self) {
-        self.total_clicks_sync.shutdown().await;
-        self.analytics_rollup.shutdown().await;
-        self.sign_in_pruning.shutdown().await;
-        self.invalidation_retry.shutdown().await;
-        self.invalidation_listener.shutdown().await;
-        self.pipeline.shutdown().await;
+        tokio::join!(
+            self.pipeline.shutdown(),
+            self.total_clicks_sync.shutdown(),
+            self.analytics_rollup.shutdown(),
+            self.sign_in_pruning.shutdown(),
+            self.invalidation_retry.shutdown(),
+            self.invalidation_listener.shutdown(),
+        );
     }
 }

@@ -25,7 +25,7 @@
 //! | `VISITOR_SALT_SECRET` | required | salt of visitor ids; must equal the worker's (secret) |
 //! | `CLICK_BATCH_SIZE` | `10000` | most clicks per ClickHouse insert |
 //! | `CLICK_FLUSH_INTERVAL_MS` | `1000` | longest a click waits in memory before its batch is sent |
-//! | `CLICK_QUEUE_CAPACITY` | `200000` | in-memory click queue; when full, clicks go to the outbox |
+//! | `CLICK_QUEUE_CAPACITY` | `200000` | in-memory click queue; when full, an overflow lane of 2 × `CLICK_BATCH_SIZE` goes to the outbox |
 //! | `CLICK_REPLAY_INTERVAL_SECS` | `5` | how often the outbox is drained into ClickHouse |
 //! | `POLAR_WEBHOOK_SECRET` | empty (off) | Polar webhook secret, exactly as Polar shows it (secret) |
 //! | `POLAR_PRODUCT_TIERS` | empty | `product_id=tier,…`: which Polar product grants which tier |

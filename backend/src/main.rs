@@ -141,9 +141,11 @@ async fn main() -> anyhow::Result<()> {
                 println!("replayed {done}/{waiting}");
             })
             .await;
-            let left = outbox::depth(&pool).await?;
+            let (left, quarantined) = outbox::depths(&pool).await?;
             match replayed {
-                Ok(total) => println!("done: {total} replayed, {left} left"),
+                Ok(total) => println!(
+                    "done: {total} replayed, {left} left, {quarantined} quarantined (unreadable)"
+                ),
                 Err(e) => anyhow::bail!("stopped after an error, {left} left: {e}"),
             }
         }

@@ -57,7 +57,7 @@ impl AppState {
             redis,
             local_links: Arc::new(LocalCache::new(config.origin_cache_staleness)),
             clickhouse: ClickHouse::new(http, config.data.clickhouse.clone()),
-            clicks: ClickSink::new(db.clone(), config.clicks.click_queue_capacity),
+            clicks: ClickSink::new(db.clone(), &config.clicks),
             db,
             config: Arc::new(config),
             metrics: crate::metrics::handle(),

@@ -293,3 +293,234 @@ async fn replay_all_drains_the_outbox_with_progress() {
     assert_eq!(outbox::depth(&app.state.db).await.unwrap(), 0);
     assert_eq!(distinct_clicks(&app.db.clickhouse()).await, 12);
 }
+
+/// A ClickHouse that accepts connections and never answers: every insert hangs until the
+/// client's timeout, as behind a dead load balancer. Keep it alive for the test.
+async fn hanging_clickhouse() -> (tokio::net::TcpListener, String) {
+    let listener = testkit::bind_local().await;
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == name).then(|| value.parse().unwrap())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clicks_past_the_queue_wait_for_a_busy_outbox_instead_of_being_lost() {
+    let app = TestApp::start_with(|c| {
+        c.data.clickhouse.clickhouse_url = format!("http://127.0.0.1:{}", common::closed_port());
+        c.data.database_max_connections = 1;
+        c.clicks.click_queue_capacity = 1;
+        c.clicks.click_replay_interval = Duration::from_secs(600);
+    })
+    .await;
+    app.create_link(custom("burst", "https://example.com/"))
+        .await;
+    // The first redirect caches the link (ClickHouse is down: its click goes to the outbox).
+    assert_eq!(app.get("/burst").await.status(), StatusCode::FOUND);
+
+    // PostgreSQL is up but its one connection is busy for longer than a pool wait (3 s), while
+    // a burst of redirects overflows the queue.
+    let busy = app.state.db.acquire().await.unwrap();
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..300 {
+        let (http, url) = (app.http.clone(), app.url("/burst"));
+        burst.spawn(async move { http.get(url).send().await.unwrap().status() });
+    }
+    for status in burst.join_all().await {
+        assert_eq!(status, StatusCode::FOUND);
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    drop(busy);
+
+    eventually("all 301 clicks in the outbox", || async {
+        outbox::depth(&app.state.db).await.unwrap() == 301
+    })
+    .await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        metric(&metrics, "smo1_clicks_lost_total"),
+        None,
+        "{metrics}"
+    );
+    assert!(metric(&metrics, "smo1_clicks_queue_overflow_total").unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_outbox_row_is_quarantined_and_the_rest_replay() {
+    let app = TestApp::start_with(|c| {
+        c.clicks.click_replay_interval = Duration::from_secs(600);
+    })
+    .await;
+    let record = record(&app, "poison").await;
+    outbox::store(&app.state.db, &[event(&record, "p-1")])
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO click_outbox (click_id, payload) VALUES ('p-bad', '{\"click_id\": 5}')",
+    )
+    .execute(&app.state.db)
+    .await
+    .unwrap();
+    outbox::store(
+        &app.state.db,
+        &[event(&record, "p-2"), event(&record, "p-3")],
+    )
+    .await
+    .unwrap();
+
+    let total = clicks::replay_all(&app.state.db, &app.state.clickhouse, |_| {})
+        .await
+        .unwrap();
+
+    assert_eq!(total, 3);
+    assert_eq!(outbox::depths(&app.state.db).await.unwrap(), (0, 1));
+    assert_eq!(distinct_clicks(&app.db.clickhouse()).await, 3);
+    let (click_id, error): (String, String) =
+        sqlx::query_as("SELECT click_id, error FROM click_outbox_quarantine")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+    assert_eq!(click_id, "p-bad");
+    assert!(error.contains("invalid type"), "{error}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        metric(&metrics, "smo1_clicks_quarantined_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_during_a_clickhouse_outage_spools_queued_clicks_within_a_stop_grace_period() {
+    let (_hanging, clickhouse_url) = hanging_clickhouse().await;
+    let app = TestApp::start_with(|c| {
+        c.data.clickhouse.clickhouse_url = clickhouse_url;
+        c.clicks.click_batch_size = 1;
+        c.clicks.click_flush_interval = Duration::from_millis(10);
+        c.clicks.click_replay_interval = Duration::from_secs(600);
+    })
+    .await;
+    app.create_link(custom("stop", "https://example.com/"))
+        .await;
+    for _ in 0..5 {
+        assert_eq!(app.get("/stop").await.status(), StatusCode::FOUND);
+    }
+    let TestApp { server, state, .. } = app;
+
+    let stopping = tokio::spawn(server.stop());
+
+    // The promise is about the clicks, not how fast: durable before a 10 s grace period ends.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while outbox::depth(&state.db).await.unwrap() < 5 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the queued clicks reach the outbox within the grace period");
+    stopping.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_of_a_newer_and_an_older_peer_are_accepted() {
+    let app = TestApp::start().await;
+    let record = record(&app, "versions").await;
+    let mut newer = serde_json::to_value(event(&record, "v-newer")).unwrap();
+    newer["edge_colo"] = json!("FRA");
+    newer["consent"] = json!({"analytics": true});
+    let older = json!({
+        "click_id": "v-older",
+        "clicked_at": 1_764_000_000,
+        "link_id": record.link_id,
+        "user_id": record.user_id,
+        "slug": record.slug,
+        "destination": "https://example.com/",
+    });
+
+    let response = post_clicks(&app, &json!([newer, older])).await;
+
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"accepted": 2})
+    );
+    let ch = app.db.clickhouse();
+    eventually("both clicks in ClickHouse", || async {
+        distinct_clicks(&ch).await == 2
+    })
+    .await;
+    let device = scalar(
+        &ch,
+        "SELECT count() FROM link_clicks_buffer WHERE click_id = 'v-older' AND device_type = 'other'",
+    )
+    .await;
+    assert_eq!(device, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_writer_enriches_an_origin_click_exactly_as_the_shared_builder_does() {
+    let app = TestApp::start().await;
+    let record = record(&app, "same").await;
+    let ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+    let response = app
+        .http
+        .get(app.url("/same?qr=1&ref=x"))
+        .header("user-agent", ua)
+        .header("referer", "https://www.News.example.org/a")
+        .header("cf-connecting-ip", "203.0.113.7")
+        .header("cf-ipcountry", "FR")
+        .header("cf-region", "IDF")
+        .header("cf-ipcity", "Paris")
+        .header("sec-purpose", "prefetch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let ch = app.db.clickhouse();
+    eventually("the click", || async { distinct_clicks(&ch).await == 1 }).await;
+
+    let columns: Vec<String> = serde_json::to_value(event(&record, "x"))
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| match k.as_str() {
+            "clicked_at" => "toUInt32(clicked_at) AS clicked_at".to_owned(),
+            k => k.to_owned(),
+        })
+        .collect();
+    let stored: Vec<ClickEvent> = ch
+        .query(&format!(
+            "SELECT {} FROM link_clicks_buffer",
+            columns.join(", ")
+        ))
+        .await
+        .unwrap();
+    let stored = &stored[0];
+    let request = VisitorRequest {
+        method: "GET",
+        ip: "203.0.113.7",
+        user_agent: ua,
+        referrer: Some("https://www.News.example.org/a"),
+        country: Some("FR"),
+        region: Some("IDF"),
+        city: Some("Paris"),
+        purpose: Some("prefetch"),
+        qr: true,
+    };
+    let expected = ClickEvent::build(
+        stored.click_id.clone(),
+        stored.clicked_at,
+        &record,
+        &location,
+        &request,
+        testkit::TEST_VISITOR_SALT,
+    );
+    assert_eq!(stored, &expected);
+    assert_eq!((stored.is_qr, stored.is_bot), (1, 1));
+}

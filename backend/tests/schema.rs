@@ -39,6 +39,7 @@ async fn every_table_enum_and_extension_exists() {
             "achievements",
             "api_keys",
             "click_outbox",
+            "click_outbox_quarantine",
             "invites",
             "link_cache_invalidations",
             "links",

@@ -53,8 +53,13 @@ impl InsertTarget {
 /// before the visitor's query is merged into the destination.
 pub const QR_PARAM: &str = "qr";
 
+/// One click, as the edge sends it to the origin and both write it to ClickHouse.
+///
+/// The format is read by peers one version apart (a worker deployed before or after its
+/// origin, an outbox row written by the previous release), so it evolves compatibly: unknown
+/// fields are ignored, and every field other than the click's identity is `#[serde(default)]`.
+/// A field added later must be defaulted too; none may be removed or change meaning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ClickEvent {
     /// Generated at the edge (UUID v4); retries and replays carry the same id.
     pub click_id: String,
@@ -64,28 +69,54 @@ pub struct ClickEvent {
     pub user_id: String,
     pub slug: String,
     /// Where the visitor was sent (after UTM merge).
+    #[serde(default)]
     pub destination: String,
+    #[serde(default)]
     pub visitor_id: String,
+    #[serde(default)]
     pub country: String,
+    #[serde(default)]
     pub region: String,
+    #[serde(default)]
     pub city: String,
+    #[serde(default = "unknown_device")]
     pub device_type: String,
+    #[serde(default)]
     pub browser: String,
+    #[serde(default)]
     pub browser_version: String,
+    #[serde(default)]
     pub os: String,
+    #[serde(default)]
     pub os_version: String,
+    #[serde(default)]
     pub referrer: String,
+    #[serde(default)]
     pub referrer_domain: String,
+    #[serde(default)]
     pub utm_source: String,
+    #[serde(default)]
     pub utm_medium: String,
+    #[serde(default)]
     pub utm_campaign: String,
+    #[serde(default)]
     pub utm_term: String,
+    #[serde(default)]
     pub utm_content: String,
+    #[serde(default)]
     pub method: String,
+    #[serde(default)]
     pub is_qr: u8,
+    #[serde(default)]
     pub is_bot: u8,
     /// Empty for humans, else a [`useragent::BotReason`] name.
+    #[serde(default)]
     pub bot_reason: String,
+}
+
+/// The device type of an event from a peer that does not send one.
+fn unknown_device() -> String {
+    DeviceType::Other.as_str().to_owned()
 }
 
 /// What the redirecting side knows about the request.
@@ -347,16 +378,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn malformed_events_are_refused_with_a_reason() {
-        let good = ClickEvent::build(
+    fn sample_event() -> ClickEvent {
+        ClickEvent::build(
             "id-1".into(),
             1_764_000_000,
             &sample_record(),
             "https://e.com/",
             &request(),
             "s",
-        );
+        )
+    }
+
+    #[test]
+    fn malformed_events_are_refused_with_a_reason() {
+        let good = sample_event();
         let mut bad = good.clone();
         bad.click_id = "x'; DROP TABLE".into();
         assert!(bad.validate().unwrap_err().contains("click_id"));
@@ -370,6 +405,24 @@ mod tests {
         bad.referrer = "r".repeat(MAX_TEXT + 1);
         assert!(bad.validate().unwrap_err().contains("text fields"));
         assert!(serde_json::from_str::<ClickEvent>(r#"{"click_id":"a","extra":1}"#).is_err());
+    }
+
+    #[test]
+    fn events_of_a_newer_or_older_peer_are_read() {
+        let event = sample_event();
+        let mut newer = serde_json::to_value(&event).unwrap();
+        newer["edge_colo"] = "FRA".into();
+        assert_eq!(serde_json::from_value::<ClickEvent>(newer).unwrap(), event);
+
+        let mut older = serde_json::to_value(&event).unwrap();
+        let fields = older.as_object_mut().unwrap();
+        fields.retain(|name, _| {
+            ["click_id", "clicked_at", "link_id", "user_id", "slug"].contains(&name.as_str())
+        });
+        let read: ClickEvent = serde_json::from_value(older).unwrap();
+        assert_eq!(read.click_id, event.click_id);
+        assert_eq!((read.device_type.as_str(), read.is_bot), ("other", 0));
+        assert_eq!(read.validate(), Ok(()));
     }
 
     #[test]

@@ -1,94 +1,154 @@
-//! The batching writer and the outbox replayer, as background tasks.
+//! The batching writer, the overflow spooler and the outbox replayer, as background tasks.
+//!
+//! Bounds: the in-memory queue holds `CLICK_QUEUE_CAPACITY` clicks; past it, an overflow lane
+//! holds two batches more, written to the outbox in batches by one task. A click is counted lost
+//! (`smo1_clicks_lost_total`) only when both are full, or when shutdown finds PostgreSQL down.
 
 use super::outbox;
-use crate::clickhouse::{self, ClickHouse};
+use super::pending::PendingClick;
+use crate::clickhouse::{self, ClickHouse, ClickHouseError};
 use crate::config::ClickConfig;
 use crate::periodic::{PassMetrics, Periodic};
 use smo1_core::click::ClickEvent;
 use sqlx::PgPool;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// Rows per outbox replay transaction.
 const REPLAY_BATCH: i64 = 5_000;
+/// After the stop signal, how long ClickHouse inserts may still take in total; what is left
+/// then goes to the outbox, so a ClickHouse outage cannot hold up a shutdown.
+const SHUTDOWN_CLICKHOUSE_GRACE: Duration = Duration::from_secs(2);
+/// Longest pause between attempts to store clicks in an outbox that refused them.
+const MAX_SPOOL_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where the origin's redirect path drops clicks. Cheap to clone; never blocks.
 #[derive(Clone)]
 pub struct ClickSink {
-    tx: mpsc::Sender<ClickEvent>,
+    tx: mpsc::Sender<PendingClick>,
+    overflow: mpsc::Sender<PendingClick>,
+    /// Set while clicks are being dropped, so the loss is logged once per episode.
+    dropping: Arc<AtomicBool>,
     db: PgPool,
-    /// The queue's other end, until [`start`] hands it to the writer.
-    queue: Arc<std::sync::Mutex<Option<mpsc::Receiver<ClickEvent>>>>,
+    /// The queues' other ends, until [`start`] hands them to the writer and the spooler.
+    queues: Arc<std::sync::Mutex<Option<Queues>>>,
+}
+
+struct Queues {
+    queue: mpsc::Receiver<PendingClick>,
+    overflow: mpsc::Receiver<PendingClick>,
 }
 
 impl ClickSink {
-    /// An in-memory queue of `capacity` clicks; nothing drains it until [`start`].
-    pub fn new(db: PgPool, capacity: usize) -> Self {
-        let (tx, rx) = mpsc::channel(capacity);
+    /// An in-memory queue of `click_queue_capacity` clicks and an overflow lane of two batches;
+    /// nothing drains them until [`start`].
+    pub fn new(db: PgPool, config: &ClickConfig) -> Self {
+        let (tx, queue) = mpsc::channel(config.click_queue_capacity.max(1));
+        let (overflow, overflow_rx) = mpsc::channel(2 * config.click_batch_size.max(1));
         Self {
             tx,
+            overflow,
+            dropping: Arc::new(AtomicBool::new(false)),
             db,
-            queue: Arc::new(std::sync::Mutex::new(Some(rx))),
+            queues: Arc::new(std::sync::Mutex::new(Some(Queues {
+                queue,
+                overflow: overflow_rx,
+            }))),
         }
     }
 
-    /// Queues a click for the batching writer. When the queue is full the click goes straight to
-    /// the outbox instead (off the request path), so a burst can slow analytics but lose nothing.
-    pub fn enqueue(&self, event: ClickEvent) {
-        match self.tx.try_send(event) {
-            Ok(()) => metrics::counter!("smo1_clicks_enqueued_total").increment(1),
-            Err(
-                mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event),
-            ) => {
-                metrics::counter!("smo1_clicks_queue_overflow_total").increment(1);
-                let db = self.db.clone();
-                tokio::spawn(async move { spool(&db, &[event]).await });
+    /// Queues a click for the batching writer. When the queue is full the click takes the
+    /// overflow lane to the outbox instead (a burst slows analytics but loses nothing); only when
+    /// that is full too is it dropped, and counted lost.
+    pub fn enqueue(&self, click: PendingClick) {
+        let click = match self.tx.try_send(click) {
+            Ok(()) => {
+                metrics::counter!("smo1_clicks_enqueued_total").increment(1);
+                self.dropping.store(false, Ordering::Relaxed);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c)) => c,
+        };
+        metrics::counter!("smo1_clicks_queue_overflow_total").increment(1);
+        if self.overflow.try_send(click).is_err() {
+            metrics::counter!("smo1_clicks_lost_total").increment(1);
+            if !self.dropping.swap(true, Ordering::Relaxed) {
+                tracing::error!("clicks lost: the click queue and its overflow lane are full");
             }
         }
     }
 }
 
-/// The running background tasks; [`Pipeline::shutdown`] flushes what is queued.
+/// The running background tasks; [`Pipeline::shutdown`] makes what is queued durable.
 pub struct Pipeline {
     stop: watch::Sender<bool>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     replayer: Periodic,
 }
 
 impl Pipeline {
-    /// Stops taking new work, writes every queued click (to ClickHouse or the outbox) and waits.
+    /// Stops taking new work and writes every queued click to ClickHouse or, once ClickHouse has
+    /// had [`SHUTDOWN_CLICKHOUSE_GRACE`], to the outbox; then waits for the replayer.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        if let Some(writer) = self.writer.lock().await.take() {
-            let _ = writer.await;
+        for task in self.tasks.lock().await.drain(..) {
+            let _ = task.await;
         }
         self.replayer.shutdown().await;
     }
 }
 
-/// Starts the writer draining `sink`'s queue, and the outbox replayer.
+/// Starts the writer draining `sink`'s queue, the spooler draining its overflow lane, and the
+/// outbox replayer.
 ///
 /// # Panics
-/// When `sink`'s queue is already drained by a pipeline (started twice).
+/// When `sink`'s queues are already drained by a pipeline (started twice).
 pub fn start(sink: &ClickSink, ch: ClickHouse, config: &ClickConfig) -> Pipeline {
-    let rx = sink
-        .queue
+    let Queues { queue, overflow } = sink
+        .queues
         .lock()
         .expect("the click queue lock is never poisoned")
         .take()
         .expect("the click pipeline is started once");
     let db = sink.db.clone();
     let (stop, stopped) = watch::channel(false);
-    let writer = tokio::spawn(write_batches(
-        rx,
-        db.clone(),
-        ch.clone(),
-        config.click_batch_size,
-        config.click_flush_interval,
-        stopped.clone(),
-    ));
+    let enrich = Enrich {
+        salt: Arc::from(config.visitor_salt_secret.expose()),
+    };
+    let spooler = Spooler {
+        db: db.clone(),
+        stopping: stopped.clone(),
+        given_up: Arc::new(AtomicBool::new(false)),
+    };
+    let writer = Writer {
+        ch: ch.clone(),
+        enrich: enrich.clone(),
+        spooler: spooler.clone(),
+        stopping: stopped.clone(),
+        grace_ends: None,
+    };
+    let tasks = vec![
+        tokio::spawn(drain(
+            queue,
+            writer,
+            config.click_batch_size,
+            config.click_flush_interval,
+            stopped.clone(),
+        )),
+        // Overflow is written as soon as it arrives: it only exists while the writer is behind.
+        tokio::spawn(drain(
+            overflow,
+            OverflowSpool { enrich, spooler },
+            config.click_batch_size,
+            Duration::ZERO,
+            stopped,
+        )),
+    ];
     let replayer = {
         let db = db.clone();
         Periodic::start(
@@ -102,8 +162,9 @@ pub fn start(sink: &ClickSink, ch: ClickHouse, config: &ClickConfig) -> Pipeline
                 let (db, ch) = (db.clone(), ch.clone());
                 async move {
                     let replayed = replay_all(&db, &ch, |_| {}).await;
-                    if let Ok(depth) = outbox::depth(&db).await {
+                    if let Ok((depth, quarantined)) = outbox::depths(&db).await {
                         metrics::gauge!("smo1_click_outbox_depth").set(depth as f64);
+                        metrics::gauge!("smo1_click_outbox_quarantined").set(quarantined as f64);
                     }
                     replayed.map(|n| n as u64)
                 }
@@ -112,80 +173,198 @@ pub fn start(sink: &ClickSink, ch: ClickHouse, config: &ClickConfig) -> Pipeline
     };
     Pipeline {
         stop,
-        writer: Mutex::new(Some(writer)),
+        tasks: Mutex::new(tasks),
         replayer,
     }
 }
 
-async fn write_batches(
-    mut rx: mpsc::Receiver<ClickEvent>,
-    db: PgPool,
-    ch: ClickHouse,
+/// Turns pending clicks into events, off the async workers: classification is CPU work.
+#[derive(Clone)]
+struct Enrich {
+    salt: Arc<str>,
+}
+
+impl Enrich {
+    async fn events(&self, batch: Vec<PendingClick>) -> Vec<ClickEvent> {
+        let salt = self.salt.clone();
+        tokio::task::spawn_blocking(move || {
+            batch
+                .into_iter()
+                .map(|click| click.into_event(&salt))
+                .collect()
+        })
+        .await
+        .expect("building click events does not panic")
+    }
+}
+
+/// Fills `batch` from `rx`: waits for a first click, then for more until the batch is full or
+/// the first has waited `flush_interval`. Returns `false` once `rx` is closed and empty.
+async fn next_batch(
+    rx: &mut mpsc::Receiver<PendingClick>,
+    batch: &mut Vec<PendingClick>,
     batch_size: usize,
     flush_interval: Duration,
-    mut stopped: watch::Receiver<bool>,
+) -> bool {
+    if rx.recv_many(batch, batch_size).await == 0 {
+        return false;
+    }
+    let deadline = Instant::now() + flush_interval;
+    while batch.len() < batch_size {
+        let room = batch_size - batch.len();
+        match tokio::time::timeout_at(deadline, rx.recv_many(batch, room)).await {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    true
+}
+
+/// What a task does with each batch it takes off its queue.
+trait Batches {
+    fn write(&mut self, batch: Vec<PendingClick>) -> impl Future<Output = ()> + Send;
+}
+
+/// Hands `rx`'s clicks to `batches` in batches ([`next_batch`]) until the stop signal, then
+/// drains what is left.
+async fn drain(
+    mut rx: mpsc::Receiver<PendingClick>,
+    mut batches: impl Batches,
+    batch_size: usize,
+    flush_interval: Duration,
+    mut stopping: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(batch_size);
     loop {
-        let received = tokio::select! {
-            n = rx.recv_many(&mut batch, batch_size) => n,
-            _ = stopped.wait_for(|stop| *stop) => 0,
+        let more = tokio::select! {
+            more = next_batch(&mut rx, &mut batch, batch_size, flush_interval) => more,
+            _ = stopping.wait_for(|stop| *stop) => !batch.is_empty(),
         };
-        if received == 0 {
+        if !more {
             break;
         }
-        // Wait for more only until the oldest click has waited `flush_interval`, or shutdown.
-        let deadline = tokio::time::Instant::now() + flush_interval;
-        while batch.len() < batch_size {
-            let room = batch_size - batch.len();
-            let more = tokio::select! {
-                r = tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)) => {
-                    matches!(r, Ok(n) if n > 0)
-                }
-                _ = stopped.wait_for(|stop| *stop) => false,
-            };
-            if !more {
-                break;
-            }
+        batches.write(std::mem::take(&mut batch)).await;
+        if *stopping.borrow() {
+            break;
         }
-        flush(&db, &ch, std::mem::take(&mut batch)).await;
     }
     rx.close();
     while rx.recv_many(&mut batch, batch_size).await > 0 {
-        flush(&db, &ch, std::mem::take(&mut batch)).await;
+        batches.write(std::mem::take(&mut batch)).await;
     }
 }
 
-/// One insert; on failure the batch goes to the outbox.
-async fn flush(db: &PgPool, ch: &ClickHouse, batch: Vec<ClickEvent>) {
-    let mut body = Vec::with_capacity(batch.len() * 512);
-    for event in &batch {
-        serde_json::to_writer(&mut body, event).expect("a click event always serializes");
-        body.push(b'\n');
-    }
-    let target = clickhouse::insert_target(ch.config());
-    let count = batch.len() as u64;
-    match ch
-        .insert_json_rows(target.table, target.settings, body)
-        .await
-    {
-        Ok(()) => metrics::counter!("smo1_clicks_sent_total").increment(count),
-        Err(e) => {
-            metrics::counter!("smo1_clicks_failed_total").increment(count);
-            tracing::warn!(error = %e, count, "clickhouse insert failed; spooling to the outbox");
-            spool(db, &batch).await;
+struct Writer {
+    ch: ClickHouse,
+    enrich: Enrich,
+    spooler: Spooler,
+    stopping: watch::Receiver<bool>,
+    /// Set at the stop signal: when ClickHouse stops getting batches.
+    grace_ends: Option<Instant>,
+}
+
+impl Batches for Writer {
+    /// One insert; on failure the batch goes to the outbox.
+    async fn write(&mut self, batch: Vec<PendingClick>) {
+        let events = self.enrich.events(batch).await;
+        let count = events.len() as u64;
+        match self.insert(&events).await {
+            Ok(()) => metrics::counter!("smo1_clicks_sent_total").increment(count),
+            Err(reason) => {
+                metrics::counter!("smo1_clicks_failed_total").increment(count);
+                tracing::warn!(%reason, count, "clickhouse insert failed; spooling to the outbox");
+                self.spooler.store(&events).await;
+            }
         }
     }
 }
 
-async fn spool(db: &PgPool, events: &[ClickEvent]) {
-    let count = events.len() as u64;
-    match outbox::store(db, events).await {
-        Ok(()) => metrics::counter!("smo1_clicks_spooled_total").increment(count),
-        Err(e) => {
-            // Only reachable with ClickHouse and PostgreSQL both failing.
-            metrics::counter!("smo1_clicks_lost_total").increment(count);
-            tracing::error!(error = %e, count, "clicks lost: neither ClickHouse nor the outbox took them");
+impl Writer {
+    /// The ClickHouse insert of `events`. Once shutdown has begun it gets only what is left of
+    /// [`SHUTDOWN_CLICKHOUSE_GRACE`]; an insert cut off may still have landed, and is then
+    /// written again by the replay: a duplicate that distinct-`click_id` counting absorbs.
+    async fn insert(&mut self, events: &[ClickEvent]) -> Result<(), String> {
+        let mut body = Vec::with_capacity(events.len() * 512);
+        for event in events {
+            serde_json::to_writer(&mut body, event).expect("a click event always serializes");
+            body.push(b'\n');
+        }
+        let target = clickhouse::insert_target(self.ch.config());
+        let insert = self
+            .ch
+            .insert_json_rows(target.table, target.settings, body);
+        tokio::pin!(insert);
+        let mut stopping = self.stopping.clone();
+        if self.grace_ends.is_none() {
+            tokio::select! {
+                done = &mut insert => return done.map_err(|e: ClickHouseError| e.to_string()),
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
+        }
+        let grace_ends = *self
+            .grace_ends
+            .get_or_insert_with(|| Instant::now() + SHUTDOWN_CLICKHOUSE_GRACE);
+        match tokio::time::timeout_at(grace_ends, insert).await {
+            Ok(done) => done.map_err(|e| e.to_string()),
+            Err(_) => Err("shutting down, and clickhouse did not answer in time".into()),
+        }
+    }
+}
+
+/// The overflow lane's task: each batch straight to the outbox.
+struct OverflowSpool {
+    enrich: Enrich,
+    spooler: Spooler,
+}
+
+impl Batches for OverflowSpool {
+    async fn write(&mut self, batch: Vec<PendingClick>) {
+        self.spooler.store(&self.enrich.events(batch).await).await;
+    }
+}
+
+/// Writes clicks to the outbox, retrying while PostgreSQL refuses them.
+#[derive(Clone)]
+struct Spooler {
+    db: PgPool,
+    stopping: watch::Receiver<bool>,
+    /// Set when an attempt failed after the stop signal: later batches are not tried, so a
+    /// PostgreSQL outage costs a shutdown one attempt, not one per batch.
+    given_up: Arc<AtomicBool>,
+}
+
+impl Spooler {
+    /// Stores `events`, retrying with backoff until PostgreSQL takes them. After the stop signal
+    /// a failed attempt is the last: those clicks are counted lost.
+    async fn store(&self, events: &[ClickEvent]) {
+        let count = events.len() as u64;
+        let mut backoff = Duration::from_millis(100);
+        let mut stopping = self.stopping.clone();
+        loop {
+            if self.given_up.load(Ordering::Relaxed) {
+                metrics::counter!("smo1_clicks_lost_total").increment(count);
+                return;
+            }
+            let error = match outbox::store(&self.db, events).await {
+                Ok(()) => {
+                    metrics::counter!("smo1_clicks_spooled_total").increment(count);
+                    return;
+                }
+                Err(e) => e,
+            };
+            if *stopping.borrow() {
+                self.given_up.store(true, Ordering::Relaxed);
+                metrics::counter!("smo1_clicks_lost_total").increment(count);
+                tracing::error!(%error, count, "clicks lost: shutting down with neither ClickHouse nor the outbox taking them");
+                return;
+            }
+            metrics::counter!("smo1_click_outbox_store_retries_total").increment(1);
+            tracing::warn!(%error, count, "the outbox refused clicks; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
+            backoff = (backoff * 2).min(MAX_SPOOL_BACKOFF);
         }
     }
 }
@@ -200,9 +379,9 @@ pub async fn replay_all(
     let mut total = 0;
     loop {
         match outbox::replay_batch(db, ch, REPLAY_BATCH).await {
-            Ok(0) => return Ok(total),
-            Ok(n) => {
-                total += n;
+            Ok(outbox::Replayed { moved: 0, .. }) => return Ok(total),
+            Ok(outbox::Replayed { sent, .. }) => {
+                total += sent;
                 progress(total);
             }
             Err(e) => {

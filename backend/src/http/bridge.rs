@@ -60,7 +60,9 @@ pub fn router(state: BridgeState) -> Router {
 }
 
 /// A protocol-level failure: status plus Upstash's `{"error": …}` body.
-struct BridgeError(StatusCode, String);
+/// A refused request: its status and the Upstash-style `error` text.
+#[derive(Debug)]
+pub struct BridgeError(StatusCode, String);
 
 impl IntoResponse for BridgeError {
     fn into_response(self) -> Response {
@@ -101,7 +103,7 @@ fn authorize(
         .is_some_and(|v| v.eq_ignore_ascii_case("base64")))
 }
 
-fn parse_json(body: &Bytes) -> BridgeResult<Json_> {
+fn parse_json(body: &[u8]) -> BridgeResult<Json_> {
     serde_json::from_slice(body).map_err(|e| bad_request(format!("ERR invalid JSON body: {e}")))
 }
 
@@ -193,7 +195,8 @@ async fn single(
     run(&state, cmd, base64).await
 }
 
-fn commands(body: &Bytes) -> BridgeResult<Vec<redis::Cmd>> {
+/// The commands of a `/pipeline` or `/multi-exec` body.
+pub fn commands(body: &[u8]) -> BridgeResult<Vec<redis::Cmd>> {
     parse_json(body)?
         .as_array()
         .ok_or_else(|| bad_request("ERR a pipeline must be a JSON array of commands"))?
@@ -256,16 +259,20 @@ async fn path_command(
     body: Bytes,
 ) -> BridgeResult<Response> {
     let base64 = authorize(&state, &headers, &query)?;
+    let cmd = path_to_command(uri.path(), &body)?;
+    run(&state, cmd, base64).await
+}
+
+/// The command of a `/cmd/arg/arg…` request; a non-empty body is the last argument.
+pub fn path_to_command(path: &str, body: &[u8]) -> BridgeResult<redis::Cmd> {
     // Split the raw path before decoding, so an encoded `%2F` stays inside its argument.
-    let mut parts: Vec<Json_> = uri
-        .path()
+    let mut parts: Vec<Json_> = path
         .split('/')
         .filter(|part| !part.is_empty())
         .map(|part| Json_::String(percent_decode_str(part).decode_utf8_lossy().into_owned()))
         .collect();
     if !body.is_empty() {
-        parts.push(Json_::String(String::from_utf8_lossy(&body).into_owned()));
+        parts.push(Json_::String(String::from_utf8_lossy(body).into_owned()));
     }
-    let cmd = to_command(&Json_::Array(parts))?;
-    run(&state, cmd, base64).await
+    to_command(&Json_::Array(parts))
 }

@@ -5,6 +5,7 @@
 //! click queued for the batching writer.
 
 use super::extract::ClientIp;
+use crate::clicks::PendingClick;
 use crate::links::{protection, service};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -13,7 +14,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use smo1_core::click::{self, ClickEvent, VisitorRequest};
 use smo1_core::pages::{self, Page};
 use smo1_core::resolve::REDIRECT_CACHE_CONTROL;
 use smo1_core::visit::{self, Click, FormPost, Outcome, Start, Step, ALLOWED_METHODS};
@@ -96,8 +96,8 @@ async fn check<'e>(state: &AppState, form: FormPost<'e>, body: &[u8], ip: IpAddr
     }
 }
 
-/// Queues the click of a redirect for the batching writer: never waits on ClickHouse or
-/// PostgreSQL.
+/// Queues the click of a redirect for the batching writer, which classifies and enriches it:
+/// nothing here parses, hashes or waits on ClickHouse or PostgreSQL.
 fn record_click(
     state: &AppState,
     click: Click<'_>,
@@ -107,25 +107,14 @@ fn record_click(
     ip: &str,
     now: i64,
 ) {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let request = VisitorRequest {
-        method: method.as_str(),
-        ip,
-        user_agent: header(header::USER_AGENT.as_str()).unwrap_or_default(),
-        referrer: header(header::REFERER.as_str()),
-        country: header(click::HEADER_COUNTRY),
-        region: header(click::HEADER_REGION),
-        city: header(click::HEADER_CITY),
-        purpose: click::PURPOSE_HEADERS.iter().find_map(|h| header(h)),
-        qr: click.qr,
-    };
-    state.clicks.enqueue(ClickEvent::build(
-        uuid::Uuid::new_v4().to_string(),
+    state.clicks.enqueue(PendingClick::new(
         u32::try_from(now).unwrap_or(u32::MAX),
-        click.record,
-        location,
-        &request,
-        state.config.clicks.visitor_salt_secret.expose(),
+        click.record.clone(),
+        location.to_owned(),
+        method.clone(),
+        ip.to_owned(),
+        click.qr,
+        headers,
     ));
 }
 

@@ -1,0 +1,87 @@
+//! A click as the origin's redirect path leaves it: the request's facts, taken without parsing
+//! anything. The writer task turns it into a [`ClickEvent`] (User-Agent classification, visitor
+//! hash, referrer host, click id), so none of that work delays the redirect.
+
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use smo1_core::click::{self, ClickEvent, VisitorRequest};
+use smo1_core::link::LinkCacheRecord;
+
+/// One redirect's click, not yet enriched. Header values are shared with the request (cloning
+/// one is a reference count, not a copy).
+#[derive(Debug, Clone)]
+pub struct PendingClick {
+    /// Unix seconds of the redirect.
+    pub clicked_at: u32,
+    pub record: LinkCacheRecord,
+    /// Where the visitor was sent (after UTM merge).
+    pub location: String,
+    pub method: Method,
+    pub ip: String,
+    pub qr: bool,
+    user_agent: Option<HeaderValue>,
+    referrer: Option<HeaderValue>,
+    country: Option<HeaderValue>,
+    region: Option<HeaderValue>,
+    city: Option<HeaderValue>,
+    /// The first prefetch marker of [`click::PURPOSE_HEADERS`] present.
+    purpose: Option<HeaderValue>,
+}
+
+fn text(value: Option<&HeaderValue>) -> Option<&str> {
+    value.and_then(|v| v.to_str().ok())
+}
+
+impl PendingClick {
+    /// The click of a redirect of `record` to `location`, answered at `clicked_at`.
+    pub fn new(
+        clicked_at: u32,
+        record: LinkCacheRecord,
+        location: String,
+        method: Method,
+        ip: String,
+        qr: bool,
+        headers: &HeaderMap,
+    ) -> Self {
+        let get = |name: &str| headers.get(name).cloned();
+        Self {
+            clicked_at,
+            record,
+            location,
+            method,
+            ip,
+            qr,
+            user_agent: get(header::USER_AGENT.as_str()),
+            referrer: get(header::REFERER.as_str()),
+            country: get(click::HEADER_COUNTRY),
+            region: get(click::HEADER_REGION),
+            city: get(click::HEADER_CITY),
+            purpose: click::PURPOSE_HEADERS
+                .iter()
+                .find_map(|name| headers.get(*name).filter(|v| v.to_str().is_ok()))
+                .cloned(),
+        }
+    }
+
+    /// The enriched event, under a new click id.
+    pub fn into_event(self, salt_secret: &str) -> ClickEvent {
+        let request = VisitorRequest {
+            method: self.method.as_str(),
+            ip: &self.ip,
+            user_agent: text(self.user_agent.as_ref()).unwrap_or_default(),
+            referrer: text(self.referrer.as_ref()),
+            country: text(self.country.as_ref()),
+            region: text(self.region.as_ref()),
+            city: text(self.city.as_ref()),
+            purpose: text(self.purpose.as_ref()),
+            qr: self.qr,
+        };
+        ClickEvent::build(
+            uuid::Uuid::new_v4().to_string(),
+            self.clicked_at,
+            &self.record,
+            &self.location,
+            &request,
+            salt_secret,
+        )
+    }
+}
