@@ -49,7 +49,7 @@ impl RedisConn {
     /// breaker is open.
     pub async fn get(&self) -> redis::RedisResult<Conn> {
         if !self.inner.breaker.admit() {
-            metrics::counter!("smo1_redis_breaker_rejections_total").increment(1);
+            metrics::counter!(crate::metrics::REDIS_BREAKER_REJECTIONS).increment(1);
             return Err(RedisError::from((
                 ErrorKind::IoError,
                 "Redis is unavailable",
@@ -233,7 +233,7 @@ impl Breaker {
                 retry_after_ms = self.open_for.as_millis(),
                 "Redis failed; opening the circuit breaker"
             );
-            metrics::counter!("smo1_redis_breaker_opened_total").increment(1);
+            metrics::counter!(crate::metrics::REDIS_BREAKER_OPENED).increment(1);
         }
         *state = State::Open {
             until: Instant::now() + self.open_for,

@@ -1,6 +1,7 @@
 //! The monitoring that ships in `deploy/`: Prometheus accepts its config, every alert rule passes
-//! its unit tests (fires on its failure, quiet otherwise), and the Grafana dashboard is valid JSON
-//! whose panels all query Prometheus.
+//! its unit tests (fires on its failure, quiet otherwise), the Grafana dashboard is valid JSON
+//! whose panels all query Prometheus, and every metric the rules and the dashboard name is
+//! exported by a running origin's `/metrics` from its first scrape.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,4 +73,57 @@ fn grafana_dashboard_panels_query_prometheus() {
             );
         }
     }
+}
+
+/// The `smo1_*` metric names in `text` (PromQL in rules or dashboard), histogram series
+/// (`_bucket`, `_sum`, `_count`) under their histogram's name.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("smo1_") {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let name = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        names.insert(name.to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_metric_the_rules_and_dashboard_name_is_exported() {
+    let rules = std::fs::read_to_string(deploy("prometheus/alerts.yml")).expect("rules");
+    let dashboard = std::fs::read_to_string(deploy("grafana/smo1-origin.json")).expect("dashboard");
+    let named: std::collections::BTreeSet<String> =
+        metric_names(&rules).into_iter().chain(metric_names(&dashboard)).collect();
+    assert!(named.contains("smo1_clicks_lost_total"), "{named:?}");
+
+    let db = smo1_testkit::TestDb::new().await;
+    let prefix = smo1_testkit::redis_prefix();
+    let (_state, origin) =
+        smo1_testkit::start_origin(smo1_testkit::origin_config(&db, &prefix)).await;
+    let http = reqwest::Client::new();
+    // One request, so the per-request metrics (labelled by what happened) have a series.
+    http.get(format!("{}/healthz", origin.url()))
+        .send()
+        .await
+        .expect("healthz");
+    let exported = http
+        .get(format!("{}/metrics", origin.url()))
+        .bearer_auth(smo1_testkit::TEST_METRICS_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let exported = metric_names(&exported);
+    let missing: Vec<&String> = named.difference(&exported).collect();
+    assert!(missing.is_empty(), "named in deploy/ but not exported: {missing:?}");
 }

@@ -120,7 +120,7 @@ pub async fn evaluate(db: &PgPool, user_id: Uuid) -> sqlx::Result<Vec<String>> {
     .await?;
     tx.commit().await?;
     for (code, _) in &unlocked {
-        metrics::counter!("smo1_achievements_unlocked_total").increment(1);
+        metrics::counter!(crate::metrics::ACHIEVEMENTS_UNLOCKED).increment(1);
         tracing::info!(%user_id, code, "achievement unlocked");
     }
     Ok(unlocked.into_iter().map(|(code, _)| code).collect())

@@ -269,8 +269,8 @@ pub fn start(ch: ClickHouse, interval: Duration) -> Periodic {
         "analytics rollup",
         interval,
         PassMetrics {
-            done: "smo1_analytics_days_rolled_total",
-            failures: "smo1_analytics_rollup_failures_total",
+            done: crate::metrics::ANALYTICS_DAYS_ROLLED,
+            failures: crate::metrics::ANALYTICS_ROLLUP_FAILURES,
         },
         move || {
             let ch = ch.clone();

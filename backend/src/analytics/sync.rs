@@ -99,8 +99,8 @@ pub fn start(db: PgPool, ch: ClickHouse, interval: Duration) -> Periodic {
         "total_clicks sync",
         interval,
         PassMetrics {
-            done: "smo1_total_clicks_synced_total",
-            failures: "smo1_total_clicks_sync_failures_total",
+            done: crate::metrics::TOTAL_CLICKS_SYNCED,
+            failures: crate::metrics::TOTAL_CLICKS_SYNC_FAILURES,
         },
         move || {
             let (db, ch) = (db.clone(), ch.clone());

@@ -67,7 +67,7 @@ pub async fn process(
     .await?;
     if processed.is_some() {
         tx.commit().await?;
-        metrics::counter!("smo1_webhooks_duplicate_total").increment(1);
+        metrics::counter!(crate::metrics::WEBHOOKS_DUPLICATE).increment(1);
         return Ok("duplicate");
     }
     match apply(&mut tx, products, &event).await {
@@ -79,7 +79,7 @@ pub async fn process(
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            metrics::counter!("smo1_webhooks_processed_total").increment(1);
+            metrics::counter!(crate::metrics::WEBHOOKS_PROCESSED).increment(1);
             Ok(outcome)
         }
         Err(failure) => {
@@ -95,7 +95,7 @@ pub async fn process(
             .bind(&failure)
             .execute(db)
             .await?;
-            metrics::counter!("smo1_webhooks_failed_total").increment(1);
+            metrics::counter!(crate::metrics::WEBHOOKS_FAILED).increment(1);
             Err(AppError::WebhookFailed(failure))
         }
     }

@@ -107,7 +107,7 @@ pub async fn replay_batch(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    metrics::counter!("smo1_clicks_quarantined_total").increment(poison.len() as u64);
+    metrics::counter!(crate::metrics::CLICKS_QUARANTINED).increment(poison.len() as u64);
     Ok(Replayed {
         moved: moved.len(),
         sent: sent.len(),
@@ -118,6 +118,15 @@ pub async fn replay_batch(
 pub async fn depths(db: &PgPool) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as(
         "SELECT (SELECT count(*) FROM click_outbox), (SELECT count(*) FROM click_outbox_quarantine)",
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Seconds the oldest click in the outbox has waited; 0 when it is empty.
+pub async fn oldest_age_secs(db: &PgPool) -> sqlx::Result<f64> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(enqueued_at)), 0)::float8 FROM click_outbox",
     )
     .fetch_one(db)
     .await

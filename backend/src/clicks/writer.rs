@@ -68,15 +68,15 @@ impl ClickSink {
     pub fn enqueue(&self, click: PendingClick) {
         let click = match self.tx.try_send(click) {
             Ok(()) => {
-                metrics::counter!("smo1_clicks_enqueued_total").increment(1);
+                metrics::counter!(crate::metrics::CLICKS_ENQUEUED).increment(1);
                 self.dropping.store(false, Ordering::Relaxed);
                 return;
             }
             Err(mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c)) => c,
         };
-        metrics::counter!("smo1_clicks_queue_overflow_total").increment(1);
+        metrics::counter!(crate::metrics::CLICKS_QUEUE_OVERFLOW).increment(1);
         if self.overflow.try_send(click).is_err() {
-            metrics::counter!("smo1_clicks_lost_total").increment(1);
+            metrics::counter!(crate::metrics::CLICKS_LOST).increment(1);
             if !self.dropping.swap(true, Ordering::Relaxed) {
                 tracing::error!("clicks lost: the click queue and its overflow lane are full");
             }
@@ -155,16 +155,19 @@ pub fn start(sink: &ClickSink, ch: ClickHouse, config: &ClickConfig) -> Pipeline
             "outbox replay",
             config.click_replay_interval,
             PassMetrics {
-                done: "smo1_clicks_replayed_total",
-                failures: "smo1_clicks_replay_failures_total",
+                done: crate::metrics::CLICKS_REPLAYED,
+                failures: crate::metrics::CLICKS_REPLAY_FAILURES,
             },
             move || {
                 let (db, ch) = (db.clone(), ch.clone());
                 async move {
                     let replayed = replay_all(&db, &ch, |_| {}).await;
                     if let Ok((depth, quarantined)) = outbox::depths(&db).await {
-                        metrics::gauge!("smo1_click_outbox_depth").set(depth as f64);
-                        metrics::gauge!("smo1_click_outbox_quarantined").set(quarantined as f64);
+                        metrics::gauge!(crate::metrics::CLICK_OUTBOX_DEPTH).set(depth as f64);
+                        metrics::gauge!(crate::metrics::CLICK_OUTBOX_QUARANTINED).set(quarantined as f64);
+                    }
+                    if let Ok(age) = outbox::oldest_age_secs(&db).await {
+                        metrics::gauge!(crate::metrics::CLICK_OUTBOX_OLDEST_AGE).set(age);
                     }
                     replayed.map(|n| n as u64)
                 }
@@ -269,9 +272,9 @@ impl Batches for Writer {
         let events = self.enrich.events(batch).await;
         let count = events.len() as u64;
         match self.insert(&events).await {
-            Ok(()) => metrics::counter!("smo1_clicks_sent_total").increment(count),
+            Ok(()) => metrics::counter!(crate::metrics::CLICKS_SENT).increment(count),
             Err(reason) => {
-                metrics::counter!("smo1_clicks_failed_total").increment(count);
+                metrics::counter!(crate::metrics::CLICKS_FAILED).increment(count);
                 tracing::warn!(%reason, count, "clickhouse insert failed; spooling to the outbox");
                 self.spooler.store(&events).await;
             }
@@ -342,23 +345,23 @@ impl Spooler {
         let mut stopping = self.stopping.clone();
         loop {
             if self.given_up.load(Ordering::Relaxed) {
-                metrics::counter!("smo1_clicks_lost_total").increment(count);
+                metrics::counter!(crate::metrics::CLICKS_LOST).increment(count);
                 return;
             }
             let error = match outbox::store(&self.db, events).await {
                 Ok(()) => {
-                    metrics::counter!("smo1_clicks_spooled_total").increment(count);
+                    metrics::counter!(crate::metrics::CLICKS_SPOOLED).increment(count);
                     return;
                 }
                 Err(e) => e,
             };
             if *stopping.borrow() {
                 self.given_up.store(true, Ordering::Relaxed);
-                metrics::counter!("smo1_clicks_lost_total").increment(count);
+                metrics::counter!(crate::metrics::CLICKS_LOST).increment(count);
                 tracing::error!(%error, count, "clicks lost: shutting down with neither ClickHouse nor the outbox taking them");
                 return;
             }
-            metrics::counter!("smo1_click_outbox_store_retries_total").increment(1);
+            metrics::counter!(crate::metrics::CLICK_OUTBOX_STORE_RETRIES).increment(1);
             tracing::warn!(%error, count, "the outbox refused clicks; retrying");
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}

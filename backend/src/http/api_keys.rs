@@ -97,7 +97,7 @@ pub async fn create(
     )
     .await?
     .ok_or(AppError::ApiKeyLimit { max })?;
-    metrics::counter!("smo1_api_keys_created_total").increment(1);
+    metrics::counter!(crate::metrics::API_KEYS_CREATED).increment(1);
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {

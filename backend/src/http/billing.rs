@@ -64,17 +64,17 @@ pub async fn polar(
     let event_id = match verified {
         Ok(id) => id,
         Err(e @ (SignatureError::Header(_) | SignatureError::TooManySignatures)) => {
-            metrics::counter!("smo1_webhooks_rejected_total").increment(1);
+            metrics::counter!(crate::metrics::WEBHOOKS_REJECTED).increment(1);
             return Err(AppError::BadRequest(e.to_string()));
         }
         Err(SignatureError::BodyTooLarge) => {
-            metrics::counter!("smo1_webhooks_rejected_total").increment(1);
+            metrics::counter!(crate::metrics::WEBHOOKS_REJECTED).increment(1);
             return Err(AppError::PayloadTooLarge {
                 max_bytes: signature::MAX_BODY_BYTES,
             });
         }
         Err(e) => {
-            metrics::counter!("smo1_webhooks_rejected_total").increment(1);
+            metrics::counter!(crate::metrics::WEBHOOKS_REJECTED).increment(1);
             return Err(AppError::InvalidSignature(e.to_string()));
         }
     };

@@ -94,12 +94,12 @@ async fn receive_clicks(
     }
     if !valid.is_empty() {
         outbox::store(&state.db, &valid).await?;
-        metrics::counter!("smo1_clicks_received_total").increment(valid.len() as u64);
+        metrics::counter!(crate::metrics::CLICKS_RECEIVED).increment(valid.len() as u64);
     }
     if rejected.is_empty() {
         return Ok((StatusCode::ACCEPTED, Json(json!({"accepted": valid.len()}))));
     }
-    metrics::counter!("smo1_clicks_rejected_total").increment(rejected.len() as u64);
+    metrics::counter!(crate::metrics::CLICKS_REJECTED).increment(rejected.len() as u64);
     Err(AppError::InvalidClickEvents(format!(
         "{} of {} events rejected ({}); the other {} were accepted",
         rejected.len(),

@@ -26,7 +26,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     let decision = match check(&state.redis, &identifier, limit).await {
         Ok(decision) => decision,
         Err(e) => {
-            metrics::counter!("smo1_rate_limit_fail_open_total").increment(1);
+            metrics::counter!(crate::metrics::RATE_LIMIT_FAIL_OPEN).increment(1);
             tracing::warn!(error = %e, "rate limiter unavailable, allowing the request");
             return next.run(request).await;
         }
@@ -34,7 +34,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     let mut response = if decision.allowed {
         next.run(request).await
     } else {
-        metrics::counter!("smo1_rate_limited_total", "tier" => principal.tier.as_str())
+        metrics::counter!(crate::metrics::RATE_LIMITED, "tier" => principal.tier.as_str())
             .increment(1);
         AppError::RateLimited {
             retry_after_secs: decision.retry_after_secs,

@@ -123,7 +123,7 @@ pub async fn unlock(
     let (attempt, attempts_left) =
         match attempts::reserve_attempt(&state.db, target.id, ip, ceiling).await? {
             Reservation::Locked { retry_after } => {
-                metrics::counter!("smo1_unlock_attempts_total", "outcome" => "locked").increment(1);
+                metrics::counter!(crate::metrics::UNLOCK_ATTEMPTS, "outcome" => "locked").increment(1);
                 return Ok(UnlockOutcome::Locked { retry_after });
             }
             Reservation::Reserved {
@@ -147,10 +147,10 @@ pub async fn unlock(
     .await?;
     if correct {
         attempts::mark_attempt_succeeded(&state.db, attempt).await?;
-        metrics::counter!("smo1_unlock_attempts_total", "outcome" => "unlocked").increment(1);
+        metrics::counter!(crate::metrics::UNLOCK_ATTEMPTS, "outcome" => "unlocked").increment(1);
         Ok(unlocked())
     } else {
-        metrics::counter!("smo1_unlock_attempts_total", "outcome" => "wrong").increment(1);
+        metrics::counter!(crate::metrics::UNLOCK_ATTEMPTS, "outcome" => "wrong").increment(1);
         Ok(UnlockOutcome::Wrong { attempts_left })
     }
 }

@@ -25,7 +25,7 @@ pub async fn load_and_cache(state: &AppState, slug: &str) -> Result<CacheEntry> 
     };
     let found = repo::find_by_slug(&state.db, slug).await?;
     let outcome = if found.is_some() { "found" } else { "missing" };
-    metrics::counter!("smo1_link_lookups_total", "outcome" => outcome).increment(1);
+    metrics::counter!(crate::metrics::LINK_LOOKUPS, "outcome" => outcome).increment(1);
     let (entry, ttl) = match found {
         Some(record) => (CacheEntry::found(record), state.config.link_cache_ttl),
         None => (CacheEntry::missing(), state.config.negative_cache_ttl),
@@ -35,9 +35,9 @@ pub async fn load_and_cache(state: &AppState, slug: &str) -> Result<CacheEntry> 
     };
     match state.redis.put_link(slug, &entry, ttl, version).await {
         Ok(true) => {}
-        Ok(false) => metrics::counter!("smo1_link_cache_stale_refills_total").increment(1),
+        Ok(false) => metrics::counter!(crate::metrics::LINK_CACHE_STALE_REFILLS).increment(1),
         Err(e) => {
-            metrics::counter!("smo1_link_cache_write_failures_total").increment(1);
+            metrics::counter!(crate::metrics::LINK_CACHE_WRITE_FAILURES).increment(1);
             tracing::warn!(error = %e, slug, "could not write link cache entry");
         }
     }
@@ -54,7 +54,7 @@ pub async fn resolve_cached(state: &AppState, slug: &str) -> Result<CacheEntry> 
         Ok(Some(entry)) => entry,
         Ok(None) => load_and_cache(state, slug).await?,
         Err(e) => {
-            metrics::counter!("smo1_link_cache_read_failures_total").increment(1);
+            metrics::counter!(crate::metrics::LINK_CACHE_READ_FAILURES).increment(1);
             tracing::debug!(error = %e, "link cache unavailable, reading PostgreSQL");
             load_and_cache(state, slug).await?
         }
@@ -114,8 +114,8 @@ pub fn start_invalidation_retry(state: &AppState) -> Periodic {
         "cache invalidation retry",
         INVALIDATION_RETRY_INTERVAL,
         PassMetrics {
-            done: "smo1_link_cache_invalidations_retried_total",
-            failures: "smo1_link_cache_invalidation_retry_failures_total",
+            done: crate::metrics::LINK_CACHE_INVALIDATIONS_RETRIED,
+            failures: crate::metrics::LINK_CACHE_INVALIDATION_RETRY_FAILURES,
         },
         move || {
             let state = state.clone();
@@ -193,7 +193,7 @@ pub async fn create(state: &AppState, user_id: Uuid, input: CreateLink) -> Resul
             Ok(created) => {
                 // A negative entry may be cached for the new slugs.
                 invalidate(state, &created.slugs()).await?;
-                metrics::counter!("smo1_links_created_total").increment(1);
+                metrics::counter!(crate::metrics::LINKS_CREATED).increment(1);
                 crate::achievements::catch_up(&state.db, user_id).await;
                 return Ok(created);
             }

@@ -31,7 +31,7 @@ impl Verifier {
         match tokio::time::timeout(self.queue_wait, waiting).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => {
-                metrics::counter!("smo1_unlock_verifier_busy_total").increment(1);
+                metrics::counter!(crate::metrics::UNLOCK_VERIFIER_BUSY).increment(1);
                 Err(AppError::VerifierBusy)
             }
         }

@@ -169,7 +169,7 @@ pub async fn check_limits(
             .await
             .map_err(AppError::SignInUnavailable)?;
         if !decision.allowed {
-            metrics::counter!("smo1_sign_in_rate_limited_total").increment(1);
+            metrics::counter!(crate::metrics::SIGN_IN_RATE_LIMITED).increment(1);
             return Err(AppError::RateLimited {
                 retry_after_secs: decision.retry_after_secs,
             });
@@ -188,8 +188,8 @@ pub fn start_pruning(db: PgPool, interval: Duration) -> Periodic {
         "sign-in token pruning",
         interval,
         PassMetrics {
-            done: "smo1_sign_in_tokens_pruned_total",
-            failures: "smo1_sign_in_token_prune_failures_total",
+            done: crate::metrics::SIGN_IN_TOKENS_PRUNED,
+            failures: crate::metrics::SIGN_IN_TOKEN_PRUNE_FAILURES,
         },
         move || {
             let db = db.clone();
@@ -231,7 +231,7 @@ impl SignIn {
                 .send_sign_in(&issued.email, &link, TOKEN_TTL.num_minutes())
                 .await
             {
-                metrics::counter!("smo1_sign_in_mail_failed_total").increment(1);
+                metrics::counter!(crate::metrics::SIGN_IN_MAIL_FAILED).increment(1);
                 tracing::error!(error = %e, "sending a sign-in mail failed");
             }
         });

@@ -17,7 +17,7 @@ pub enum SubscriptionTier {
 }
 
 impl SubscriptionTier {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Free => "free",
             Self::Pro => "pro",
