@@ -27,7 +27,8 @@ pub const LINK_CACHE_STALE_REFILLS: &str = "smo1_link_cache_stale_refills_total"
 /// Queued invalidations applied by the retry pass.
 pub const LINK_CACHE_INVALIDATIONS_RETRIED: &str = "smo1_link_cache_invalidations_retried_total";
 /// Retry passes of queued invalidations that failed.
-pub const LINK_CACHE_INVALIDATION_RETRY_FAILURES: &str = "smo1_link_cache_invalidation_retry_failures_total";
+pub const LINK_CACHE_INVALIDATION_RETRY_FAILURES: &str =
+    "smo1_link_cache_invalidation_retry_failures_total";
 /// Links created.
 pub const LINKS_CREATED: &str = "smo1_links_created_total";
 /// Times a Redis connection failure opened the circuit breaker.

@@ -100,8 +100,10 @@ fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
 async fn every_metric_the_rules_and_dashboard_name_is_exported() {
     let rules = std::fs::read_to_string(deploy("prometheus/alerts.yml")).expect("rules");
     let dashboard = std::fs::read_to_string(deploy("grafana/smo1-origin.json")).expect("dashboard");
-    let named: std::collections::BTreeSet<String> =
-        metric_names(&rules).into_iter().chain(metric_names(&dashboard)).collect();
+    let named: std::collections::BTreeSet<String> = metric_names(&rules)
+        .into_iter()
+        .chain(metric_names(&dashboard))
+        .collect();
     assert!(named.contains("smo1_clicks_lost_total"), "{named:?}");
 
     let db = smo1_testkit::TestDb::new().await;
@@ -125,5 +127,8 @@ async fn every_metric_the_rules_and_dashboard_name_is_exported() {
         .expect("metrics text");
     let exported = metric_names(&exported);
     let missing: Vec<&String> = named.difference(&exported).collect();
-    assert!(missing.is_empty(), "named in deploy/ but not exported: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "named in deploy/ but not exported: {missing:?}"
+    );
 }

@@ -164,7 +164,8 @@ pub fn start(sink: &ClickSink, ch: ClickHouse, config: &ClickConfig) -> Pipeline
                     let replayed = replay_all(&db, &ch, |_| {}).await;
                     if let Ok((depth, quarantined)) = outbox::depths(&db).await {
                         metrics::gauge!(crate::metrics::CLICK_OUTBOX_DEPTH).set(depth as f64);
-                        metrics::gauge!(crate::metrics::CLICK_OUTBOX_QUARANTINED).set(quarantined as f64);
+                        metrics::gauge!(crate::metrics::CLICK_OUTBOX_QUARANTINED)
+                            .set(quarantined as f64);
                     }
                     if let Ok(age) = outbox::oldest_age_secs(&db).await {
                         metrics::gauge!(crate::metrics::CLICK_OUTBOX_OLDEST_AGE).set(age);

@@ -123,7 +123,8 @@ pub async fn unlock(
     let (attempt, attempts_left) =
         match attempts::reserve_attempt(&state.db, target.id, ip, ceiling).await? {
             Reservation::Locked { retry_after } => {
-                metrics::counter!(crate::metrics::UNLOCK_ATTEMPTS, "outcome" => "locked").increment(1);
+                metrics::counter!(crate::metrics::UNLOCK_ATTEMPTS, "outcome" => "locked")
+                    .increment(1);
                 return Ok(UnlockOutcome::Locked { retry_after });
             }
             Reservation::Reserved {
