@@ -320,7 +320,7 @@ async fn stored_clicks(db: &TestDb) -> BTreeMap<(usize, Path), (u64, u64)> {
         let rows: Vec<SlugCount> = ch
             .query(
                 "SELECT slug, toString(count()) AS rows, toString(uniqExact(click_id)) AS clicks \
-                 FROM link_clicks_buffer GROUP BY slug",
+                 FROM link_clicks_buffer GROUP BY slug ORDER BY slug",
             )
             .await
             .expect("count clicks");
