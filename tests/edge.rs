@@ -406,7 +406,7 @@ async fn a_redis_outage_is_served_through_the_origin_and_redis_is_used_again_aft
         .into_iter()
         .enumerate()
     {
-        stack.redis_proxy.set_mode(outage);
+        stack.redis_proxy.switch(outage).await;
         for _ in 0..5 {
             let response = stack.get("/blip").await;
             assert_eq!(
@@ -423,7 +423,7 @@ async fn a_redis_outage_is_served_through_the_origin_and_redis_is_used_again_aft
                 &raw.replace("https://example.com/from-postgres", &marked),
             )
             .await;
-        stack.redis_proxy.set_mode(ProxyMode::Forward);
+        stack.redis_proxy.switch(ProxyMode::Forward).await;
         testkit::within(
             Duration::from_secs(5),
             "the edge to read Redis again",

@@ -74,7 +74,7 @@ async fn origin_redirects_through_postgresql_while_redis_is_down_and_from_redis_
     );
     let key = link::cache_key(&app.prefix, "blip");
     for (n, outage) in OUTAGES.into_iter().enumerate() {
-        proxy.set_mode(outage);
+        proxy.switch(outage).await;
         let attempts_before = proxy.accepted();
         let mut redirects = 0;
         during_outage(|| {
@@ -107,7 +107,7 @@ async fn origin_redirects_through_postgresql_while_redis_is_down_and_from_redis_
             .set(&key, CacheEntry::found(record.clone()).to_json())
             .await
             .expect("set");
-        proxy.set_mode(ProxyMode::Forward);
+        proxy.switch(ProxyMode::Forward).await;
         testkit::within(RECOVERY, "the origin to read Redis again", || async {
             location(&app, "blip").await.as_deref() == Some(record.destination.as_str())
         })
@@ -138,7 +138,7 @@ async fn bridge_fails_while_redis_is_down_and_serves_again_after() {
         (StatusCode::OK, json!({"result": "v"}))
     );
     for outage in OUTAGES {
-        proxy.set_mode(outage);
+        proxy.switch(outage).await;
         during_outage(|| async {
             let (status, body) = bridge_get(&bridge, &key).await;
             assert!(
@@ -147,7 +147,7 @@ async fn bridge_fails_while_redis_is_down_and_serves_again_after() {
             );
         })
         .await;
-        proxy.set_mode(ProxyMode::Forward);
+        proxy.switch(ProxyMode::Forward).await;
         testkit::within(RECOVERY, "the bridge to serve again", || async {
             bridge_get(&bridge, &key).await == (StatusCode::OK, json!({"result": "v"}))
         })
@@ -177,7 +177,7 @@ async fn a_change_whose_invalidation_failed_is_invalidated_when_redis_returns() 
     };
     assert!(cached().await, "the redirect cached the link");
 
-    proxy.set_mode(ProxyMode::Refuse);
+    proxy.switch(ProxyMode::Refuse).await;
     let path = format!("/v1/links/{}", created["id"].as_str().expect("id"));
     let (status, body) = app.call(Method::DELETE, &path, &user.key, None).await;
     assert_eq!(
@@ -192,7 +192,7 @@ async fn a_change_whose_invalidation_failed_is_invalidated_when_redis_returns() 
         "the origin reads PostgreSQL"
     );
 
-    proxy.set_mode(ProxyMode::Forward);
+    proxy.switch(ProxyMode::Forward).await;
     testkit::eventually("the queued invalidation to reach Redis", || async {
         !cached().await
     })

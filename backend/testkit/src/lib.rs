@@ -468,6 +468,8 @@ pub struct TcpProxy {
     pub addr: SocketAddr,
     mode: tokio::sync::watch::Sender<ProxyMode>,
     accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Connections being forwarded right now.
+    forwarding: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -477,16 +479,19 @@ impl TcpProxy {
         let addr = listener.local_addr().expect("proxy addr");
         let (mode, watch) = tokio::sync::watch::channel(ProxyMode::Forward);
         let accepted = std::sync::Arc::default();
+        let forwarding = std::sync::Arc::default();
         let task = tokio::spawn(proxy(
             listener,
             target,
             watch,
             std::sync::Arc::clone(&accepted),
+            std::sync::Arc::clone(&forwarding),
         ));
         Self {
             addr,
             mode,
             accepted,
+            forwarding,
             task,
         }
     }
@@ -512,6 +517,19 @@ impl TcpProxy {
     pub fn set_mode(&self, mode: ProxyMode) {
         self.mode.send_replace(mode);
     }
+
+    /// [`TcpProxy::set_mode`], returning once no connection opened before is still forwarded:
+    /// a client's pooled connection cannot slip a request through after the switch.
+    pub async fn switch(&self, mode: ProxyMode) {
+        self.set_mode(mode);
+        if mode == ProxyMode::Forward {
+            return;
+        }
+        eventually("the proxy to cut its forwarded connections", || async {
+            self.forwarding.load(std::sync::atomic::Ordering::SeqCst) == 0
+        })
+        .await;
+    }
 }
 
 impl Drop for TcpProxy {
@@ -527,6 +545,7 @@ async fn proxy(
     target: SocketAddr,
     mut mode: tokio::sync::watch::Receiver<ProxyMode>,
     accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    forwarding: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let addr = listener.local_addr().expect("proxy addr");
     let mut listener = Some(listener);
@@ -547,7 +566,13 @@ async fn proxy(
             connection = bound.accept() => {
                 if let Ok((inbound, _)) = connection {
                     accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tokio::spawn(handle(inbound, current, target, mode.clone()));
+                    tokio::spawn(handle(
+                        inbound,
+                        current,
+                        target,
+                        mode.clone(),
+                        std::sync::Arc::clone(&forwarding),
+                    ));
                 }
             }
             changed = mode.changed() => {
@@ -576,16 +601,20 @@ async fn handle(
     mode: ProxyMode,
     target: SocketAddr,
     mut changes: tokio::sync::watch::Receiver<ProxyMode>,
+    forwarding: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     match mode {
         ProxyMode::Forward => {
-            let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                _ = changes.wait_for(|m| *m != ProxyMode::Forward) => {}
+            use std::sync::atomic::Ordering::SeqCst;
+            forwarding.fetch_add(1, SeqCst);
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = changes.wait_for(|m| *m != ProxyMode::Forward) => {}
+                }
             }
+            drop(inbound);
+            forwarding.fetch_sub(1, SeqCst);
         }
         ProxyMode::Blackhole => {
             let _ = changes.wait_for(|m| *m != ProxyMode::Blackhole).await;
