@@ -221,20 +221,10 @@ struct Proxies {
 
 impl Proxies {
     async fn start() -> Self {
-        let addr = |url: String| -> SocketAddr {
-            let url = reqwest::Url::parse(&url).expect("service URL");
-            format!(
-                "{}:{}",
-                url.host_str().expect("host"),
-                url.port_or_known_default().expect("port")
-            )
-            .parse()
-            .expect("ip:port")
-        };
         Self {
-            postgres: TcpProxy::start(addr(testkit::admin_url())).await,
-            redis: TcpProxy::start(addr(testkit::redis_url())).await,
-            clickhouse: TcpProxy::start(addr(testkit::clickhouse_url())).await,
+            postgres: TcpProxy::start(testkit::socket_addr(&testkit::admin_url())).await,
+            redis: TcpProxy::start(testkit::redis_addr()).await,
+            clickhouse: TcpProxy::start(testkit::socket_addr(&testkit::clickhouse_url())).await,
         }
     }
 

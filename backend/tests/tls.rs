@@ -100,16 +100,6 @@ async fn tls_endpoint(acceptor: TlsAcceptor, target: SocketAddr, postgres: bool)
     addr
 }
 
-fn socket_of(url: &str) -> SocketAddr {
-    let parsed = reqwest::Url::parse(url).expect("service URL");
-    let host = parsed.host_str().expect("host");
-    let port = parsed.port_or_known_default().expect("port");
-    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
-        .expect("resolves")
-        .next()
-        .expect("an address")
-}
-
 /// The three services behind TLS endpoints, as URLs that ask for verified TLS.
 struct TlsServices {
     database_url: String,
@@ -119,16 +109,17 @@ struct TlsServices {
 
 impl TlsServices {
     async fn start(pki: &Pki, db: &TestDb) -> Self {
-        let postgres = tls_endpoint(pki.acceptor.clone(), socket_of(&db.url), true).await;
+        let postgres =
+            tls_endpoint(pki.acceptor.clone(), testkit::socket_addr(&db.url), true).await;
         let redis = tls_endpoint(
             pki.acceptor.clone(),
-            socket_of(&testkit::redis_url()),
+            testkit::socket_addr(&testkit::redis_url()),
             false,
         )
         .await;
         let clickhouse = tls_endpoint(
             pki.acceptor.clone(),
-            socket_of(&testkit::clickhouse_url()),
+            testkit::socket_addr(&testkit::clickhouse_url()),
             false,
         )
         .await;
@@ -177,6 +168,19 @@ fn log_of(output: &std::process::Output) -> String {
     )
 }
 
+/// The origin's `/readyz` with each dependency's state (the operator token shows them).
+async fn readyz(addr: SocketAddr) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("http://{addr}/readyz"))
+        .bearer_auth(testkit::TEST_METRICS_TOKEN)
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("readyz JSON")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn origin_migrates_serves_and_records_clicks_over_verified_tls() {
     let pki = Pki::generate();
@@ -204,18 +208,11 @@ async fn origin_migrates_serves_and_records_clicks_over_verified_tls() {
 
     let (mut child, addr) =
         testkit::spawn_serve(origin(&services, &db, Some(&ca), &["serve"])).await;
+    let ready = readyz(addr).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let ready: serde_json::Value = http
-        .get(format!("http://{addr}/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("readyz JSON");
     assert_eq!(
         ready["status"], "ready",
         "every dependency over TLS: {ready}"
@@ -258,15 +255,7 @@ async fn origin_refuses_endpoints_its_trust_store_does_not_vouch_for() {
     );
 
     let (mut child, addr) = testkit::spawn_serve(origin(&services, &db, None, &["serve"])).await;
-    let ready: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{addr}/readyz"))
-        .bearer_auth(testkit::TEST_METRICS_TOKEN)
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("readyz JSON");
+    let ready = readyz(addr).await;
     for dependency in ["postgres", "redis", "clickhouse"] {
         assert_eq!(ready[dependency]["status"], "down", "{dependency}: {ready}");
     }

@@ -106,11 +106,8 @@ impl Stack {
         let worker_port = reserve_port();
         let port = worker_port.local_addr().expect("addr").port();
         let prefix = testkit::redis_prefix();
-        let clickhouse_addr = testkit::clickhouse_url()
-            .trim_start_matches("http://")
-            .parse()
-            .expect("TEST_CLICKHOUSE_URL is http://ip:port");
-        let clickhouse_proxy = TcpProxy::start(clickhouse_addr).await;
+        let clickhouse_proxy =
+            TcpProxy::start(testkit::socket_addr(&testkit::clickhouse_url())).await;
         let redis_proxy = TcpProxy::start(testkit::redis_addr()).await;
         let redis_url = format!("redis://{}", redis_proxy.addr);
         let mut config: OriginConfig = testkit::origin_config(&db, &prefix);

@@ -44,11 +44,18 @@ pub fn redis_url() -> String {
 
 /// The test Redis's address, for a [`TcpProxy`] in front of it.
 pub fn redis_addr() -> SocketAddr {
-    redis_url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("TEST_REDIS_URL is redis://ip:port")
+    socket_addr(&redis_url())
+}
+
+/// The address a service URL (`redis://`, `postgres://…`, `http://`) connects to.
+pub fn socket_addr(url: &str) -> SocketAddr {
+    let parsed = reqwest::Url::parse(url).expect("service URL");
+    let host = parsed.host_str().expect("host");
+    let port = parsed.port_or_known_default().expect("port");
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .expect("resolves")
+        .next()
+        .expect("an address")
 }
 
 pub fn clickhouse_url() -> String {
