@@ -136,7 +136,20 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port}; return 302 https://ex
 }
 
 impl Drop for Nginx {
+    /// SIGTERM to the master, which stops its workers before it exits (SIGKILL would leave the
+    /// workers running, orphaned); SIGKILL only if it is still there after 5 s.
     fn drop(&mut self) {
+        if let Some(pid) = self.process.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            for _ in 0..100 {
+                if matches!(self.process.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.process.start_kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
