@@ -128,9 +128,11 @@ def unix(text: str) -> int:
     return calendar.timegm(__import__("time").strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
 
 
-def analytics_row(click_id, at, visitor, country, is_bot=0, is_qr=0):
+def analytics_row(click_id, at, visitor, country, is_bot=0, is_qr=0, rule_id=None):
     r = row(click_id, LINK, 0, visitor, is_bot)
     r.update(clicked_at=unix(at), user_id=USER, country=country, is_qr=is_qr)
+    if rule_id is not None:  # left out when empty, as the edge and the origin send it
+        r["rule_id"] = rule_id
     return r
 
 
@@ -139,11 +141,11 @@ def check_analytics(s) -> tuple[int, int]:
     rows = [
         analytics_row("c1", "2026-11-02T10:00:00Z", "v1", "DE"),
         analytics_row("c1", "2026-11-02T10:00:00Z", "v1", "DE"),
-        analytics_row("c2", "2026-11-02T10:30:00Z", "v2", "US", is_qr=1),
+        analytics_row("c2", "2026-11-02T10:30:00Z", "v2", "US", is_qr=1, rule_id="r-ios"),
         analytics_row("c3", "2026-11-03T00:30:00Z", "w1", "DE"),
         analytics_row("c9", "2026-11-03T12:00:00Z", "w1", "DE"),
         analytics_row("c4", "2026-11-03T23:30:00Z", "w3", "US", is_bot=1),
-        analytics_row("c5", "2026-11-04T05:00:00Z", "x4", "FR", is_qr=1),
+        analytics_row("c5", "2026-11-04T05:00:00Z", "x4", "FR", is_qr=1, rule_id="r-ios"),
     ]
     body = "\n".join(json.dumps(r) for r in rows)
     s.query(f"INSERT INTO link_clicks FORMAT JSONEachRow {body}")
@@ -234,19 +236,27 @@ def check_analytics(s) -> tuple[int, int]:
         ],
     )
     breakdown("breakdown_country_rolled")
-    # c2 (the 2nd, rolled) and c5 (the 4th, open, read from link_clicks) are QR scans.
-    qr = (("link", 3, 1, 2), ("qr", 2, 0, 2))
-    breakdown("breakdown_qr", qr)
-    # Days rolled before the qr dimension existed: migration 0007 adds it to them.
-    s.query(
-        "ALTER TABLE link_clicks_rollup_values DELETE WHERE dimension = 'qr' "
-        "SETTINGS mutations_sync = 1"
-    )
-    report("qr rows deleted", tsv(queries["breakdown_qr"]).count("qr"), 1)
-    migration = ROOT / "migrations" / "clickhouse" / "0007_rollup_qr.sql"
-    for statement in statements(migration.read_text()):
-        s.query(statement)
-    breakdown("breakdown_qr", qr)
+
+    def backfilled(dimension, want, marker, migration):
+        """Days rolled before `dimension` existed: `migration`'s inserts add it to them."""
+        name = f"breakdown_{dimension}"
+        breakdown(name, want)
+        s.query(
+            f"ALTER TABLE link_clicks_rollup_values DELETE WHERE dimension = '{dimension}' "
+            "SETTINGS mutations_sync = 1"
+        )
+        # Only the open day's click is left.
+        report(f"{dimension} rows deleted", tsv(queries[name]).count(marker), 1)
+        sql = (ROOT / "migrations" / "clickhouse" / migration).read_text()
+        for statement in statements(sql):
+            if statement.startswith("INSERT"):
+                s.query(statement)
+        breakdown(name, want)
+
+    # c2 (the 2nd, rolled) and c5 (the 4th, open, read from link_clicks) are QR scans, and were
+    # sent by rule r-ios; the rest went to the link's own destination.
+    backfilled("qr", (("link", 3, 1, 2), ("qr", 2, 0, 2)), "qr", "0007_rollup_qr.sql")
+    backfilled("rule", (("", 3, 1, 2), ("r-ios", 2, 0, 2)), "r-ios", "0009_click_rule.sql")
     totals = "\n".join(sorted(tsv(queries["sync_totals_rolled"]).splitlines()))
     report("sync_totals_rolled", totals, expected["sync_totals"])
     return passed, failed

@@ -17,10 +17,11 @@ use crate::config::ClickConfig;
 use crate::fetch::{self, Auth};
 use smo1_core::click::{self, ClickEvent, InsertTarget, VisitorRequest};
 use smo1_core::link::LinkCacheRecord;
+use smo1_core::visit::Click;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, Delay, Method, Request};
+use worker::{console_error, Cf, Delay, Method, Request};
 
 const CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(5);
 const ORIGIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,32 +53,32 @@ pub struct Capture {
     city: Option<String>,
     purpose: Option<String>,
     qr: bool,
+    rule: Option<String>,
+}
+
+/// The visitor's country: the request's edge metadata (`request.cf`, absent under
+/// `wrangler dev`), else the `CF-IPCountry` header.
+pub fn country(cf: Option<&Cf>, header: impl Fn(&str) -> Option<String>) -> Option<String> {
+    cf.and_then(Cf::country)
+        .or_else(|| header(click::HEADER_COUNTRY))
 }
 
 /// Copies the click's facts from the request's edge metadata (`request.cf`, absent under
 /// `wrangler dev`) with header fallbacks. `None` when the runtime cannot make a click id.
-pub fn capture(
-    req: &Request,
-    record: &LinkCacheRecord,
-    location: &str,
-    qr: bool,
-    now_unix: u32,
-) -> Option<Capture> {
+pub fn capture(req: &Request, visit: Click<'_>, location: &str, now_unix: u32) -> Option<Capture> {
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let cf = req.cf();
     Some(Capture {
         click_id: random_uuid()?,
         now_unix,
-        record: record.clone(),
+        record: visit.record.clone(),
         location: location.to_owned(),
         method: req.method().to_string(),
         ip: header(click::HEADER_CLIENT_IP).unwrap_or_default(),
         user_agent: header("user-agent").unwrap_or_default(),
         referrer: header("referer"),
-        country: cf
-            .and_then(|cf| cf.country())
-            .or_else(|| header(click::HEADER_COUNTRY)),
+        country: country(cf, header),
         region: cf
             .and_then(|cf| cf.region())
             .or_else(|| header(click::HEADER_REGION)),
@@ -85,7 +86,8 @@ pub fn capture(
             .and_then(|cf| cf.city())
             .or_else(|| header(click::HEADER_CITY)),
         purpose: click::PURPOSE_HEADERS.iter().find_map(|h| header(h)),
-        qr,
+        qr: visit.qr,
+        rule: visit.rule.map(str::to_owned),
     })
 }
 
@@ -102,6 +104,7 @@ pub async fn record(capture: Capture, config: Rc<ClickConfig>) {
         city: capture.city.as_deref(),
         purpose: capture.purpose.as_deref(),
         qr: capture.qr,
+        rule: capture.rule.as_deref(),
     };
     let event = ClickEvent::build(
         capture.click_id,

@@ -5,9 +5,10 @@
 use crate::config::EdgeConfig;
 use crate::upstash::Upstash;
 use crate::{clicks, origin, protect, recent, respond};
-use smo1_core::link::{self, CacheEntry, LinkCacheRecord};
+use smo1_core::click;
+use smo1_core::link::{self, CacheEntry};
 use smo1_core::pages::Page;
-use smo1_core::visit::{self, Outcome, Start, Step};
+use smo1_core::visit::{self, Click, Outcome, Start, Step};
 use std::rc::Rc;
 use worker::{console_error, console_warn, Context, Date, Env, Method, Request, Response, Result};
 
@@ -16,7 +17,16 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
     let head = method == Method::Head;
     let url = req.url()?;
     let headers = req.headers().clone();
-    let header = |name: &str| headers.get(name).ok().flatten();
+    let cf = req.cf().cloned();
+    // The flow asks for the country by its header name: the edge's own metadata answers first.
+    let header = |name: &str| {
+        let header = |name: &str| headers.get(name).ok().flatten();
+        if name == click::HEADER_COUNTRY {
+            clicks::country(cf.as_ref(), header)
+        } else {
+            header(name)
+        }
+    };
     let request = visit::Request {
         method: method.as_ref(),
         path: url.path(),
@@ -47,7 +57,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
         location, click, ..
     } = &outcome
     {
-        record_click(&req, &config, ctx, click.record, location, click.qr, now);
+        record_click(&req, &config, ctx, *click, location, now);
     }
     respond::outcome(outcome, head)
 }
@@ -57,14 +67,13 @@ fn record_click(
     req: &Request,
     config: &EdgeConfig,
     ctx: &Context,
-    record: &LinkCacheRecord,
+    click: Click<'_>,
     location: &str,
-    qr: bool,
     now: i64,
 ) {
     if let Some(clicks) = &config.clicks {
         let now = u32::try_from(now).unwrap_or(u32::MAX);
-        match clicks::capture(req, record, location, qr, now) {
+        match clicks::capture(req, click, location, now) {
             Some(capture) => ctx.wait_until(clicks::record(capture, Rc::clone(clicks))),
             None => console_error!("no click id: crypto.randomUUID is unavailable"),
         }

@@ -9,6 +9,7 @@ mod report;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use smo1_core::click::{self, ClickEvent, VisitorRequest};
 use smo1_core::link::{LinkCacheRecord, LinkStatus, Protection, RedirectType, Utm};
+use smo1_core::visit::Click;
 use smo1_origin::clicks::{self, PendingClick};
 use smo1_testkit::{self as testkit, TestDb};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ fn record() -> LinkCacheRecord {
         status: LinkStatus::Active,
         expires_at: None,
         version: 0,
+        rules: Vec::new(),
     }
 }
 
@@ -78,13 +80,17 @@ fn pending() -> Vec<PendingClick> {
                 HeaderValue::from_static(UAS[i % UAS.len()]),
             );
             headers.insert(click::HEADER_COUNTRY, HeaderValue::from_static("DE"));
+            let click = Click {
+                record: &record,
+                qr: false,
+                rule: None,
+            };
             PendingClick::new(
                 clicked_at(i),
-                record.clone(),
+                click,
                 "https://example.com/".into(),
                 Method::GET,
                 ip(i),
-                false,
                 &headers,
             )
         })

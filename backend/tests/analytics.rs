@@ -55,6 +55,7 @@ fn click(link: &LinkOf, click_id: &str, at: &str, visitor: &str) -> ClickEvent {
         is_qr: 0,
         is_bot: 0,
         bot_reason: String::new(),
+        rule_id: String::new(),
     }
 }
 
@@ -682,7 +683,7 @@ async fn bad_parameters_are_422_with_exact_errors() {
         (
             f.link("breakdown/ip"),
             "dimension must be one of country, region, city, device, browser, os, referrer, \
-             utm_source, utm_medium, utm_campaign, utm_term, utm_content, qr",
+             utm_source, utm_medium, utm_campaign, utm_term, utm_content, qr, rule",
         ),
         (
             f.link("breakdown/country?limit=0"),

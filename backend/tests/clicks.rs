@@ -516,6 +516,7 @@ async fn the_writer_enriches_an_origin_click_exactly_as_the_shared_builder_does(
         city: Some("Paris"),
         purpose: Some("prefetch"),
         qr: true,
+        rule: None,
     };
     let expected = ClickEvent::build(
         stored.click_id.clone(),

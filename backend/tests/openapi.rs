@@ -192,7 +192,8 @@ async fn enforced_constraints_are_declared() {
                 "utm_campaign",
                 "utm_term",
                 "utm_content",
-                "qr"
+                "qr",
+                "rule"
             ])
         );
         let dashboard = format!("{scope}/dashboard");
@@ -216,6 +217,29 @@ async fn enforced_constraints_are_declared() {
             assert_eq!(parameter(&doc, path, "get", "to")["format"], "date-time");
         }
     }
+    let schemas = &doc["components"]["schemas"];
+    for request in ["CreateLinkRequest", "UpdateLinkRequest"] {
+        assert_eq!(
+            schemas[request]["properties"]["rules"]["maxItems"],
+            smo1_core::targeting::MAX_RULES
+        );
+    }
+    assert_eq!(
+        schemas["Os"]["enum"],
+        json!([
+            "ios",
+            "android",
+            "windows",
+            "windows_phone",
+            "macos",
+            "chromeos",
+            "linux"
+        ])
+    );
+    assert_eq!(
+        schemas["DeviceType"]["enum"],
+        json!(["desktop", "mobile", "tablet", "bot", "other"])
+    );
     assert_eq!(
         parameter(&doc, "/v1/links", "get", "sort")["enum"],
         json!(["created", "clicks"])

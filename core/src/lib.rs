@@ -3,7 +3,7 @@
 //! Everything here is deterministic and I/O free so it compiles into both binaries and is unit
 //! tested natively: slug rules, the cached link record, how a record resolves to a response,
 //! UTM merging, destination validation, the HTML pages visitors see, the unlock cookie of
-//! protected links and the visitor flow around them ([`visit`]).
+//! protected links, targeting rules ([`targeting`]) and the visitor flow around them ([`visit`]).
 
 pub mod click;
 pub mod destination;
@@ -11,6 +11,7 @@ pub mod link;
 pub mod pages;
 pub mod resolve;
 pub mod slug;
+pub mod targeting;
 pub mod unlock;
 pub mod useragent;
 pub mod utm;

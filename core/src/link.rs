@@ -5,6 +5,7 @@
 //! protection applies, never the hash). Entries carry a schema version: an entry written by
 //! another version is treated as a cache miss, so a deploy never serves a misread record.
 
+use crate::targeting::Rule;
 use serde::{Deserialize, Serialize};
 
 /// Schema version of [`CacheEntry`]; bump on any incompatible change.
@@ -73,6 +74,9 @@ pub struct LinkCacheRecord {
     pub expires_at: Option<i64>,
     /// Unix milliseconds of the link's last change: the record's version.
     pub version: i64,
+    /// Targeting rules, in order ([`crate::targeting`]); left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
 }
 
 /// UTM parameters a link adds to its destination.
@@ -225,6 +229,7 @@ pub(crate) fn sample_record() -> LinkCacheRecord {
         status: LinkStatus::Active,
         expires_at: None,
         version: 1_700_000_000_000,
+        rules: Vec::new(),
     }
 }
 

@@ -9,13 +9,15 @@ use crate::link::{CachedLink, LinkCacheRecord, Protection};
 use crate::pages::{self, FormError, Page};
 use crate::resolve::{resolve, GoneReason, Resolution};
 use crate::slug;
+use crate::targeting::Visitor;
 use crate::unlock::{self, UnlockOutcome};
 
 /// `Allow` of every 405 a visitor gets.
 pub const ALLOWED_METHODS: &str = "GET, HEAD";
 
 /// The parts of a visitor's request the flow looks at; `H` reads a request header by lower-case
-/// name (only protected links need any).
+/// name (only protected links and links with targeting rules need any). For
+/// [`click::HEADER_COUNTRY`] the edge answers the country of its own metadata first.
 pub struct Request<'a, H: Fn(&str) -> Option<String>> {
     pub method: &'a str,
     /// The request path, `/` or `/{slug}`.
@@ -52,6 +54,8 @@ pub struct Click<'e> {
     pub record: &'e LinkCacheRecord,
     /// The visit came from a QR code (`?qr=1`).
     pub qr: bool,
+    /// The id of the targeting rule that picked the destination; `None`: the link's own.
+    pub rule: Option<&'e str>,
 }
 
 /// The first step: answer at once, or look `slug` up (cache, then origin) and call [`answer`].
@@ -110,20 +114,26 @@ pub fn answer<'e, H: Fn(&str) -> Option<String>>(
         CachedLink::Found(record) => record.as_ref(),
         CachedLink::Missing => return Step::Answer(Outcome::Page(Page::NotFound)),
     };
-    let click = Click { record, qr };
-    let outcome = match resolve(entry, now, query.as_deref()) {
+    let click = |rule| Click { record, qr, rule };
+    let outcome = match resolve(entry, now, query.as_deref(), || visitor(request)) {
         Resolution::Redirect { .. } if post => Outcome::MethodNotAllowed,
-        Resolution::Redirect { status, location } => Outcome::Redirect {
+        Resolution::Redirect {
+            status,
+            location,
+            rule,
+        } => Outcome::Redirect {
             status,
             location,
             set_cookie: None,
-            click,
+            click: click(rule),
         },
         Resolution::Protected {
             kind,
             status,
             location,
+            rule,
         } => {
+            let click = click(rule);
             // The form posts back to the address the visitor came with, query included, so
             // the visitor's parameters still reach the destination.
             let action = match request.query {
@@ -159,6 +169,18 @@ pub fn answer<'e, H: Fn(&str) -> Option<String>>(
         Resolution::NotFound => Outcome::Page(Page::NotFound),
     };
     Step::Answer(outcome)
+}
+
+/// What targeting rules may ask about the visitor, from the request's headers.
+fn visitor<H: Fn(&str) -> Option<String>>(request: &Request<'_, H>) -> Visitor {
+    let header = &request.header;
+    Visitor {
+        method: request.method.to_owned(),
+        country: header(click::HEADER_COUNTRY),
+        user_agent: header("user-agent"),
+        accept_language: header("accept-language"),
+        purpose: click::PURPOSE_HEADERS.iter().find_map(|name| header(name)),
+    }
 }
 
 /// A PIN/password form posted to a protected link.
@@ -231,6 +253,7 @@ impl<'e> FormPost<'e> {
 mod tests {
     use super::*;
     use crate::link::{sample_record, LinkStatus};
+    use crate::targeting::{Os, Rule};
 
     const KEY: &str = "unlock-key";
 
@@ -397,6 +420,75 @@ mod tests {
         assert_eq!(
             form.secret(&[b'a'; unlock::MAX_FORM_BYTES + 1]),
             Err(Outcome::Page(Page::FormTooLarge))
+        );
+    }
+
+    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+    fn targeted(protection: Protection) -> CachedLink {
+        let mut record = sample_record();
+        record.protection = protection;
+        let mut ios = Rule::new("r-ios", "https://apps.apple.com/app");
+        ios.os = vec![Os::Ios];
+        let mut german = Rule::new("r-de", "https://example.de/");
+        german.countries = vec!["DE".into()];
+        record.rules = vec![ios, german];
+        CachedLink::Found(Box::new(record))
+    }
+
+    #[test]
+    fn rules_pick_the_destination_from_the_headers_and_name_themselves_in_the_click() {
+        let entry = targeted(Protection::None);
+        let redirect = |pairs| {
+            let get = request("GET", "/abc", Some("qr=1"), headers(pairs));
+            match answer(&get, "abc", &entry, 0, KEY) {
+                Step::Answer(Outcome::Redirect {
+                    location, click, ..
+                }) => (location, click.rule.map(str::to_owned), click.qr),
+                _ => panic!("a redirect"),
+            }
+        };
+        assert_eq!(
+            redirect(&[("user-agent", IPHONE), ("cf-ipcountry", "DE")]),
+            (
+                "https://apps.apple.com/app".into(),
+                Some("r-ios".into()),
+                true
+            )
+        );
+        assert_eq!(
+            redirect(&[("cf-ipcountry", "DE")]),
+            ("https://example.de/".into(), Some("r-de".into()), true)
+        );
+        assert_eq!(
+            redirect(&[("cf-ipcountry", "FR")]),
+            ("https://example.com/a?x=1".into(), None, true)
+        );
+    }
+
+    #[test]
+    fn a_protected_link_with_rules_unlocks_to_the_rule_destination() {
+        let entry = targeted(Protection::Pin);
+        let form = headers(&[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cf-ipcountry", "DE"),
+        ]);
+        let post = request("POST", "/abc", None, &form);
+        let Step::CheckForm(form) = answer(&post, "abc", &entry, 0, KEY) else {
+            panic!("a form to check");
+        };
+        let Outcome::Redirect {
+            location, click, ..
+        } = form.checked(UnlockOutcome::Unlocked {
+            cookie: "c".into(),
+            max_age: 60,
+        })
+        else {
+            panic!("a redirect");
+        };
+        assert_eq!(
+            (location.as_str(), click.rule),
+            ("https://example.de/", Some("r-de"))
         );
     }
 

@@ -21,6 +21,7 @@ fuzz_target!(|input: (&str, &str, i64, &str)| {
         status: LinkStatus::Active,
         expires_at: None,
         version: 1_700_000_000_000,
+        rules: Vec::new(),
     };
     assert!(
         !unlock::cookie_unlocks(KEY, &record, cookie_header, now),

@@ -362,6 +362,8 @@ impl<'a> ClickGenerator<'a> {
             is_qr: u8::from(rng.random_ratio(1, 25)),
             is_bot: u8::from(!agent.bot.is_empty()),
             bot_reason: agent.bot.into(),
+            // Generated links have no targeting rules.
+            rule_id: String::new(),
         }
     }
 }

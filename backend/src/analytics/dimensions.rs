@@ -31,6 +31,13 @@ pub const DIMENSIONS: &[Dimension] = &[
         column: "if(is_qr = 1, 'qr', 'link')",
         in_recent: false,
     },
+    // The targeting rule that picked the destination (its id; '' for the link's own);
+    // migration 0009 adds it to the days rolled before it existed.
+    Dimension {
+        name: "rule",
+        column: "rule_id",
+        in_recent: false,
+    },
 ];
 
 /// The breakdowns an analytics page shows (`/dashboard`), in its order.

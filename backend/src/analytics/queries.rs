@@ -527,6 +527,17 @@ mod tests {
                     &plan.breakdown_sources(rolled_open.clone(), Dimension::named("qr").unwrap()),
                 ),
             ),
+            (
+                "breakdown_rule",
+                breakdown_sql(
+                    &account,
+                    &utc,
+                    Dimension::named("rule").unwrap(),
+                    2,
+                    &rolled_days,
+                    &plan.breakdown_sources(rolled_open.clone(), Dimension::named("rule").unwrap()),
+                ),
+            ),
             ("clicks_page", clicks_sql(&link, &utc, Some(&before_c3), 10)),
             ("sync_totals", crate::analytics::sync::totals_sql(&[])),
             (

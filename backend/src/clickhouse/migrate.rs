@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_rollup_qr",
         include_str!("../../../migrations/clickhouse/0007_rollup_qr.sql"),
     ),
+    (
+        "0009_click_rule",
+        include_str!("../../../migrations/clickhouse/0009_click_rule.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split on `;` at line ends, comments dropped.

@@ -5,6 +5,7 @@
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use smo1_core::click::{self, ClickEvent, VisitorRequest};
 use smo1_core::link::LinkCacheRecord;
+use smo1_core::visit::Click;
 
 /// One redirect's click, not yet enriched. Header values are shared with the request (cloning
 /// one is a reference count, not a copy).
@@ -18,6 +19,8 @@ pub struct PendingClick {
     pub method: Method,
     pub ip: String,
     pub qr: bool,
+    /// The id of the targeting rule that picked the destination.
+    pub rule: Option<String>,
     user_agent: Option<HeaderValue>,
     referrer: Option<HeaderValue>,
     country: Option<HeaderValue>,
@@ -32,24 +35,24 @@ fn text(value: Option<&HeaderValue>) -> Option<&str> {
 }
 
 impl PendingClick {
-    /// The click of a redirect of `record` to `location`, answered at `clicked_at`.
+    /// The `click` of a redirect to `location`, answered at `clicked_at`.
     pub fn new(
         clicked_at: u32,
-        record: LinkCacheRecord,
+        click: Click<'_>,
         location: String,
         method: Method,
         ip: String,
-        qr: bool,
         headers: &HeaderMap,
     ) -> Self {
         let get = |name: &str| headers.get(name).cloned();
         Self {
             clicked_at,
-            record,
+            record: click.record.clone(),
             location,
             method,
             ip,
-            qr,
+            qr: click.qr,
+            rule: click.rule.map(str::to_owned),
             user_agent: get(header::USER_AGENT.as_str()),
             referrer: get(header::REFERER.as_str()),
             country: get(click::HEADER_COUNTRY),
@@ -74,6 +77,7 @@ impl PendingClick {
             city: text(self.city.as_ref()),
             purpose: text(self.purpose.as_ref()),
             qr: self.qr,
+            rule: self.rule.as_deref(),
         };
         ClickEvent::build(
             uuid::Uuid::new_v4().to_string(),

@@ -9,6 +9,7 @@ use crate::error::{
 };
 use crate::links::qr::{self, QrOptions, Rgb};
 use crate::links::repo::{self, Cursor, Link, LinkFilter, LinkSort};
+use crate::links::rules::RuleInput;
 use crate::links::{protection, service};
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -112,10 +113,16 @@ pub struct CreateLinkRequest {
     redirect_type: Option<RedirectType>,
     /// When the link starts answering 410; must be in the future.
     expires_at: Option<DateTime<Utc>>,
+    /// Targeting rules, in order (at most 20, 16 KiB in all): the first that holds for a
+    /// visitor picks the destination, else `destination` applies.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    rules: Vec<RuleInput>,
 }
 
 /// Fields to change. Absent fields stay as they are; `null` clears `custom_slug`, `title` and
-/// `expires_at`; `utm` replaces all five UTM fields.
+/// `expires_at`; `utm` replaces all five UTM fields; `rules` replaces the whole list (`[]`
+/// removes every rule; a rule given with its `id` stays that rule).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLinkRequest {
@@ -137,6 +144,9 @@ pub struct UpdateLinkRequest {
     #[schema(value_type = Option<DateTime<Utc>>)]
     expires_at: Option<Option<DateTime<Utc>>>,
     status: Option<LinkStatus>,
+    /// At most 20 rules, 16 KiB in all.
+    #[schema(max_items = 20)]
+    rules: Option<Vec<RuleInput>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -183,6 +193,15 @@ fn reject_past_expiry(expires_at: Option<DateTime<Utc>>) -> Result<()> {
     Ok(())
 }
 
+/// The rules' times lie in the range every date parameter must.
+fn supported_rule_instants(rules: &[RuleInput]) -> Result<()> {
+    for (index, rule) in rules.iter().enumerate() {
+        supported_instant(&format!("rules[{index}].starts_at"), rule.starts_at)?;
+        supported_instant(&format!("rules[{index}].ends_at"), rule.ends_at)?;
+    }
+    Ok(())
+}
+
 /// An id in a path that is not a UUID names no link.
 fn link_id(raw: &str) -> Result<Uuid> {
     raw.parse().map_err(|_| AppError::NotFound("link"))
@@ -200,7 +219,7 @@ fn link_id(raw: &str) -> Result<Uuid> {
         ScopeErrors,
         JsonBodyErrors,
         (status = 409, description = "`slug_taken`: the custom slug is another link's slug", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination is not an absolute http(s) URL without credentials or points at our own short domain, the custom slug is reserved, or `expires_at` is not in the future", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination (or a rule's) is not an absolute http(s) URL without credentials or points at our own short domain, the custom slug is reserved, `expires_at` is not in the future, or a rule is invalid (unknown country, device, OS or rule id, a language that is not a primary tag, no condition, `starts_at` not before `ends_at`, more than 20 rules or 16 KiB)", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -210,6 +229,7 @@ pub async fn create(
     AppJson(input): AppJson<CreateLinkRequest>,
 ) -> Result<(StatusCode, Json<Link>)> {
     reject_past_expiry(input.expires_at)?;
+    supported_rule_instants(&input.rules)?;
     let input = service::CreateLink {
         custom_slug: input.custom_slug,
         destination: input.destination,
@@ -217,6 +237,7 @@ pub async fn create(
         redirect_type: input.redirect_type.unwrap_or_default(),
         utm: input.utm.into(),
         expires_at: input.expires_at,
+        rules: input.rules,
     };
     let link = service::create(&state, auth.user_id, input).await?;
     Ok((StatusCode::CREATED, Json(link)))
@@ -319,7 +340,7 @@ pub async fn get(
         LinkNotFound,
         JsonBodyErrors,
         (status = 409, description = "`slug_taken`: the new custom slug is another link's slug", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination is not an absolute http(s) URL without credentials or points at our own short domain, the custom slug is reserved, or `expires_at` is not in the future", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination (or a rule's) is not an absolute http(s) URL without credentials or points at our own short domain, the custom slug is reserved, `expires_at` is not in the future, or a rule is invalid (unknown country, device, OS or rule id, a language that is not a primary tag, no condition, `starts_at` not before `ends_at`, more than 20 rules or 16 KiB)", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]
@@ -330,6 +351,7 @@ pub async fn update(
     AppJson(input): AppJson<UpdateLinkRequest>,
 ) -> Result<Json<Link>> {
     reject_past_expiry(input.expires_at.flatten())?;
+    supported_rule_instants(input.rules.as_deref().unwrap_or_default())?;
     let patch = service::LinkPatch {
         custom_slug: input.custom_slug,
         destination: input.destination,
@@ -338,6 +360,7 @@ pub async fn update(
         redirect_type: input.redirect_type,
         expires_at: input.expires_at,
         status: input.status,
+        rules: input.rules,
     };
     let link = service::update(&state, auth.user_id, link_id(&id)?, patch).await?;
     Ok(Json(link))

@@ -109,11 +109,10 @@ fn record_click(
 ) {
     state.clicks.enqueue(PendingClick::new(
         u32::try_from(now).unwrap_or(u32::MAX),
-        click.record.clone(),
+        click,
         location.to_owned(),
         method.clone(),
         ip.to_owned(),
-        click.qr,
         headers,
     ));
 }

@@ -1,10 +1,12 @@
 //! Link rows in PostgreSQL. Every query uses bound parameters.
 
+use super::rules::{self, LinkRule};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use smo1_core::link::{LinkCacheRecord, LinkStatus, Protection, RedirectType, Utm};
+use smo1_core::targeting::Rule;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -26,6 +28,8 @@ struct LinkRow {
     status: String,
     expires_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
+    /// JSON (`rules::text`).
+    rules: String,
 }
 
 impl LinkRow {
@@ -48,6 +52,7 @@ impl LinkRow {
             status: LinkStatus::from_label(&self.status).unwrap_or_default(),
             expires_at: self.expires_at.map(|at| at.timestamp()),
             version: self.updated_at.timestamp_millis(),
+            rules: rules::from_column(&self.rules),
         }
     }
 }
@@ -58,7 +63,7 @@ pub async fn find_by_slug(db: &PgPool, slug: &str) -> sqlx::Result<Option<LinkCa
     let row = sqlx::query_as::<_, LinkRow>(
         "SELECT id, user_id, $1 AS slug, destination, utm_source, utm_medium, utm_campaign,
                 utm_term, utm_content, redirect_type, protection_type::text AS protection_type,
-                status::text AS status, expires_at, updated_at
+                status::text AS status, expires_at, updated_at, rules::text AS rules
            FROM links
           WHERE custom_slug = $1 OR uid = $1
           ORDER BY (custom_slug = $1) DESC NULLS LAST
@@ -81,6 +86,7 @@ pub struct NewLink {
     pub utm: Utm,
     pub redirect_type: RedirectType,
     pub expires_at: Option<DateTime<Utc>>,
+    pub rules: Vec<Rule>,
 }
 
 /// A link as the API shows it.
@@ -100,6 +106,8 @@ pub struct Link {
     pub protection: Protection,
     pub status: LinkStatus,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Targeting rules, in order: the first that holds for a visitor picks the destination.
+    pub rules: Vec<LinkRule>,
     pub total_clicks: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -130,6 +138,8 @@ struct StoredLink {
     protection_type: String,
     status: String,
     expires_at: Option<DateTime<Utc>>,
+    /// JSON (`rules::text`).
+    rules: String,
     total_clicks: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -155,6 +165,10 @@ impl From<StoredLink> for Link {
             protection: Protection::from_label(&row.protection_type).unwrap_or_default(),
             status: LinkStatus::from_label(&row.status).unwrap_or_default(),
             expires_at: row.expires_at,
+            rules: rules::from_column(&row.rules)
+                .iter()
+                .map(LinkRule::from)
+                .collect(),
             total_clicks: row.total_clicks,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -164,7 +178,8 @@ impl From<StoredLink> for Link {
 
 const LINK_COLUMNS: &str = "id, uid, custom_slug, destination, title, utm_source, utm_medium,
     utm_campaign, utm_term, utm_content, redirect_type, protection_type::text AS protection_type,
-    status::text AS status, expires_at, total_clicks, created_at, updated_at";
+    status::text AS status, expires_at, rules::text AS rules, total_clicks, created_at,
+    updated_at";
 
 /// Why a slug could not be claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,8 +248,8 @@ pub async fn insert(db: &PgPool, link: &NewLink) -> sqlx::Result<Result<Link, Sl
     }
     let inserted = sqlx::query_as::<_, StoredLink>(&format!(
         "INSERT INTO links (user_id, uid, custom_slug, destination, title, utm_source, utm_medium,
-                            utm_campaign, utm_term, utm_content, redirect_type, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                            utm_campaign, utm_term, utm_content, redirect_type, expires_at, rules)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)
          RETURNING {LINK_COLUMNS}"
     ))
     .bind(link.user_id)
@@ -249,6 +264,7 @@ pub async fn insert(db: &PgPool, link: &NewLink) -> sqlx::Result<Result<Link, Sl
     .bind(&link.utm.content)
     .bind(link.redirect_type.status() as i16)
     .bind(link.expires_at)
+    .bind(rules::to_column(&link.rules))
     .fetch_one(&mut *tx)
     .await;
     match inserted {
@@ -454,6 +470,7 @@ pub struct LinkChanges {
     pub redirect_type: RedirectType,
     pub expires_at: Option<DateTime<Utc>>,
     pub status: LinkStatus,
+    pub rules: Vec<Rule>,
 }
 
 impl From<&Link> for LinkChanges {
@@ -466,6 +483,7 @@ impl From<&Link> for LinkChanges {
             redirect_type: link.redirect_type,
             expires_at: link.expires_at,
             status: link.status,
+            rules: link.rules.iter().map(Rule::from).collect(),
         }
     }
 }
@@ -509,7 +527,8 @@ pub async fn update(
     let updated = sqlx::query_as::<_, StoredLink>(&format!(
         "UPDATE links SET custom_slug = $2, destination = $3, title = $4, utm_source = $5,
                 utm_medium = $6, utm_campaign = $7, utm_term = $8, utm_content = $9,
-                redirect_type = $10, expires_at = $11, status = $12::link_status
+                redirect_type = $10, expires_at = $11, status = $12::link_status,
+                rules = $13::jsonb
           WHERE id = $1
           RETURNING {LINK_COLUMNS}"
     ))
@@ -525,6 +544,7 @@ pub async fn update(
     .bind(changes.redirect_type.status() as i16)
     .bind(changes.expires_at)
     .bind(changes.status.as_str())
+    .bind(rules::to_column(&changes.rules))
     .fetch_one(&mut *tx)
     .await;
     match updated {

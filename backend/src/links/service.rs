@@ -1,6 +1,7 @@
 //! Link operations that span PostgreSQL and the Redis cache.
 
 use super::repo::{self, Link, LinkChanges, NewLink, QueuedInvalidation, SlugConflict};
+use super::rules::{self, RuleInput};
 use crate::cache::REFILL_MAX_AGE;
 use crate::error::{AppError, Result};
 use crate::periodic::{PassMetrics, Periodic};
@@ -133,6 +134,7 @@ pub struct CreateLink {
     pub redirect_type: RedirectType,
     pub utm: Utm,
     pub expires_at: Option<DateTime<Utc>>,
+    pub rules: Vec<RuleInput>,
 }
 
 /// How many uids to draw before giving up: a collision is already a one-in-10^12 event.
@@ -169,6 +171,16 @@ fn validate_destination(state: &AppState, raw: &str) -> Result<String> {
         .map_err(|e| AppError::Validation(e.to_string()))
 }
 
+/// `inputs` checked into the rules to store (`existing`: the ids of the link's rules now);
+/// each rule's destination is checked exactly like the link's own.
+fn validate_rules(
+    state: &AppState,
+    inputs: Vec<RuleInput>,
+    existing: &[&str],
+) -> Result<Vec<smo1_core::targeting::Rule>> {
+    rules::validate(inputs, existing, |raw| validate_destination(state, raw))
+}
+
 /// Creates a link with a fresh uid (and the custom slug, if any); 409 `slug_taken` when the
 /// custom slug is another link's custom slug or uid.
 pub async fn create(state: &AppState, user_id: Uuid, input: CreateLink) -> Result<Link> {
@@ -177,6 +189,7 @@ pub async fn create(state: &AppState, user_id: Uuid, input: CreateLink) -> Resul
     }
     let destination = validate_destination(state, &input.destination)?;
     validate_fields(input.title.as_deref(), &input.utm)?;
+    let rules = validate_rules(state, input.rules, &[])?;
     let mut link = NewLink {
         user_id,
         uid: String::new(),
@@ -186,6 +199,7 @@ pub async fn create(state: &AppState, user_id: Uuid, input: CreateLink) -> Resul
         utm: input.utm,
         redirect_type: input.redirect_type,
         expires_at: input.expires_at,
+        rules,
     };
     for _ in 0..UID_ATTEMPTS {
         link.uid = slug::uid_from_random(rand::random());
@@ -217,6 +231,8 @@ pub struct LinkPatch {
     pub redirect_type: Option<RedirectType>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub status: Option<LinkStatus>,
+    /// Replaces the whole list; rules named by id keep their id.
+    pub rules: Option<Vec<RuleInput>>,
 }
 
 /// Applies `patch` to the user's link and deletes the cache entries of every slug the link
@@ -233,6 +249,18 @@ pub async fn update(state: &AppState, user_id: Uuid, id: Uuid, patch: LinkPatch)
         patch.title.clone().flatten().as_deref(),
         patch.utm.as_ref().unwrap_or(&Utm::default()),
     )?;
+    let rules = match patch.rules {
+        Some(inputs) => {
+            // Which ids may be kept is asked before the locked update: a rule removed in
+            // between by a concurrent edit comes back under its id, still unique in the link.
+            let current = repo::find(&state.db, user_id, id)
+                .await?
+                .ok_or(AppError::NotFound("link"))?;
+            let ids: Vec<&str> = current.rules.iter().map(|r| r.id.as_str()).collect();
+            Some(validate_rules(state, inputs, &ids)?)
+        }
+        None => None,
+    };
     let updated = repo::update(&state.db, user_id, id, |link| {
         let mut changes = LinkChanges::from(link);
         if let Some(custom) = patch.custom_slug {
@@ -255,6 +283,9 @@ pub async fn update(state: &AppState, user_id: Uuid, id: Uuid, patch: LinkPatch)
         }
         if let Some(status) = patch.status {
             changes.status = status;
+        }
+        if let Some(rules) = rules {
+            changes.rules = rules;
         }
         changes
     })
