@@ -2,7 +2,8 @@
 //! directly (click recording on and off) against a trivial JavaScript redirect worker in the same
 //! workerd, and the origin's own redirect against a bare nginx `return 302`, all in one run.
 //! For the edge also: workerd's CPU time per redirect, the worker's gzipped size, the ClickHouse
-//! inserts the clicks took, and whether every redirect's click arrived (distinct click ids).
+//! inserts the clicks took, whether every redirect's click arrived (distinct click ids), and the
+//! cost of targeting rules (a link with 5 rules, none matching, against the same link without).
 //!
 //! Run with `./bench/run` (needs `wrk` and `nginx`; the script installs them).
 
@@ -11,6 +12,9 @@ mod report;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use smo1_core::targeting::Os;
+use smo1_core::useragent::DeviceType;
+use smo1_origin::links::rules::RuleInput;
 use smo1_origin::links::service;
 use smo1_origin::users::repo;
 use std::process::Command;
@@ -48,17 +52,71 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-/// `wrk` against `url`, with the CPU time of workerd `pid` per request when given.
+/// What a desktop browser in the US sends: the targeting rows' visitor, whom none of
+/// [`five_rules`] matches.
+const BROWSER_HEADERS: &[&str] = &[
+    "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Accept-Language: en-US,en;q=0.9,de;q=0.5",
+    "CF-IPCountry: US",
+];
+
+/// Five rules that all fail for [`BROWSER_HEADERS`], so each redirect evaluates every one
+/// (the first OS condition classifies the User-Agent).
+fn five_rules() -> Vec<RuleInput> {
+    let rule = |destination: &str| RuleInput {
+        destination: destination.into(),
+        ..RuleInput::default()
+    };
+    vec![
+        RuleInput {
+            os: vec![Os::Ios],
+            ..rule("https://apps.apple.com/app/id1")
+        },
+        RuleInput {
+            os: vec![Os::Android],
+            ..rule("https://play.google.com/store/apps/details?id=x")
+        },
+        RuleInput {
+            countries: vec!["DE".into(), "AT".into(), "CH".into()],
+            ..rule("https://example.de/")
+        },
+        RuleInput {
+            languages: vec!["fr".into()],
+            ..rule("https://example.fr/")
+        },
+        RuleInput {
+            devices: vec![DeviceType::Tablet],
+            os: vec![Os::Windows],
+            ..rule("https://example.com/tablet")
+        },
+    ]
+}
+
+/// `wrk` against `url`, with the CPU time of workerd `pid` per request.
 fn wrk_on(name: &'static str, url: &str, pid: u32) -> Run {
+    wrk_as_on(name, url, &[], pid)
+}
+
+/// [`wrk_on`] sending `headers` with every request.
+fn wrk_as_on(name: &'static str, url: &str, headers: &[&str], pid: u32) -> Run {
     let before = cpu_seconds(pid);
-    let mut run = wrk(name, url);
+    let mut run = wrk_as(name, url, headers);
     run.cpu_per_request = Some((cpu_seconds(pid) - before) / run.requests as f64);
     run
 }
 
 fn wrk(name: &'static str, url: &str) -> Run {
+    wrk_as(name, url, &[])
+}
+
+fn wrk_as(name: &'static str, url: &str, headers: &[&str]) -> Run {
+    let mut args = vec!["-t2", "-c", CONNECTIONS, "-d", DURATION, "--latency"];
+    for header in headers {
+        args.extend(["-H", header]);
+    }
+    args.push(url);
     let output = Command::new("wrk")
-        .args(["-t2", "-c", CONNECTIONS, "-d", DURATION, "--latency", url])
+        .args(args)
         .output()
         .expect("run wrk (bench/run installs it)");
     let text = String::from_utf8_lossy(&output.stdout);
@@ -156,6 +214,10 @@ impl Drop for Nginx {
 }
 
 async fn stack_with_link(wiring: Wiring) -> Stack {
+    stack_with_rules(wiring, Vec::new()).await
+}
+
+async fn stack_with_rules(wiring: Wiring, rules: Vec<RuleInput>) -> Stack {
     let stack = Stack::start_with(wiring).await;
     let user = repo::upsert_user(&stack.state.db, "bench@example.com")
         .await
@@ -163,6 +225,7 @@ async fn stack_with_link(wiring: Wiring) -> Stack {
     let input = service::CreateLink {
         custom_slug: Some("bench".into()),
         destination: "https://example.com/".into(),
+        rules,
         ..Default::default()
     };
     service::create(&stack.state, user, input)
@@ -254,6 +317,24 @@ async fn main() {
     );
     drop(recording);
 
+    // Targeting: the same hot link and visitor, without rules and with five that all fail.
+    let plain = stack_with_link(Wiring::default()).await;
+    let untargeted = wrk_as_on(
+        "Rust/wasm worker, hot link, browser headers, clicks on",
+        &format!("{}/bench", plain.worker_url),
+        BROWSER_HEADERS,
+        plain.workerd_pid(),
+    );
+    drop(plain);
+    let ruled = stack_with_rules(Wiring::default(), five_rules()).await;
+    let targeted = wrk_as_on(
+        "the same link with 5 targeting rules, none matching",
+        &format!("{}/bench", ruled.worker_url),
+        BROWSER_HEADERS,
+        ruled.workerd_pid(),
+    );
+    drop(ruled);
+
     let mut table = format!(
         "wrk -t2 -c{CONNECTIONS} -d{DURATION} on the same 2-core machine as workerd, the origin, \
 Redis and ClickHouse (so the numbers include their CPU). Each row is compared with its baseline \
@@ -270,6 +351,8 @@ workerd CPU per redirect: the serving workerd process's user + system CPU over t
         (&off, &js),
         (&on, &js),
         (&redis, &js),
+        (&untargeted, &js),
+        (&targeted, &js),
         (&bare, &bare),
         (&origin, &bare),
     ] {
@@ -306,6 +389,17 @@ sent in {inserts} inserts from the one isolate ({:.2} per 100 ms; target ≤ 1).
 {load_before} / {}.\n",
         on.requests_per_sec / off.requests_per_sec,
         report::load_average()
+    ));
+    let cpu_ratio = match (targeted.cpu_per_request, untargeted.cpu_per_request) {
+        (Some(with), Some(without)) => format!("{:.2}×", with / without),
+        _ => "—".into(),
+    };
+    table.push_str(&format!(
+        "\nTargeting rules (a desktop browser in the US, `User-Agent`, `Accept-Language` and \
+`CF-IPCountry` sent by wrk; 5 rules on country, language, OS and device, none matching, so each \
+redirect evaluates all of them): throughput {:.2}× the same link without rules, workerd CPU per \
+redirect {cpu_ratio}.\n",
+        targeted.requests_per_sec / untargeted.requests_per_sec,
     ));
     report::write_section(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
