@@ -1,4 +1,5 @@
-// Managing a link in the dashboard: edit with API errors at their fields, protection, disable and
+// Managing a link in the dashboard: edit with API errors at their fields, a targeting rule (seen
+// by the worker), protection, disable and
 // enable (seen by the worker), search and filters, copy, CSV, delete through a dialog, and
 // "sign out everywhere".
 import { test } from 'node:test';
@@ -9,6 +10,8 @@ import { ARTIFACTS, DESKTOP, checkPage, launch, poll, requireEnv, signIn } from 
 
 const BROWSER_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+const IPHONE_UA =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
 
 test('a link owner edits, protects, disables, finds, exports and deletes a link', { timeout: 300_000 }, async (t) => {
   const env = requireEnv('SMO1_ORIGIN_URL', 'SMO1_EDGE_URL', 'SMO1_MAIL_URL', 'SMO1_TEST_EMAIL');
@@ -49,6 +52,28 @@ test('a link owner edits, protects, disables, finds, exports and deletes a link'
     await page.getByLabel('Title').fill(`${title} edited`);
     await page.getByRole('button', { name: 'Save changes' }).click();
     await heading(`${title} edited`).waitFor();
+  });
+
+  await t.test('a targeting rule sends iPhones elsewhere; a bad country is explained', async () => {
+    await page.getByRole('button', { name: 'Add rule' }).click();
+    await page.getByLabel('Rule 1 destination').fill('https://apps.apple.com/app/id1');
+    await page.getByRole('group', { name: 'Rule 1 operating systems' }).getByLabel('iOS').check();
+    await page.getByLabel('Rule 1 countries').fill('XY');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('alert').getByText('rules[0].countries: "XY" is not an ISO 3166-1 alpha-2 country code').waitFor();
+    await checkPage(page, 'links-01b-rule-error');
+    await page.getByLabel('Rule 1 countries').fill('');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('status').getByText('Saved.').waitFor();
+    // The worker's isolate may hold the link's record for EDGE_LINK_CACHE_MS.
+    const iphone = () =>
+      fetch(`${env.SMO1_EDGE_URL}/${slug}`, { redirect: 'manual', headers: { 'user-agent': IPHONE_UA, accept: 'text/html' } });
+    await poll('the rule at the edge', async () => (await iphone()).headers.get('location') === 'https://apps.apple.com/app/id1', {
+      timeoutMs: 10_000,
+      everyMs: 200,
+    });
+    const desktop = await visit(slug);
+    assert.equal(desktop.headers.get('location'), 'https://example.com/managed');
   });
 
   await t.test('copy the short URL', async () => {
