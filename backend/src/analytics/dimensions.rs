@@ -25,12 +25,8 @@ pub const DIMENSIONS: &[Dimension] = &[
     Dimension::new("utm_term", "utm_term"),
     Dimension::new("utm_content", "utm_content"),
     // Scanned QR codes (`?qr=1`) against every other click; migration 0007 adds it to the days
-    // rolled before it existed.
-    Dimension {
-        name: "qr",
-        column: "if(is_qr = 1, 'qr', 'link')",
-        in_recent: false,
-    },
+    // rolled before it existed, 0008 to the recent copy.
+    Dimension::new("qr", "if(is_qr = 1, 'qr', 'link')"),
 ];
 
 /// The breakdowns an analytics page shows (`/dashboard`), in its order.

@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_rollup_qr",
         include_str!("../../../migrations/clickhouse/0007_rollup_qr.sql"),
     ),
+    (
+        "0008_link_clicks_recent_qr",
+        include_str!("../../../migrations/clickhouse/0008_link_clicks_recent_qr.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split on `;` at line ends, comments dropped.
