@@ -1,6 +1,7 @@
 //! The worker's bindings, read once per isolate. Names match `wrangler.toml` (`[vars]`) and
 //! `.dev.vars` (secrets).
 
+use crate::upstash::Upstash;
 use std::cell::OnceCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -10,6 +11,12 @@ use worker::Env;
 pub const UPSTASH_URL: &str = "UPSTASH_REDIS_REST_URL";
 /// Upstash REST token (secret).
 pub const UPSTASH_TOKEN: &str = "UPSTASH_REDIS_REST_TOKEN";
+/// Longest (ms) the edge waits for Upstash before asking the origin, default
+/// [`DEFAULT_REDIS_TIMEOUT_MS`].
+pub const EDGE_REDIS_TIMEOUT_MS: &str = "EDGE_REDIS_TIMEOUT_MS";
+/// After an Upstash failure, how long (ms) this isolate skips Upstash and asks the origin
+/// directly before one request probes again, default [`DEFAULT_REDIS_RETRY_AFTER_MS`].
+pub const EDGE_REDIS_RETRY_AFTER_MS: &str = "EDGE_REDIS_RETRY_AFTER_MS";
 /// Base URL of the origin, e.g. `https://origin.sho.rt`.
 pub const ORIGIN_URL: &str = "ORIGIN_URL";
 /// Shared secret for the origin's `/internal/*` endpoints (secret).
@@ -42,12 +49,14 @@ pub const VISITOR_SALT_SECRET: &str = "VISITOR_SALT_SECRET";
 pub const UNLOCK_COOKIE_SECRET: &str = "UNLOCK_COOKIE_SECRET";
 
 pub const DEFAULT_LINK_CACHE_MS: u64 = 2000;
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 1000;
+pub const DEFAULT_REDIS_RETRY_AFTER_MS: u64 = 2000;
 pub const DEFAULT_CLICK_BATCH_SIZE: usize = 1000;
 pub const DEFAULT_CLICK_FLUSH_MS: u64 = 100;
 
 pub struct EdgeConfig {
-    pub upstash_url: String,
-    pub upstash_token: String,
+    /// The link cache, with this isolate's circuit breaker.
+    pub cache: Upstash,
     pub origin_url: String,
     pub internal_secret: String,
     pub key_prefix: String,
@@ -126,8 +135,15 @@ impl EdgeConfig {
             }))
         };
         Ok(Self {
-            upstash_url: text(UPSTASH_URL)?.trim_end_matches('/').to_owned(),
-            upstash_token: text(UPSTASH_TOKEN)?,
+            cache: Upstash::new(
+                text(UPSTASH_URL)?.trim_end_matches('/').to_owned(),
+                text(UPSTASH_TOKEN)?,
+                Duration::from_millis(number(EDGE_REDIS_TIMEOUT_MS, DEFAULT_REDIS_TIMEOUT_MS)?),
+                Duration::from_millis(number(
+                    EDGE_REDIS_RETRY_AFTER_MS,
+                    DEFAULT_REDIS_RETRY_AFTER_MS,
+                )?),
+            ),
             origin_url,
             internal_secret,
             key_prefix: text(CACHE_KEY_PREFIX).unwrap_or_default(),

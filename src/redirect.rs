@@ -3,7 +3,7 @@
 //! response, and the click recorded after it.
 
 use crate::config::EdgeConfig;
-use crate::upstash::Upstash;
+use crate::upstash::UpstashError;
 use crate::{clicks, origin, protect, recent, respond};
 use smo1_core::link::{self, CacheEntry, LinkCacheRecord};
 use smo1_core::pages::Page;
@@ -84,11 +84,11 @@ async fn find(config: &EdgeConfig, slug: &str) -> std::result::Result<Rc<CacheEn
 
 /// The cache entry for `slug` from Redis, else from the origin.
 async fn read(config: &EdgeConfig, slug: &str) -> std::result::Result<CacheEntry, Page> {
-    let cache = Upstash {
-        url: &config.upstash_url,
-        token: &config.upstash_token,
-    };
-    let cache_up = match cache.get(&link::cache_key(&config.key_prefix, slug)).await {
+    let cache_up = match config
+        .cache
+        .get(&link::cache_key(&config.key_prefix, slug))
+        .await
+    {
         Ok(Some(raw)) => match CacheEntry::from_json(&raw) {
             Some(entry) => return Ok(entry),
             None => {
@@ -97,6 +97,8 @@ async fn read(config: &EdgeConfig, slug: &str) -> std::result::Result<CacheEntry
             }
         },
         Ok(None) => true,
+        // Logged once, by the lookup that opened the breaker.
+        Err(UpstashError::Skipped) => false,
         Err(e) => {
             console_error!("cache lookup failed, falling back to origin: {e}");
             false

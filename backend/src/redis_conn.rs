@@ -166,112 +166,50 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Closed → (a connection failure) → open for `open_for` → one probe at a time → closed on
-/// success, open again on failure. A probe that never reports (its request was cancelled) is
-/// given up after `probe_for`, so the breaker can never stay shut for good.
+/// The shared [`smo1_core::breaker::Breaker`] on this process's clock, with its log line and
+/// metric.
 struct Breaker {
-    state: Mutex<State>,
-    open_for: Duration,
-    probe_for: Duration,
-}
-
-#[derive(Clone, Copy)]
-enum State {
-    Closed,
-    Open { until: Instant },
-    Probing { until: Instant },
+    state: Mutex<smo1_core::breaker::Breaker>,
+    epoch: Instant,
 }
 
 impl Breaker {
     fn new(open_for: Duration, probe_for: Duration) -> Self {
         Self {
-            state: Mutex::new(State::Closed),
-            open_for,
-            probe_for,
+            state: Mutex::new(smo1_core::breaker::Breaker::new(open_for, probe_for)),
+            epoch: Instant::now(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, smo1_core::breaker::Breaker> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a call may go to Redis now; the first call after the open period is the probe.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn admit(&self) -> bool {
-        let mut state = self.lock();
-        let now = Instant::now();
-        match *state {
-            State::Closed => true,
-            State::Open { until } | State::Probing { until } if now >= until => {
-                *state = State::Probing {
-                    until: now + self.probe_for,
-                };
-                true
-            }
-            State::Open { .. } | State::Probing { .. } => false,
-        }
+        let now = self.now();
+        self.lock().admit(now)
     }
 
     fn closed_or_due(&self) -> bool {
-        match *self.lock() {
-            State::Closed => true,
-            State::Open { until } | State::Probing { until } => Instant::now() >= until,
-        }
+        let now = self.now();
+        self.lock().closed_or_due(now)
     }
 
     fn success(&self) {
-        let mut state = self.lock();
-        if let State::Probing { .. } = *state {
+        if self.lock().success() {
             tracing::info!("Redis answers again; closing the circuit breaker");
-            *state = State::Closed;
         }
     }
 
     fn failure(&self) {
-        let mut state = self.lock();
-        if let State::Closed = *state {
-            tracing::warn!(
-                retry_after_ms = self.open_for.as_millis(),
-                "Redis failed; opening the circuit breaker"
-            );
+        let now = self.now();
+        if self.lock().failure(now) {
+            tracing::warn!("Redis failed; opening the circuit breaker");
             metrics::counter!(crate::metrics::REDIS_BREAKER_OPENED).increment(1);
         }
-        *state = State::Open {
-            until: Instant::now() + self.open_for,
-        };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn breaker_admits_one_probe_after_the_open_period() {
-        let breaker = Breaker::new(Duration::ZERO, Duration::from_secs(60));
-        assert!(breaker.admit());
-        breaker.failure();
-        assert!(breaker.admit(), "the open period is over: this call probes");
-        assert!(!breaker.admit(), "only one probe at a time");
-        breaker.success();
-        assert!(breaker.admit() && breaker.admit(), "closed again");
-    }
-
-    #[test]
-    fn a_failed_probe_opens_the_breaker_again() {
-        let breaker = Breaker::new(Duration::from_secs(60), Duration::from_secs(60));
-        breaker.failure();
-        assert!(!breaker.admit());
-        assert!(!breaker.closed_or_due());
-    }
-
-    #[test]
-    fn a_probe_that_never_reports_is_given_up() {
-        let breaker = Breaker::new(Duration::ZERO, Duration::ZERO);
-        breaker.failure();
-        assert!(breaker.admit());
-        assert!(
-            breaker.admit(),
-            "the silent probe's time is up: another may probe"
-        );
     }
 }

@@ -12,6 +12,7 @@ use smo1_testkit::{self as testkit, RunningServer, TcpProxy, TestDb};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
@@ -81,6 +82,8 @@ pub struct Stack {
     pub clickhouse_proxy: TcpProxy,
     /// Sits between Redis and the origin and bridge (the worker reaches Redis through the bridge).
     pub redis_proxy: TcpProxy,
+    /// Between the worker and the Upstash bridge: Upstash itself failing or hanging.
+    pub upstash_proxy: TcpProxy,
     /// Counts the worker's ClickHouse inserts (it sits in front of `clickhouse_proxy`).
     pub edge_inserts: InsertCounter,
     pub db: TestDb,
@@ -119,8 +122,9 @@ impl Stack {
         adjust(&mut config);
         let (state, origin) = testkit::start_origin_on(listener, config).await;
         let bridge = testkit::start_bridge_to(&redis_url).await;
+        let upstash_proxy = TcpProxy::start(testkit::socket_addr(&bridge.url())).await;
         let upstash_url = if wiring.upstash {
-            bridge.url()
+            upstash_proxy.url()
         } else {
             closed_port_url()
         };
@@ -161,6 +165,7 @@ impl Stack {
             prefix,
             clickhouse_proxy,
             redis_proxy,
+            upstash_proxy,
             edge_inserts,
             db,
             _bridge: bridge,
@@ -212,6 +217,28 @@ impl Stack {
             .set_ex::<_, _, ()>(smo1_core::link::cache_key(&self.prefix, slug), raw, 300)
             .await
             .expect("redis set");
+    }
+
+    /// Puts `raw` as `slug`'s entry under a version newer than any the origin takes from
+    /// PostgreSQL, so no refill replaces it: a value only Redis holds, which shows that an answer
+    /// came from Redis. Written straight to Redis (not through `redis_proxy`).
+    pub async fn pin_cache(&self, slug: &str, raw: &str) {
+        // Above any number the test database's sequence hands out, and exact in Lua's doubles
+        // (the refill script compares versions as numbers).
+        static VERSIONS: AtomicI64 = AtomicI64::new(1 << 52);
+        let direct = smo1_origin::cache::Redis::new(
+            &testkit::redis_url(),
+            self.prefix.clone(),
+            testkit::redis_timeouts(),
+        )
+        .expect("redis url");
+        let entry = smo1_core::link::CacheEntry::from_json(raw).expect("a readable entry");
+        let version = VERSIONS.fetch_add(1, Ordering::Relaxed);
+        let written = direct
+            .put_link(slug, &entry, Duration::from_secs(300), version)
+            .await
+            .expect("redis write");
+        assert!(written, "no version is newer than a pinned one");
     }
 
     /// This test's ClickHouse database, reached directly (not through the proxy).
