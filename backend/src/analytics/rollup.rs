@@ -220,20 +220,20 @@ struct Partition {
 }
 
 /// Drops the partitions of `link_clicks_recent` older than [`RECENT_KEEP_DAYS`] before `now`'s
-/// day.
+/// day (on a cluster, on every node: the days are read through the `Distributed` table).
 async fn drop_old_recent_days(ch: &ClickHouse, now: DateTime<Utc>) -> Result<(), ClickHouseError> {
     let oldest_kept = now.date_naive() - chrono::Duration::days(RECENT_KEEP_DAYS);
     let partitions: Vec<Partition> = ch
-        .query(
-            "SELECT DISTINCT toString(partition) AS day FROM system.parts \
-             WHERE database = currentDatabase() AND table = 'link_clicks_recent' AND active",
-        )
-        .await?;
-    for Partition { day } in partitions.into_iter().filter(|p| p.day < oldest_kept) {
-        ch.execute(&format!(
-            "ALTER TABLE link_clicks_recent DROP PARTITION '{day}'"
+        .query(&format!(
+            "SELECT DISTINCT toString(toDate(clicked_at)) AS day FROM link_clicks_recent \
+             WHERE clicked_at < toDateTime({})",
+            midnight(oldest_kept)
         ))
         .await?;
+    let table = ch.local_table("link_clicks_recent");
+    for Partition { day } in partitions {
+        ch.execute(&format!("ALTER TABLE {table} DROP PARTITION '{day}'"))
+            .await?;
         tracing::info!(%day, "dropped from link_clicks_recent");
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! Values are never interpolated into SQL here: inserts send rows as JSON, and queries that need
 //! values take them already escaped by the caller.
 
+pub mod cluster;
 pub mod migrate;
 
 use crate::config::ClickHouseConfig;
@@ -37,6 +38,8 @@ pub enum ClickHouseError {
     Server { status: u16, message: String },
     #[error("clickhouse sent an unreadable row: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("clickhouse migrations: {0}")]
+    Layout(#[from] cluster::Unsupported),
 }
 
 #[derive(Clone)]
@@ -63,7 +66,24 @@ impl ClickHouse {
         if let Some(database) = database {
             request = request.query(&[("database", database)]);
         }
+        if self.cluster().is_some() {
+            request = request.query(cluster::SETTINGS);
+        }
         request
+    }
+
+    /// The cluster every node of which holds the tables (`CLICKHOUSE_CLUSTER`), if any.
+    pub fn cluster(&self) -> Option<&str> {
+        Some(self.config.clickhouse_cluster.as_str()).filter(|c| !c.is_empty())
+    }
+
+    /// `table` as DDL that changes its rows in place (`ALTER TABLE … DROP PARTITION`) names it:
+    /// the table itself on one server, its local tables on every node of a cluster.
+    pub fn local_table(&self, table: &str) -> String {
+        match self.cluster() {
+            Some(cluster) => cluster::local_table(table, cluster, &self.config.clickhouse_database),
+            None => table.to_owned(),
+        }
     }
 
     async fn send(request: reqwest::RequestBuilder) -> Result<String, ClickHouseError> {
