@@ -18,12 +18,16 @@ use std::collections::BTreeSet;
 
 /// Settings of every request to a cluster: an insert into a `Distributed` table returns once
 /// every shard it touches has the rows (a rollup's rows before the record that makes them
-/// current; a migration's backfill before the next migration), and a subquery over a
-/// `Distributed` table inside a distributed query (`IN (SELECT … FROM link_clicks_rollups)`) is
-/// run once and sent to the shards instead of being refused.
+/// current; a migration's backfill before the next migration); a subquery over a `Distributed`
+/// table inside a distributed query (`IN (SELECT … FROM link_clicks_rollups)`) is run once and
+/// sent to the shards instead of being refused; and every read goes to the first live replica of
+/// each shard, the one the inserts go to (the server profile sets the same for the `Distributed`
+/// tables' background sends, docs/DEPLOY.md), so a rollup reads the rows and the count of rows
+/// received from one replica, where a block is stored before its views count it.
 pub const SETTINGS: &[(&str, &str)] = &[
     ("insert_distributed_sync", "1"),
     ("distributed_product_mode", "global"),
+    ("load_balancing", "in_order"),
 ];
 
 /// The local tables of `table` on every node of `cluster`, for `ALTER TABLE`.

@@ -99,6 +99,7 @@ impl ClickHouseCluster {
                 });
             }
         }
+        std::fs::write(dir.path().join("users.xml"), USERS).expect("users.xml");
         let remote_servers = remote_servers(&nodes);
         for node in &nodes {
             std::fs::write(
@@ -193,6 +194,18 @@ impl ClickHouseCluster {
     }
 }
 
+/// The user `default` (no password, loopback only) with the profile docs/DEPLOY.md asks for:
+/// `load_balancing` `in_order`, so the `Distributed` tables' background sends and every query go
+/// to the first live replica of each shard.
+const USERS: &str = "<yandex>\
+    <profiles><default><load_balancing>in_order</load_balancing></default></profiles>\
+    <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>\
+    <profile>default</profile><quota>default</quota></default></users>\
+    <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>\
+    <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>\
+    </interval></default></quotas>\
+    </yandex>";
+
 fn remote_servers(nodes: &[Node]) -> String {
     let mut shards = String::new();
     for shard in 1..=SHARDS {
@@ -222,7 +235,7 @@ fn node_config(node: &Node, remote_servers: &str, zookeeper_port: u16) -> String
          <interserver_http_host>127.0.0.1</interserver_http_host>\
          <path>{dir}/data/</path><tmp_path>{dir}/tmp/</tmp_path>\
          <format_schema_path>{dir}/format_schemas/</format_schema_path>\
-         <users_config>/etc/clickhouse-server/users.xml</users_config>\
+         <users_config>{dir}/../users.xml</users_config>\
          <default_profile>default</default_profile><default_database>default</default_database>\
          <mark_cache_size>268435456</mark_cache_size>\
          {remote_servers}\
