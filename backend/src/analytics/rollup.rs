@@ -230,11 +230,15 @@ async fn drop_old_recent_days(ch: &ClickHouse, now: DateTime<Utc>) -> Result<(),
             midnight(oldest_kept)
         ))
         .await?;
-    let table = ch.local_table("link_clicks_recent");
     for Partition { day } in partitions {
-        ch.execute(&format!("ALTER TABLE {table} DROP PARTITION '{day}'"))
+        let everywhere = ch
+            .alter_local("link_clicks_recent", &format!("DROP PARTITION '{day}'"))
             .await?;
-        tracing::info!(%day, "dropped from link_clicks_recent");
+        if everywhere {
+            tracing::info!(%day, "dropped from link_clicks_recent");
+        } else {
+            tracing::warn!(%day, "dropped from link_clicks_recent on the nodes up; the others drop it when they are back");
+        }
     }
     Ok(())
 }

@@ -30,6 +30,13 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("load_balancing", "in_order"),
 ];
 
+/// Seconds an `ALTER … ON CLUSTER` of the origin's tasks waits for every node; a node down
+/// makes it wait this long, then it answers [`DDL_TIMEOUT_EXCEEDED`] and the node runs the task
+/// when it is back.
+pub const DDL_WAIT: &str = "10";
+/// ClickHouse's answer when some nodes did not run a distributed DDL task in time (`TIMEOUT_EXCEEDED`).
+pub const DDL_TIMEOUT_EXCEEDED: &str = "Code: 159,";
+
 /// The local tables of `table` on every node of `cluster`, for `ALTER TABLE`.
 pub fn local_table(table: &str, cluster: &str, database: &str) -> String {
     format!("{database}.{table}_local ON CLUSTER {cluster}")

@@ -77,12 +77,33 @@ impl ClickHouse {
         Some(self.config.clickhouse_cluster.as_str()).filter(|c| !c.is_empty())
     }
 
-    /// `table` as DDL that changes its rows in place (`ALTER TABLE … DROP PARTITION`) names it:
-    /// the table itself on one server, its local tables on every node of a cluster.
-    pub fn local_table(&self, table: &str) -> String {
-        match self.cluster() {
-            Some(cluster) => cluster::local_table(table, cluster, &self.config.clickhouse_database),
-            None => table.to_owned(),
+    /// `ALTER TABLE table {clause}` (e.g. `DROP PARTITION '…'`): on one server, the table; on a
+    /// cluster, its local tables on every node (`ON CLUSTER`). A node that is down runs it when
+    /// it is back (ZooKeeper keeps the task; a replica also gets the change from its shard): the
+    /// statement waits [`cluster::DDL_WAIT`] for the nodes, and returns `Ok(false)` if some did not
+    /// answer by then.
+    pub async fn alter_local(&self, table: &str, clause: &str) -> Result<bool, ClickHouseError> {
+        let Some(cluster) = self.cluster() else {
+            self.execute(&format!("ALTER TABLE {table} {clause}"))
+                .await?;
+            return Ok(true);
+        };
+        let sql = format!(
+            "ALTER TABLE {} {clause}",
+            cluster::local_table(table, cluster, &self.config.clickhouse_database)
+        );
+        let request = self
+            .request(Some(&self.config.clickhouse_database))
+            .query(&[("distributed_ddl_task_timeout", cluster::DDL_WAIT)])
+            .body(sql);
+        match Self::send(request).await {
+            Ok(_) => Ok(true),
+            Err(ClickHouseError::Server { message, .. })
+                if message.starts_with(cluster::DDL_TIMEOUT_EXCEEDED) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -125,6 +125,13 @@ impl ClickHouseCluster {
         self.nodes.iter().map(|n| (n.shard, n.replica)).collect()
     }
 
+    /// The nodes running now, by index.
+    pub fn live_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&index| self.nodes[index].process.is_some())
+            .collect()
+    }
+
     /// The HTTP interface of node `index`.
     pub fn url(&self, index: usize) -> String {
         format!("http://127.0.0.1:{}", self.nodes[index].http_port)
