@@ -192,8 +192,9 @@ impl Suite {
 
     /// One round of clicks on every link: `per_link` redirects through the edge and as many
     /// through the origin's own `GET /{slug}` (browsers, a phone and a bot, QR scans, several
-    /// countries and referrers), and clicks of three past days through the origin's
-    /// `POST /internal/clicks`, one of them delivered twice.
+    /// countries and referrers), and clicks of four past days (the last old enough for the
+    /// rollup to drop it from `link_clicks_recent`) through the origin's `POST /internal/clicks`,
+    /// one of them sent twice.
     async fn click_round(&mut self, per_link: usize) {
         self.round += 1;
         let round = self.round;
