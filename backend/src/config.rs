@@ -22,6 +22,7 @@
 //! | `ORIGIN_CACHE_STALENESS_MS` | `2000` | the origin's own redirects use link entries held in memory at most this long (invalidated across origins at once via Redis pub/sub); `0`: off |
 //! | `CLICKHOUSE_DATABASE` | `smo1` | ClickHouse database of `link_clicks` |
 //! | `CLICKHOUSE_ASYNC_INSERT` | `false` | insert with `async_insert=1` (24+) instead of via the Buffer table |
+//! | `CLICKHOUSE_CLUSTER` | empty (one server) | ClickHouse cluster name (`remote_servers`): migrations run `ON CLUSTER` with replicated local tables behind `Distributed` tables (docs/DEPLOY.md) |
 //! | `VISITOR_SALT_SECRET` | required | salt of visitor ids; must equal the worker's (secret) |
 //! | `CLICK_BATCH_SIZE` | `10000` | most clicks per ClickHouse insert |
 //! | `CLICK_FLUSH_INTERVAL_MS` | `1000` | longest a click waits in memory before its batch is sent |
@@ -149,6 +150,11 @@ pub struct ClickHouseConfig {
     /// `link_clicks_buffer` Buffer table.
     #[arg(long, env = "CLICKHOUSE_ASYNC_INSERT", default_value_t = false, action = clap::ArgAction::Set)]
     pub clickhouse_async_insert: bool,
+    /// Empty: one server. Otherwise the cluster (`remote_servers`) whose every node the
+    /// migrations create the tables on (`ON CLUSTER`): replicated local tables and `Distributed`
+    /// tables under the names the origin reads and writes (docs/DEPLOY.md).
+    #[arg(long, env = "CLICKHOUSE_CLUSTER", default_value = "", value_parser = parse_optional_identifier)]
+    pub clickhouse_cluster: String,
 }
 
 /// The click pipeline: how the origin batches clicks and drains the outbox.
@@ -185,7 +191,16 @@ fn parse_millis_or_off(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{s:?} is not a number of milliseconds (0: off)"))
 }
 
-/// SQL identifiers we interpolate (database names) must be plain.
+/// An identifier, or empty for "none".
+fn parse_optional_identifier(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Ok(String::new())
+    } else {
+        parse_identifier(s)
+    }
+}
+
+/// SQL identifiers we interpolate (database and cluster names) must be plain.
 fn parse_identifier(s: &str) -> Result<String, String> {
     if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(s.to_owned())

@@ -216,26 +216,33 @@ pub async fn current_days(
 
 #[derive(Deserialize)]
 struct Partition {
-    table: String,
     day: NaiveDate,
 }
 
 /// Drops the partitions older than [`RECENT_KEEP_DAYS`] before `now`'s day from the recent
 /// copies of the clicks: the one queries read (migration 0008) and the first one (0006), still
-/// filled for origins of the previous release until a later migration drops it.
+/// filled for origins of the previous release until a later migration drops it. On a cluster,
+/// on every node: the days are read through the `Distributed` tables.
 async fn drop_old_recent_days(ch: &ClickHouse, now: DateTime<Utc>) -> Result<(), ClickHouseError> {
     let oldest_kept = now.date_naive() - chrono::Duration::days(RECENT_KEEP_DAYS);
-    let partitions: Vec<Partition> = ch
-        .query(
-            "SELECT DISTINCT table, toString(partition) AS day FROM system.parts \
-             WHERE database = currentDatabase() \
-               AND table IN ('link_clicks_recent', 'link_clicks_recent_v2') AND active",
-        )
-        .await?;
-    for Partition { table, day } in partitions.into_iter().filter(|p| p.day < oldest_kept) {
-        ch.execute(&format!("ALTER TABLE {table} DROP PARTITION '{day}'"))
+    for table in ["link_clicks_recent_v2", "link_clicks_recent"] {
+        let partitions: Vec<Partition> = ch
+            .query(&format!(
+                "SELECT DISTINCT toString(toDate(clicked_at)) AS day FROM {table} \
+                 WHERE clicked_at < toDateTime({})",
+                midnight(oldest_kept)
+            ))
             .await?;
-        tracing::info!(%table, %day, "dropped an old day of the recent clicks");
+        for Partition { day } in partitions {
+            let everywhere = ch
+                .alter_local(table, &format!("DROP PARTITION '{day}'"))
+                .await?;
+            if everywhere {
+                tracing::info!(%table, %day, "dropped an old day of the recent clicks");
+            } else {
+                tracing::warn!(%table, %day, "dropped an old day of the recent clicks on the nodes up; the others drop it when they are back");
+            }
+        }
     }
     Ok(())
 }

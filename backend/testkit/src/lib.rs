@@ -1,14 +1,16 @@
 //! Test support shared by the origin's integration tests and the end-to-end tests: a fresh
 //! PostgreSQL database per test (cloned from a template migrated once) and a ClickHouse database of
 //! the same name (migrated), a Redis key prefix per test, the origin and bridge served in-process on
-//! free ports, a TCP proxy that can cut a dependency off in several ways ([`TcpProxy`]), and maildev as an SMTP server with an
-//! inbox ([`MailDev`]).
+//! free ports, a TCP proxy that can cut a dependency off in several ways ([`TcpProxy`]), maildev as an SMTP server with an
+//! inbox ([`MailDev`]), and a local ClickHouse cluster with ZooKeeper ([`ClickHouseCluster`]).
 //!
 //! `TEST_DATABASE_URL` names the server's maintenance database
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
 
+pub mod cluster;
 mod maildev;
 
+pub use cluster::ClickHouseCluster;
 pub use maildev::MailDev;
 
 use smo1_origin::app::Background;
@@ -166,6 +168,7 @@ pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
         clickhouse_password: Secret::new(""),
         clickhouse_database: database.to_owned(),
         clickhouse_async_insert: false,
+        clickhouse_cluster: String::new(),
     }
 }
 
