@@ -7,7 +7,7 @@
 //! | `DATABASE_READ_URL` | empty (all reads on `DATABASE_URL`) | a streaming replica of `DATABASE_URL` that serves link lookups (cache misses of redirects and `/internal/links`); TLS as for `DATABASE_URL`; a lookup uses it only once it has replayed every change committed before the lookup began, else reads the primary |
 //! | `DATABASE_READ_MAX_CONNECTIONS` | `16` | replica pool size per origin instance |
 //! | `DATABASE_READ_TIMEOUT_MS` | `250` | longest wait for the replica (connection and lookup) before the lookup reads the primary |
-//! | `DATABASE_READ_CATCH_UP_MS` | `50` | how long a lookup waits for the replica to replay the primary's changes up to the lookup's start; still behind then: the primary answers |
+//! | `DATABASE_READ_CATCH_UP_MS` | `50` | how long a lookup waits for the replica to replay the primary's changes up to the lookup's start; still behind then: the primary answers; `0`: no wait |
 //! | `DATABASE_READ_RETRY_AFTER_MS` | `2000` | after the replica failed or was still behind, lookups skip it this long, then one probes |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | Redis: link cache and rate limits |
 //! | `REDIS_KEY_PREFIX` | empty | prefix of every Redis key (tests isolate by prefix) |
@@ -142,7 +142,7 @@ pub struct ReadReplicaConfig {
     pub database_read_timeout: Duration,
     /// How long a lookup waits for the replica to catch up with the primary; then the primary
     /// answers.
-    #[arg(long, env = "DATABASE_READ_CATCH_UP_MS", default_value = "50", value_parser = parse_millis)]
+    #[arg(long, env = "DATABASE_READ_CATCH_UP_MS", default_value = "50", value_parser = parse_millis_or_off)]
     pub database_read_catch_up: Duration,
     /// After the replica failed or was still behind, lookups skip it this long; then one probes.
     #[arg(long, env = "DATABASE_READ_RETRY_AFTER_MS", default_value = "2000", value_parser = parse_millis)]
