@@ -4,6 +4,11 @@
 //! |---|---|---|
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/smo1` | PostgreSQL, the source of truth |
 //! | `DATABASE_MAX_CONNECTIONS` | `16` | pool size per origin instance |
+//! | `DATABASE_READ_URL` | empty (all reads on `DATABASE_URL`) | a streaming replica of `DATABASE_URL` that serves link lookups (cache misses of redirects and `/internal/links`); TLS as for `DATABASE_URL`; a lookup uses it only once it has replayed every change committed before the lookup began, else reads the primary |
+//! | `DATABASE_READ_MAX_CONNECTIONS` | `16` | replica pool size per origin instance |
+//! | `DATABASE_READ_TIMEOUT_MS` | `250` | longest wait for the replica (connection and lookup) before the lookup reads the primary |
+//! | `DATABASE_READ_CATCH_UP_MS` | `50` | how long a lookup waits for the replica to replay the primary's changes up to the lookup's start; still behind then: the primary answers; `0`: no wait |
+//! | `DATABASE_READ_RETRY_AFTER_MS` | `2000` | after the replica failed or was still behind, lookups skip it this long, then one probes |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | Redis: link cache and rate limits |
 //! | `REDIS_KEY_PREFIX` | empty | prefix of every Redis key (tests isolate by prefix) |
 //! | `REDIS_TIMEOUT_MS` | `500` | longest wait for a Redis connection or answer (origin and bridge) |
@@ -113,6 +118,8 @@ pub struct DataConfig {
     pub database_url: String,
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
+    #[command(flatten)]
+    pub read_replica: ReadReplicaConfig,
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
@@ -121,6 +128,39 @@ pub struct DataConfig {
     pub redis_timeouts: RedisTimeouts,
     #[command(flatten)]
     pub clickhouse: ClickHouseConfig,
+}
+
+/// The optional read replica of `DATABASE_URL` for link lookups (see `crate::read_replica`).
+#[derive(Debug, Clone, Args)]
+pub struct ReadReplicaConfig {
+    /// Empty: every read goes to `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_READ_URL", default_value = "")]
+    pub database_read_url: String,
+    #[arg(long, env = "DATABASE_READ_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_read_max_connections: u32,
+    /// Longest wait for a replica connection and lookup; then the primary answers.
+    #[arg(long, env = "DATABASE_READ_TIMEOUT_MS", default_value = "250", value_parser = parse_millis)]
+    pub database_read_timeout: Duration,
+    /// How long a lookup waits for the replica to catch up with the primary; then the primary
+    /// answers.
+    #[arg(long, env = "DATABASE_READ_CATCH_UP_MS", default_value = "50", value_parser = parse_millis_or_off)]
+    pub database_read_catch_up: Duration,
+    /// After the replica failed or was still behind, lookups skip it this long; then one probes.
+    #[arg(long, env = "DATABASE_READ_RETRY_AFTER_MS", default_value = "2000", value_parser = parse_millis)]
+    pub database_read_retry_after: Duration,
+}
+
+impl Default for ReadReplicaConfig {
+    /// No replica.
+    fn default() -> Self {
+        Self {
+            database_read_url: String::new(),
+            database_read_max_connections: 16,
+            database_read_timeout: Duration::from_millis(250),
+            database_read_catch_up: Duration::from_millis(50),
+            database_read_retry_after: Duration::from_secs(2),
+        }
+    }
 }
 
 /// How long Redis may take, and how long a failed Redis is left alone (see `redis_conn`).

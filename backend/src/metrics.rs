@@ -35,6 +35,12 @@ pub const LINKS_CREATED: &str = "smo1_links_created_total";
 pub const REDIS_BREAKER_OPENED: &str = "smo1_redis_breaker_opened_total";
 /// Redis calls failed at once while the breaker was open.
 pub const REDIS_BREAKER_REJECTIONS: &str = "smo1_redis_breaker_rejections_total";
+/// Link lookups offered to the read replica, by `outcome`: `replica` (it answered), `behind` (it
+/// had not replayed the lookup's floor yet), `failed` (error or timeout), `skipped` (its breaker
+/// was open); all but `replica` read the primary.
+pub const READ_REPLICA_READS: &str = "smo1_read_replica_reads_total";
+/// Times a read replica failure opened its circuit breaker.
+pub const READ_REPLICA_BREAKER_OPENED: &str = "smo1_read_replica_breaker_opened_total";
 /// `/v1` requests refused with 429, by `tier`.
 pub const RATE_LIMITED: &str = "smo1_rate_limited_total";
 /// `/v1` requests let through unlimited because Redis was unreachable.
@@ -147,6 +153,8 @@ const CATALOGUE: &[Metric] = &[
     Metric { name: LINKS_CREATED, kind: Kind::Counter, help: "links created", labels: Labels::None },
     Metric { name: REDIS_BREAKER_OPENED, kind: Kind::Counter, help: "times a Redis connection failure opened the circuit breaker", labels: Labels::None },
     Metric { name: REDIS_BREAKER_REJECTIONS, kind: Kind::Counter, help: "Redis calls failed at once while the breaker was open", labels: Labels::None },
+    Metric { name: READ_REPLICA_READS, kind: Kind::Counter, help: "link lookups offered to the read replica, by `outcome`: replica (it answered), behind (not caught up with the lookup's floor), failed (error or timeout), skipped (breaker open); all but replica read the primary", labels: Labels::Known("outcome", crate::read_replica::OUTCOMES) },
+    Metric { name: READ_REPLICA_BREAKER_OPENED, kind: Kind::Counter, help: "times a read replica failure opened its circuit breaker", labels: Labels::None },
     Metric { name: RATE_LIMITED, kind: Kind::Counter, help: "`/v1` requests refused with 429, by `tier`", labels: Labels::Known("tier", TIERS) },
     Metric { name: RATE_LIMIT_FAIL_OPEN, kind: Kind::Counter, help: "`/v1` requests let through unlimited because Redis was unreachable", labels: Labels::None },
     Metric { name: API_KEYS_CREATED, kind: Kind::Counter, help: "API keys created", labels: Labels::None },

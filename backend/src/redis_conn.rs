@@ -12,11 +12,11 @@
 //! and, in 0.32, can stop reconnecting for good after a failed reconnection (a Redis blip broke
 //! the Upstash bridge until restart).
 
+use crate::breaker::Breaker;
 use crate::config::RedisTimeouts;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 /// The shared handle; cheap to clone.
 #[derive(Clone)]
@@ -38,7 +38,12 @@ impl RedisConn {
         Ok(Self {
             inner: Arc::new(Inner {
                 client: redis::Client::open(url)?,
-                breaker: Breaker::new(timeouts.redis_retry_after, timeouts.redis_timeout * 2),
+                breaker: Breaker::new(
+                    "Redis",
+                    crate::metrics::REDIS_BREAKER_OPENED,
+                    timeouts.redis_retry_after,
+                    timeouts.redis_timeout * 2,
+                ),
                 timeouts,
                 slot: Default::default(),
             }),
@@ -163,53 +168,5 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         self.conn.get_db()
-    }
-}
-
-/// The shared [`smo1_core::breaker::Breaker`] on this process's clock, with its log line and
-/// metric.
-struct Breaker {
-    state: Mutex<smo1_core::breaker::Breaker>,
-    epoch: Instant,
-}
-
-impl Breaker {
-    fn new(open_for: Duration, probe_for: Duration) -> Self {
-        Self {
-            state: Mutex::new(smo1_core::breaker::Breaker::new(open_for, probe_for)),
-            epoch: Instant::now(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, smo1_core::breaker::Breaker> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn admit(&self) -> bool {
-        let now = self.now();
-        self.lock().admit(now)
-    }
-
-    fn closed_or_due(&self) -> bool {
-        let now = self.now();
-        self.lock().closed_or_due(now)
-    }
-
-    fn success(&self) {
-        if self.lock().success() {
-            tracing::info!("Redis answers again; closing the circuit breaker");
-        }
-    }
-
-    fn failure(&self) {
-        let now = self.now();
-        if self.lock().failure(now) {
-            tracing::warn!("Redis failed; opening the circuit breaker");
-            metrics::counter!(crate::metrics::REDIS_BREAKER_OPENED).increment(1);
-        }
     }
 }

@@ -9,6 +9,7 @@ use crate::config::OriginConfig;
 use crate::links::local_cache::LocalCache;
 use crate::links::verifier::Verifier;
 use crate::mail::Mailer;
+use crate::read_replica::ReadReplica;
 use crate::sessions::Sessions;
 use crate::sign_in::SignIn;
 use sqlx::PgPool;
@@ -17,6 +18,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
+    /// The read replica for link lookups (`DATABASE_READ_URL`), if any.
+    pub read_replica: Option<ReadReplica>,
     pub redis: Redis,
     /// Link entries for the origin's own redirects, held briefly in memory.
     pub local_links: Arc<LocalCache>,
@@ -58,6 +61,7 @@ impl AppState {
             local_links: Arc::new(LocalCache::new(config.origin_cache_staleness)),
             clickhouse: ClickHouse::new(http, config.data.clickhouse.clone()),
             clicks: ClickSink::new(db.clone(), &config.clicks),
+            read_replica: ReadReplica::from_config(&config.data.read_replica)?,
             db,
             config: Arc::new(config),
             metrics: crate::metrics::handle(),

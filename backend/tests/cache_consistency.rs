@@ -1,15 +1,19 @@
 //! The link cache never goes back in time: refills (cache misses read PostgreSQL, then write
 //! Redis) racing with changes (update, disable, slug move, delete, re-create) never leave Redis
-//! holding a state older than the last committed one.
+//! holding a state older than the last committed one; also when refills read a lagging read
+//! replica.
 
 mod common;
 
 use common::{custom, TestApp};
 use smo1_core::link::{CacheEntry, LinkStatus};
+use smo1_origin::config::ReadReplicaConfig;
 use smo1_origin::links::{repo, service, Link};
 use smo1_origin::state::AppState;
+use smo1_testkit::Replication;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Changes made, each raced by refills of every slug involved.
@@ -98,9 +102,9 @@ async fn change(state: &AppState, user: Uuid, link: Option<Link>, n: usize) -> O
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn refills_racing_changes_never_leave_an_older_state_cached() {
-    let app = TestApp::start().await;
+/// Makes `changes` changes, each raced by refills, and checks Redis after each; answers how many
+/// refills ran.
+async fn race(app: &TestApp, changes: usize) -> u64 {
     let state = &app.state;
     let user = smo1_origin::users::repo::upsert_user(&state.db, "owner@example.com")
         .await
@@ -111,7 +115,7 @@ async fn refills_racing_changes_never_leave_an_older_state_cached() {
             .expect("create"),
     );
     let refills = Arc::new(AtomicU64::new(0));
-    for n in 0..CHANGES {
+    for n in 0..changes {
         let mut slugs = vec![SLUG_A.to_owned(), SLUG_B.to_owned()];
         slugs.extend(link.as_ref().map(|l| l.uid.clone()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -141,6 +145,68 @@ async fn refills_racing_changes_never_leave_an_older_state_cached() {
         }
     }
     let refills = refills.load(Ordering::Relaxed);
-    assert!(refills >= CHANGES as u64, "the refills ran");
+    assert!(refills >= changes as u64, "the refills ran");
+    refills
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refills_racing_changes_never_leave_an_older_state_cached() {
+    let app = TestApp::start().await;
+    let refills = race(&app, CHANGES).await;
     println!("{CHANGES} changes raced by {refills} refills; none left an older state cached");
+}
+
+/// The same race with refills reading a streaming replica (`testkit::Replication`) whenever it
+/// has caught up: replay trails every change, so only the floor check keeps refills from
+/// reading the state before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refills_from_a_read_replica_racing_changes_never_leave_an_older_state_cached() {
+    const REPLICA_CHANGES: usize = 300;
+    let replication = Replication::start().await;
+    let (primary, replica) = (replication.primary_url(), replication.replica_url());
+    let app = TestApp::start_with(|config| {
+        config.data.database_url = primary;
+        // Never wait for replay, and never skip the replica: every refill tries it.
+        config.data.read_replica = ReadReplicaConfig {
+            database_read_url: replica,
+            database_read_max_connections: 8,
+            database_read_timeout: Duration::from_secs(5),
+            database_read_catch_up: Duration::ZERO,
+            database_read_retry_after: Duration::from_millis(1),
+        };
+    })
+    .await;
+    let refills = race(&app, REPLICA_CHANGES).await;
+    let outcomes: Vec<String> = app
+        .state
+        .metrics
+        .render()
+        .lines()
+        .filter(|line| line.starts_with("smo1_read_replica_reads_total{"))
+        .map(str::to_owned)
+        .collect();
+    let served = |outcome: &str| {
+        outcomes
+            .iter()
+            .find_map(|line| {
+                line.strip_prefix(&format!(
+                    "smo1_read_replica_reads_total{{outcome=\"{outcome}\"}} "
+                ))
+            })
+            .map_or(0, |n| n.trim().parse::<u64>().expect("a counter"))
+    };
+    assert!(
+        served("replica") > 0,
+        "the replica served refills: {outcomes:?}"
+    );
+    assert!(
+        served("behind") > 0,
+        "the replica lagged behind changes: {outcomes:?}"
+    );
+    println!(
+        "{REPLICA_CHANGES} changes raced by {refills} refills, {} read on the replica and {} \
+         on the primary while the replica was behind; none left an older state cached",
+        served("replica"),
+        served("behind")
+    );
 }

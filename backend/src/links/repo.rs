@@ -1,5 +1,6 @@
 //! Link rows in PostgreSQL. Every query uses bound parameters.
 
+use crate::read_replica::{Lsn, PRIMARY_POSITION};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -622,6 +623,18 @@ pub async fn next_cache_version(db: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT nextval('link_cache_version')")
         .fetch_one(db)
         .await
+}
+
+/// [`next_cache_version`] and, taken with it, the primary's WAL position: the floor a lookup on
+/// the read replica must reach (`crate::read_replica`) to be at least as new as the version.
+#[tracing::instrument(skip(db))]
+pub async fn next_cache_version_and_floor(db: &PgPool) -> sqlx::Result<(i64, Lsn)> {
+    let (version, floor): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT nextval('link_cache_version'), {PRIMARY_POSITION}"
+    ))
+    .fetch_one(db)
+    .await?;
+    Ok((version, Lsn(floor)))
 }
 
 /// A queued cache invalidation: a slug whose entry a committed change made stale.

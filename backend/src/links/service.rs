@@ -6,24 +6,20 @@ use crate::error::{AppError, Result};
 use crate::periodic::{PassMetrics, Periodic};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use smo1_core::link::{CacheEntry, LinkStatus, RedirectType, Utm};
+use smo1_core::link::{CacheEntry, LinkCacheRecord, LinkStatus, RedirectType, Utm};
 use smo1_core::{destination, slug};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// The entry for `slug` from PostgreSQL, written to Redis (positive TTL, or the short negative
-/// TTL for unknown slugs) unless an invalidation newer than the read got there first. A Redis
-/// failure is logged, never fatal: PostgreSQL answered.
+/// The entry for `slug` from PostgreSQL (the read replica when it is caught up, see [`lookup`]),
+/// written to Redis (positive TTL, or the short negative TTL for unknown slugs) unless an
+/// invalidation newer than the read got there first. A Redis failure is logged, never fatal:
+/// PostgreSQL answered.
 pub async fn load_and_cache(state: &AppState, slug: &str) -> Result<CacheEntry> {
     // Without Redis there is nothing to version: just read.
     let cache = state.redis.available();
     let started = Instant::now();
-    let version = if cache {
-        Some(repo::next_cache_version(&state.db).await?)
-    } else {
-        None
-    };
-    let found = repo::find_by_slug(&state.db, slug).await?;
+    let (version, found) = lookup(state, slug, cache).await?;
     let outcome = if found.is_some() { "found" } else { "missing" };
     metrics::counter!(crate::metrics::LINK_LOOKUPS, "outcome" => outcome).increment(1);
     let (entry, ttl) = match found {
@@ -42,6 +38,41 @@ pub async fn load_and_cache(state: &AppState, slug: &str) -> Result<CacheEntry> 
         }
     }
     Ok(entry)
+}
+
+/// The record of `slug`, read after a cache version was taken (answered when `versioned`).
+///
+/// With a read replica, the version comes with the primary's WAL position and the replica is read
+/// only once it has replayed that far (`crate::read_replica`): its answer then includes every
+/// change committed before the version was taken, exactly as a read of the primary would, so a
+/// refill from a lagging replica can never carry a version newer than the invalidation of a
+/// change it does not show. Otherwise, and whenever the replica cannot answer so, the primary
+/// is read.
+async fn lookup(
+    state: &AppState,
+    slug: &str,
+    versioned: bool,
+) -> Result<(Option<i64>, Option<LinkCacheRecord>)> {
+    let Some(replica) = &state.read_replica else {
+        let version = if versioned {
+            Some(repo::next_cache_version(&state.db).await?)
+        } else {
+            None
+        };
+        return Ok((version, repo::find_by_slug(&state.db, slug).await?));
+    };
+    // The floor is needed even unversioned: the origin's memory holds what this returns.
+    let (version, floor) = repo::next_cache_version_and_floor(&state.db).await?;
+    let on_replica = replica
+        .read(floor, |pool| async move {
+            repo::find_by_slug(&pool, slug).await
+        })
+        .await;
+    let found = match on_replica {
+        Some(found) => found,
+        None => repo::find_by_slug(&state.db, slug).await?,
+    };
+    Ok((versioned.then_some(version), found))
 }
 
 /// The entry for `slug` for the origin's own redirects: this process's memory first (at most

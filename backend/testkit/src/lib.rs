@@ -2,22 +2,25 @@
 //! PostgreSQL database per test (cloned from a template migrated once) and a ClickHouse database of
 //! the same name (migrated), a Redis key prefix per test, the origin and bridge served in-process on
 //! free ports, a TCP proxy that can cut a dependency off in several ways ([`TcpProxy`]), maildev as an SMTP server with an
-//! inbox ([`MailDev`]), and a local ClickHouse cluster with ZooKeeper ([`ClickHouseCluster`]).
+//! inbox ([`MailDev`]), a local ClickHouse cluster with ZooKeeper ([`ClickHouseCluster`]), and a
+//! PostgreSQL primary with a streaming replica ([`Replication`]).
 //!
 //! `TEST_DATABASE_URL` names the server's maintenance database
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
 
 pub mod cluster;
 mod maildev;
+mod replication;
 
 pub use cluster::ClickHouseCluster;
 pub use maildev::MailDev;
+pub use replication::Replication;
 
 use smo1_origin::app::Background;
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::config::{
     BillingConfig, ClickConfig, ClickHouseConfig, ClientAddressConfig, DataConfig, OriginConfig,
-    RateLimitConfig, RedisTimeouts, Secret, SignInConfig, UnlockConfig,
+    RateLimitConfig, ReadReplicaConfig, RedisTimeouts, Secret, SignInConfig, UnlockConfig,
 };
 use smo1_origin::http::{self, bridge};
 use smo1_origin::state::AppState;
@@ -202,6 +205,16 @@ impl Drop for TestDb {
     }
 }
 
+/// `GET url` as an operator: with the `METRICS_TOKEN` bearer (`/metrics`, `/readyz` details).
+pub async fn operator_get(url: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(TEST_METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 /// A fresh Redis key prefix, so parallel tests never see each other's keys.
 pub fn redis_prefix() -> String {
     format!("test:{}:", uuid::Uuid::new_v4().simple())
@@ -284,6 +297,7 @@ pub fn origin_config_over(
         data: DataConfig {
             database_url: database_url.to_owned(),
             database_max_connections: 5,
+            read_replica: ReadReplicaConfig::default(),
             redis_url: redis_url(),
             redis_key_prefix: redis_prefix.to_owned(),
             redis_timeouts: redis_timeouts(),
