@@ -7,6 +7,7 @@
 
 pub mod click;
 pub mod destination;
+pub mod domain;
 pub mod link;
 pub mod pages;
 pub mod resolve;

@@ -2,20 +2,22 @@
 //! PostgreSQL database per test (cloned from a template migrated once) and a ClickHouse database of
 //! the same name (migrated), a Redis key prefix per test, the origin and bridge served in-process on
 //! free ports, a TCP proxy that can cut a dependency off in several ways ([`TcpProxy`]), and maildev as an SMTP server with an
-//! inbox ([`MailDev`]).
+//! inbox ([`MailDev`]), and an authoritative DNS server for domain verification ([`DnsServer`]).
 //!
 //! `TEST_DATABASE_URL` names the server's maintenance database
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
 
+mod dns;
 mod maildev;
 
+pub use dns::DnsServer;
 pub use maildev::MailDev;
 
 use smo1_origin::app::Background;
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::config::{
-    BillingConfig, ClickConfig, ClickHouseConfig, ClientAddressConfig, DataConfig, OriginConfig,
-    RateLimitConfig, RedisTimeouts, Secret, SignInConfig, UnlockConfig,
+    BillingConfig, ClickConfig, ClickHouseConfig, ClientAddressConfig, DataConfig, DomainConfig,
+    OriginConfig, RateLimitConfig, RedisTimeouts, Secret, SignInConfig, UnlockConfig,
 };
 use smo1_origin::http::{self, bridge};
 use smo1_origin::state::AppState;
@@ -322,6 +324,13 @@ pub fn origin_config_over(
         },
         sign_in: SignInConfig::default(),
         client_address: ClientAddressConfig::default(),
+        // Domain tests point `dns_resolver` at their own DNS server.
+        domains: DomainConfig {
+            dns_resolver: None,
+            dns_timeout: Duration::from_millis(500),
+            domain_recheck_interval: Duration::from_secs(3600),
+            domain_failures_before_unverified: 3,
+        },
     }
 }
 
