@@ -747,7 +747,8 @@ pub async fn queued_invalidations(
         .collect())
 }
 
-/// Removes invalidations Redis has taken.
+/// Removes invalidations Redis has taken (a removal that fails leaves them to be applied again,
+/// which is harmless).
 #[tracing::instrument(skip_all, fields(count = taken.len()))]
 pub async fn forget_invalidations(db: &PgPool, taken: &[QueuedInvalidation]) -> sqlx::Result<()> {
     let (mut entries, mut legacy) = (Vec::new(), Vec::new());
@@ -757,14 +758,16 @@ pub async fn forget_invalidations(db: &PgPool, taken: &[QueuedInvalidation]) -> 
             QueuedInvalidation::Legacy { id, .. } => legacy.push(*id),
         }
     }
-    let mut tx = db.begin().await?;
-    sqlx::query("DELETE FROM cache_invalidations WHERE id = ANY($1)")
-        .bind(&entries)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM link_cache_invalidations WHERE id = ANY($1)")
-        .bind(&legacy)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+    for (table, ids) in [
+        ("cache_invalidations", entries),
+        ("link_cache_invalidations", legacy),
+    ] {
+        if !ids.is_empty() {
+            sqlx::query(&format!("DELETE FROM {table} WHERE id = ANY($1)"))
+                .bind(ids)
+                .execute(db)
+                .await?;
+        }
+    }
+    Ok(())
 }
