@@ -23,6 +23,10 @@ pub const ORIGIN_URL: &str = "ORIGIN_URL";
 pub const INTERNAL_SECRET: &str = "INTERNAL_SECRET";
 /// Optional prefix of every Redis key (empty in production; tests isolate by prefix).
 pub const CACHE_KEY_PREFIX: &str = "CACHE_KEY_PREFIX";
+/// Comma-separated hosts of the default domain (the origin's `SHORT_DOMAINS`): requests for any
+/// other host are for a custom domain. Unset or empty: every host is the default domain (no
+/// custom domains), as before they existed.
+pub const SHORT_DOMAINS: &str = "SHORT_DOMAINS";
 /// How long (ms) an isolate reuses a link record it read, default [`DEFAULT_LINK_CACHE_MS`];
 /// `0` reads the cache on every request. The longest an edit, disable, delete or protection
 /// change takes to reach the edge.
@@ -60,6 +64,8 @@ pub struct EdgeConfig {
     pub origin_url: String,
     pub internal_secret: String,
     pub key_prefix: String,
+    /// Hosts of the default domain; empty: all hosts.
+    pub default_hosts: Vec<String>,
     pub unlock_cookie_secret: String,
     /// Zero: no per-isolate reuse of link records.
     pub link_cache: Duration,
@@ -147,6 +153,13 @@ impl EdgeConfig {
             origin_url,
             internal_secret,
             key_prefix: text(CACHE_KEY_PREFIX).unwrap_or_default(),
+            default_hosts: text(SHORT_DOMAINS)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|host| !host.is_empty())
+                .map(str::to_owned)
+                .collect(),
             unlock_cookie_secret: text(UNLOCK_COOKIE_SECRET)?,
             link_cache: Duration::from_millis(number(EDGE_LINK_CACHE_MS, DEFAULT_LINK_CACHE_MS)?),
             clicks,

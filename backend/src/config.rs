@@ -22,7 +22,7 @@
 //! | `INTERNAL_SECRET` | required | shared secret the edge sends to `/internal/*` (secret) |
 //! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve (spaces around entries ignored); destinations may not point there, nor at the hosts of `PUBLIC_URL` and `SHORT_URL_BASE` |
 //! | `SHORT_URL_BASE` | `http://127.0.0.1:8787` (the local edge) | public base of short links (`https://sho.rt`): the dashboard shows `<base>/<slug>` and QR codes encode it |
-//! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{slug}` entries |
+//! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{domain}:{slug}` and `domain:{hostname}` entries |
 //! | `NEGATIVE_CACHE_TTL_SECS` | `30` | TTL of "no such link" entries |
 //! | `ORIGIN_CACHE_STALENESS_MS` | `2000` | the origin's own redirects use link entries held in memory at most this long (invalidated across origins at once via Redis pub/sub); `0`: off |
 //! | `CLICKHOUSE_DATABASE` | `smo1` | ClickHouse database of `link_clicks` |
@@ -56,6 +56,10 @@
 //! | `SESSION_ABSOLUTE_SECS` | `2592000` (30 days) | a dashboard session ends this long after sign-in, however used |
 //! | `SMTP_URL` | empty (no mail) | `smtp://host:port` (plain), `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465` (TLS); empty: sign-in links only via `admin sign-in-link` (secret) |
 //! | `MAIL_FROM` | `SMO1 <no-reply@localhost>` | sender of sign-in mail |
+//! | `DNS_RESOLVER` | empty (the system's resolvers) | `ip:port` of the DNS server that domain verification asks (e.g. `127.0.0.1:5353`) |
+//! | `DNS_TIMEOUT_MS` | `3000` | longest wait for one answer to a domain's TXT lookup; no answer leaves the domain as it was |
+//! | `DOMAIN_RECHECK_INTERVAL_SECS` | `3600` | how often custom domains' TXT records are checked again (pending and failed ones too, which recover once the record appears) |
+//! | `DOMAIN_FAILURES_BEFORE_UNVERIFIED` | `3` | a verified domain whose record is missing or wrong this many checks in a row turns `failed` and serves nothing |
 //! | `RUST_LOG` | `info` | log filter; `LOG_FORMAT=json` for JSON lines |
 //!
 //! A bad value fails at start and names the variable (clap reports it).
@@ -306,6 +310,38 @@ pub struct OriginConfig {
     pub sign_in: SignInConfig,
     #[command(flatten)]
     pub client_address: ClientAddressConfig,
+    #[command(flatten)]
+    pub domains: DomainConfig,
+}
+
+/// Verification of custom domains by DNS.
+#[derive(Debug, Clone, Args)]
+pub struct DomainConfig {
+    /// The DNS server asked for `_smo1-challenge.<domain>` TXT records; unset: the system's.
+    #[arg(long, env = "DNS_RESOLVER", value_parser = parse_optional_socket_addr, default_value = "")]
+    pub dns_resolver: OptionalAddr,
+    #[arg(long, env = "DNS_TIMEOUT_MS", default_value = "3000", value_parser = parse_millis)]
+    pub dns_timeout: Duration,
+    #[arg(long, env = "DOMAIN_RECHECK_INTERVAL_SECS", default_value = "3600", value_parser = parse_secs)]
+    pub domain_recheck_interval: Duration,
+    #[arg(long, env = "DOMAIN_FAILURES_BEFORE_UNVERIFIED", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..1000))]
+    pub domain_failures_before_unverified: u32,
+}
+
+/// An address that may be left empty. An alias, not `Option` written out: clap reads an
+/// `Option` field as "may be absent" and would hand the empty `DNS_RESOLVER=` of `.env` files
+/// to the parser as an address.
+pub type OptionalAddr = Option<SocketAddr>;
+
+/// `ip:port`, or empty for none.
+fn parse_optional_socket_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+    match s.trim() {
+        "" => Ok(None),
+        addr => addr
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{s:?} is not an ip:port address")),
+    }
 }
 
 /// Where the client address of a visitor or a sign-in request comes from

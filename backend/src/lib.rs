@@ -17,6 +17,7 @@ pub mod clicks;
 pub mod client_ip;
 pub mod config;
 pub mod db;
+pub mod domains;
 pub mod error;
 pub mod http;
 pub mod links;

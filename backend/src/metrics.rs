@@ -29,6 +29,12 @@ pub const LINK_CACHE_INVALIDATIONS_RETRIED: &str = "smo1_link_cache_invalidation
 /// Retry passes of queued invalidations that failed.
 pub const LINK_CACHE_INVALIDATION_RETRY_FAILURES: &str =
     "smo1_link_cache_invalidation_retry_failures_total";
+/// DNS checks of custom domains, by `outcome` (verified, failed, inconclusive).
+pub const DOMAIN_CHECKS: &str = "smo1_domain_checks_total";
+/// Domains checked by the re-check pass.
+pub const DOMAIN_RECHECKS: &str = "smo1_domain_rechecks_total";
+/// Re-check passes that failed.
+pub const DOMAIN_RECHECK_FAILURES: &str = "smo1_domain_recheck_failures_total";
 /// Links created.
 pub const LINKS_CREATED: &str = "smo1_links_created_total";
 /// Times a Redis connection failure opened the circuit breaker.
@@ -150,6 +156,9 @@ const CATALOGUE: &[Metric] = &[
     Metric { name: LINK_CACHE_STALE_REFILLS, kind: Kind::Counter, help: "refills refused because a newer version was already seen", labels: Labels::None },
     Metric { name: LINK_CACHE_INVALIDATIONS_RETRIED, kind: Kind::Counter, help: "queued invalidations applied by the retry pass", labels: Labels::None },
     Metric { name: LINK_CACHE_INVALIDATION_RETRY_FAILURES, kind: Kind::Counter, help: "retry passes of queued invalidations that failed", labels: Labels::None },
+    Metric { name: DOMAIN_CHECKS, kind: Kind::Counter, help: "DNS checks of custom domains, by `outcome` (verified, failed, inconclusive)", labels: Labels::Known("outcome", &["verified", "failed", "inconclusive"]) },
+    Metric { name: DOMAIN_RECHECKS, kind: Kind::Counter, help: "domains checked by the re-check pass", labels: Labels::None },
+    Metric { name: DOMAIN_RECHECK_FAILURES, kind: Kind::Counter, help: "re-check passes that failed", labels: Labels::None },
     Metric { name: LINKS_CREATED, kind: Kind::Counter, help: "links created", labels: Labels::None },
     Metric { name: REDIS_BREAKER_OPENED, kind: Kind::Counter, help: "times a Redis connection failure opened the circuit breaker", labels: Labels::None },
     Metric { name: REDIS_BREAKER_REJECTIONS, kind: Kind::Counter, help: "Redis calls failed at once while the breaker was open", labels: Labels::None },

@@ -6,12 +6,14 @@ use crate::cache::Redis;
 use crate::clickhouse::ClickHouse;
 use crate::clicks::ClickSink;
 use crate::config::OriginConfig;
+use crate::domains::dns::Dns;
 use crate::links::local_cache::LocalCache;
 use crate::links::verifier::Verifier;
 use crate::mail::Mailer;
 use crate::read_replica::ReadReplica;
 use crate::sessions::Sessions;
 use crate::sign_in::SignIn;
+use smo1_core::domain::DomainEntry;
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -23,6 +25,10 @@ pub struct AppState {
     pub redis: Redis,
     /// Link entries for the origin's own redirects, held briefly in memory.
     pub local_links: Arc<LocalCache>,
+    /// Custom domains' entries for the origin's own redirects, held like `local_links`.
+    pub local_domains: Arc<LocalCache<DomainEntry>>,
+    /// The TXT lookups of domain verification.
+    pub dns: Dns,
     pub clickhouse: ClickHouse,
     pub clicks: ClickSink,
     pub config: Arc<OriginConfig>,
@@ -59,6 +65,8 @@ impl AppState {
             verifier: Verifier::new(config.unlock.unlock_verify_concurrency as usize),
             redis,
             local_links: Arc::new(LocalCache::new(config.origin_cache_staleness)),
+            local_domains: Arc::new(LocalCache::new(config.origin_cache_staleness)),
+            dns: Dns::new(config.domains.dns_resolver, config.domains.dns_timeout)?,
             clickhouse: ClickHouse::new(http, config.data.clickhouse.clone()),
             clicks: ClickSink::new(db.clone(), &config.clicks),
             read_replica: ReadReplica::from_config(&config.data.read_replica)?,

@@ -61,7 +61,10 @@ async fn internal_lookup(app: &TestApp, slug: &str) -> CacheEntry {
 
 /// What a visitor should get for `slug` now, by the primary.
 async fn truth(app: &TestApp, slug: &str) -> CacheEntry {
-    match repo::find_by_slug(&app.state.db, slug).await.expect("read") {
+    match repo::find_by_slug(&app.state.db, None, slug)
+        .await
+        .expect("read")
+    {
         Some(record) => CacheEntry::found(record),
         None => CacheEntry::missing(),
     }
@@ -213,7 +216,7 @@ async fn a_lagging_replica_never_brings_an_edited_link_back() {
             "{slug} at the edge"
         );
         assert_eq!(
-            app.state.redis.get_link(slug).await.expect("redis"),
+            app.state.redis.get_link(None, slug).await.expect("redis"),
             Some(truth.clone()),
             "{slug} in Redis"
         );

@@ -9,6 +9,7 @@
 pub mod breaker;
 pub mod click;
 pub mod destination;
+pub mod domain;
 pub mod link;
 pub mod pages;
 pub mod resolve;

@@ -198,7 +198,11 @@ impl Stack {
     pub async fn cached(&self, slug: &str) -> Option<String> {
         let mut redis = self.redis.clone();
         redis
-            .get(smo1_core::link::cache_key(&self.prefix, slug))
+            .get(smo1_core::link::cache_key(
+                &self.prefix,
+                smo1_core::domain::DEFAULT_DOMAIN,
+                slug,
+            ))
             .await
             .expect("redis get")
     }
@@ -206,7 +210,11 @@ impl Stack {
     pub async fn cache_ttl(&self, slug: &str) -> i64 {
         let mut redis = self.redis.clone();
         redis
-            .ttl(smo1_core::link::cache_key(&self.prefix, slug))
+            .ttl(smo1_core::link::cache_key(
+                &self.prefix,
+                smo1_core::domain::DEFAULT_DOMAIN,
+                slug,
+            ))
             .await
             .expect("redis ttl")
     }
@@ -214,7 +222,11 @@ impl Stack {
     pub async fn put_cache(&self, slug: &str, raw: &str) {
         let mut redis = self.redis.clone();
         redis
-            .set_ex::<_, _, ()>(smo1_core::link::cache_key(&self.prefix, slug), raw, 300)
+            .set_ex::<_, _, ()>(
+                smo1_core::link::cache_key(&self.prefix, smo1_core::domain::DEFAULT_DOMAIN, slug),
+                raw,
+                300,
+            )
             .await
             .expect("redis set");
     }
@@ -232,10 +244,14 @@ impl Stack {
             testkit::redis_timeouts(),
         )
         .expect("redis url");
-        let entry = smo1_core::link::CacheEntry::from_json(raw).expect("a readable entry");
         let version = VERSIONS.fetch_add(1, Ordering::Relaxed);
         let written = direct
-            .put_link(slug, &entry, Duration::from_secs(300), version)
+            .put(
+                &direct.link_slot(None, slug),
+                raw,
+                Duration::from_secs(300),
+                version,
+            )
             .await
             .expect("redis write");
         assert!(written, "no version is newer than a pinned one");
@@ -466,6 +482,7 @@ const edge :Workerd.Worker = (
     (name = "ORIGIN_URL", text = "{origin_url}"),
     (name = "INTERNAL_SECRET", text = "{secret}"),
     (name = "CACHE_KEY_PREFIX", text = "{prefix}"),
+    (name = "SHORT_DOMAINS", text = "sho.rt,localhost"),
     (name = "CLICKS_ENABLED", text = "{clicks}"),
     (name = "CLICKHOUSE_URL", text = "{clickhouse_url}"),
     (name = "CLICKHOUSE_DATABASE", text = "{clickhouse_database}"),

@@ -2,25 +2,29 @@
 //! PostgreSQL database per test (cloned from a template migrated once) and a ClickHouse database of
 //! the same name (migrated), a Redis key prefix per test, the origin and bridge served in-process on
 //! free ports, a TCP proxy that can cut a dependency off in several ways ([`TcpProxy`]), maildev as an SMTP server with an
-//! inbox ([`MailDev`]), a local ClickHouse cluster with ZooKeeper ([`ClickHouseCluster`]), and a
-//! PostgreSQL primary with a streaming replica ([`Replication`]).
+//! inbox ([`MailDev`]), an authoritative DNS server for domain verification ([`DnsServer`]), a
+//! local ClickHouse cluster with ZooKeeper ([`ClickHouseCluster`]), and a PostgreSQL primary with
+//! a streaming replica ([`Replication`]).
 //!
 //! `TEST_DATABASE_URL` names the server's maintenance database
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
 
 pub mod cluster;
+mod dns;
 mod maildev;
 mod replication;
 
 pub use cluster::ClickHouseCluster;
+pub use dns::DnsServer;
 pub use maildev::MailDev;
 pub use replication::Replication;
 
 use smo1_origin::app::Background;
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::config::{
-    BillingConfig, ClickConfig, ClickHouseConfig, ClientAddressConfig, DataConfig, OriginConfig,
-    RateLimitConfig, ReadReplicaConfig, RedisTimeouts, Secret, SignInConfig, UnlockConfig,
+    BillingConfig, ClickConfig, ClickHouseConfig, ClientAddressConfig, DataConfig, DomainConfig,
+    OriginConfig, RateLimitConfig, ReadReplicaConfig, RedisTimeouts, Secret, SignInConfig,
+    UnlockConfig,
 };
 use smo1_origin::http::{self, bridge};
 use smo1_origin::state::AppState;
@@ -339,6 +343,13 @@ pub fn origin_config_over(
         },
         sign_in: SignInConfig::default(),
         client_address: ClientAddressConfig::default(),
+        // Domain tests point `dns_resolver` at their own DNS server.
+        domains: DomainConfig {
+            dns_resolver: None,
+            dns_timeout: Duration::from_millis(500),
+            domain_recheck_interval: Duration::from_secs(3600),
+            domain_failures_before_unverified: 3,
+        },
     }
 }
 
