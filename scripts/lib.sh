@@ -60,6 +60,14 @@ ensure_deploy_tool() {
   fi
 }
 
+# ZooKeeper (Debian's 3.8, with a Java runtime) for the local ClickHouse cluster that
+# tests/clickhouse_cluster.rs starts from its own config (backend/testkit/src/cluster.rs); the
+# package runs no service of its own (that is `zookeeperd`).
+ensure_zookeeper() {
+  [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null && return
+  apt_install --no-install-recommends zookeeper
+}
+
 ensure_rust_tools() {
   command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (https://rustup.rs)"
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then

@@ -1,6 +1,7 @@
 //! The worker's bindings, read once per isolate. Names match `wrangler.toml` (`[vars]`) and
 //! `.dev.vars` (secrets).
 
+use crate::upstash::Upstash;
 use std::cell::OnceCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -10,12 +11,22 @@ use worker::Env;
 pub const UPSTASH_URL: &str = "UPSTASH_REDIS_REST_URL";
 /// Upstash REST token (secret).
 pub const UPSTASH_TOKEN: &str = "UPSTASH_REDIS_REST_TOKEN";
+/// Longest (ms) the edge waits for Upstash before asking the origin, default
+/// [`DEFAULT_REDIS_TIMEOUT_MS`].
+pub const EDGE_REDIS_TIMEOUT_MS: &str = "EDGE_REDIS_TIMEOUT_MS";
+/// After an Upstash failure, how long (ms) this isolate skips Upstash and asks the origin
+/// directly before one request probes again, default [`DEFAULT_REDIS_RETRY_AFTER_MS`].
+pub const EDGE_REDIS_RETRY_AFTER_MS: &str = "EDGE_REDIS_RETRY_AFTER_MS";
 /// Base URL of the origin, e.g. `https://origin.sho.rt`.
 pub const ORIGIN_URL: &str = "ORIGIN_URL";
 /// Shared secret for the origin's `/internal/*` endpoints (secret).
 pub const INTERNAL_SECRET: &str = "INTERNAL_SECRET";
 /// Optional prefix of every Redis key (empty in production; tests isolate by prefix).
 pub const CACHE_KEY_PREFIX: &str = "CACHE_KEY_PREFIX";
+/// Comma-separated hosts of the default domain (the origin's `SHORT_DOMAINS`): requests for any
+/// other host are for a custom domain. Unset or empty: every host is the default domain (no
+/// custom domains), as before they existed.
+pub const SHORT_DOMAINS: &str = "SHORT_DOMAINS";
 /// How long (ms) an isolate reuses a link record it read, default [`DEFAULT_LINK_CACHE_MS`];
 /// `0` reads the cache on every request. The longest an edit, disable, delete or protection
 /// change takes to reach the edge.
@@ -42,15 +53,19 @@ pub const VISITOR_SALT_SECRET: &str = "VISITOR_SALT_SECRET";
 pub const UNLOCK_COOKIE_SECRET: &str = "UNLOCK_COOKIE_SECRET";
 
 pub const DEFAULT_LINK_CACHE_MS: u64 = 2000;
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 1000;
+pub const DEFAULT_REDIS_RETRY_AFTER_MS: u64 = 2000;
 pub const DEFAULT_CLICK_BATCH_SIZE: usize = 1000;
 pub const DEFAULT_CLICK_FLUSH_MS: u64 = 100;
 
 pub struct EdgeConfig {
-    pub upstash_url: String,
-    pub upstash_token: String,
+    /// The link cache, with this isolate's circuit breaker.
+    pub cache: Upstash,
     pub origin_url: String,
     pub internal_secret: String,
     pub key_prefix: String,
+    /// Hosts of the default domain; empty: all hosts.
+    pub default_hosts: Vec<String>,
     pub unlock_cookie_secret: String,
     /// Zero: no per-isolate reuse of link records.
     pub link_cache: Duration,
@@ -126,11 +141,25 @@ impl EdgeConfig {
             }))
         };
         Ok(Self {
-            upstash_url: text(UPSTASH_URL)?.trim_end_matches('/').to_owned(),
-            upstash_token: text(UPSTASH_TOKEN)?,
+            cache: Upstash::new(
+                text(UPSTASH_URL)?.trim_end_matches('/').to_owned(),
+                text(UPSTASH_TOKEN)?,
+                Duration::from_millis(number(EDGE_REDIS_TIMEOUT_MS, DEFAULT_REDIS_TIMEOUT_MS)?),
+                Duration::from_millis(number(
+                    EDGE_REDIS_RETRY_AFTER_MS,
+                    DEFAULT_REDIS_RETRY_AFTER_MS,
+                )?),
+            ),
             origin_url,
             internal_secret,
             key_prefix: text(CACHE_KEY_PREFIX).unwrap_or_default(),
+            default_hosts: text(SHORT_DOMAINS)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|host| !host.is_empty())
+                .map(str::to_owned)
+                .collect(),
             unlock_cookie_secret: text(UNLOCK_COOKIE_SECRET)?,
             link_cache: Duration::from_millis(number(EDGE_LINK_CACHE_MS, DEFAULT_LINK_CACHE_MS)?),
             clicks,

@@ -1,8 +1,11 @@
-//! The origin's internal endpoints: the read-through lookup (`GET /internal/links/{slug}` answers
-//! the cache entry, found or missing, after writing it to Redis itself) and the unlock check of
-//! protected links (`POST /internal/links/{slug}/unlock`).
+//! The origin's internal endpoints: the read-through lookups (`GET
+//! /internal/domains/{domain}/links/{slug}` answers a link's cache entry, found or missing, and
+//! `GET /internal/domains/{hostname}` a custom domain's, after writing them to Redis itself) and
+//! the unlock check of protected links (`POST /internal/domains/{domain}/links/{slug}/unlock`).
+//! `{domain}` is a custom domain's hostname or `default`.
 
 use crate::fetch::{self, Auth, FetchError};
+use smo1_core::domain::DomainEntry;
 use smo1_core::link::CacheEntry;
 use smo1_core::unlock::{UnlockOutcome, UnlockRequest};
 use std::time::Duration;
@@ -30,27 +33,53 @@ impl std::fmt::Display for OriginError {
     }
 }
 
-pub async fn lookup(origin_url: &str, secret: &str, slug: &str) -> Result<CacheEntry, OriginError> {
-    let url = format!("{origin_url}/internal/links/{slug}");
-    let mut response = fetch::send(Method::Get, &url, Auth::Bearer(secret), None, TIMEOUT)
+/// The body of a `GET` of an internal endpoint.
+async fn get(url: &str, secret: &str) -> Result<String, OriginError> {
+    let mut response = fetch::send(Method::Get, url, Auth::Bearer(secret), None, TIMEOUT)
         .await
         .map_err(OriginError::Fetch)?;
     let status = response.status_code();
     if status != 200 {
         return Err(OriginError::Status(status));
     }
-    let text = response.text().await.map_err(|_| OriginError::Body)?;
+    response.text().await.map_err(|_| OriginError::Body)
+}
+
+/// The entry of `slug` on `domain` (a hostname, or `default`).
+pub async fn lookup(
+    origin_url: &str,
+    secret: &str,
+    domain: &str,
+    slug: &str,
+) -> Result<CacheEntry, OriginError> {
+    let text = get(
+        &format!("{origin_url}/internal/domains/{domain}/links/{slug}"),
+        secret,
+    )
+    .await?;
     CacheEntry::from_json(&text).ok_or(OriginError::Body)
 }
 
-/// Asks the origin whether `request.secret` unlocks `slug` (the origin counts the attempt).
+/// The entry of the custom domain `hostname`.
+pub async fn lookup_domain(
+    origin_url: &str,
+    secret: &str,
+    hostname: &str,
+) -> Result<DomainEntry, OriginError> {
+    let text = get(&format!("{origin_url}/internal/domains/{hostname}"), secret).await?;
+    DomainEntry::from_json(&text).ok_or(OriginError::Body)
+}
+
+/// Asks the origin whether `request.secret` unlocks `slug` on `domain` (the origin counts the
+/// attempt).
 pub async fn unlock(
     origin_url: &str,
     secret: &str,
+    domain: &str,
     slug: &str,
     request: &UnlockRequest,
 ) -> Result<UnlockOutcome, OriginError> {
-    let url = format!("{origin_url}/internal/links/{slug}/unlock");
+    let url = format!("{origin_url}/internal/domains/{domain}/links/{slug}/unlock");
     let body = serde_json::to_string(request).expect("an unlock request always serializes");
     let mut response = fetch::send(
         Method::Post,

@@ -30,8 +30,14 @@ async fn read_bounded(req: &mut Request) -> Result<Vec<u8>, Page> {
     Ok(body)
 }
 
-/// Reads the form's body and asks the origin whether its secret unlocks the link.
-pub async fn check<'e>(req: &mut Request, config: &EdgeConfig, form: FormPost<'e>) -> Outcome<'e> {
+/// Reads the form's body and asks the origin whether its secret unlocks the link on `domain` (a
+/// hostname, or `default`).
+pub async fn check<'e>(
+    req: &mut Request,
+    config: &EdgeConfig,
+    domain: &str,
+    form: FormPost<'e>,
+) -> Outcome<'e> {
     let ip = req
         .headers()
         .get(click::HEADER_CLIENT_IP)
@@ -48,7 +54,15 @@ pub async fn check<'e>(req: &mut Request, config: &EdgeConfig, form: FormPost<'e
     };
     let slug = form.slug();
     let request = UnlockRequest { secret, ip };
-    match origin::unlock(&config.origin_url, &config.internal_secret, slug, &request).await {
+    match origin::unlock(
+        &config.origin_url,
+        &config.internal_secret,
+        domain,
+        slug,
+        &request,
+    )
+    .await
+    {
         Ok(checked) => form.checked(checked),
         // Every verifier is busy (a flood of guesses): a moment's wait helps, unlike a dead origin.
         Err(origin::OriginError::Status(503)) => Outcome::Page(Page::Unavailable),

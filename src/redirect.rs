@@ -1,11 +1,15 @@
-//! A visitor's request: the shared flow (`smo1_core::visit`) around the edge's I/O — the cache
-//! and origin lookup, the origin's check of a posted PIN/password ([`crate::protect`]), the
-//! response, and the click recorded after it.
+//! A visitor's request: the shared flow (`smo1_core::visit`) around the edge's I/O — the domain
+//! the `Host` names (`smo1_core::domain::site`; a custom domain serves only while verified), the
+//! cache and origin lookups, the origin's check of a posted PIN/password ([`crate::protect`]),
+//! the response, and the click recorded after it.
 
 use crate::config::EdgeConfig;
-use crate::upstash::Upstash;
+use crate::recent::Record;
+use crate::upstash::UpstashError;
 use crate::{clicks, origin, protect, recent, respond};
 use smo1_core::click;
+use smo1_core::domain::FALLBACK_REDIRECT_STATUS;
+use smo1_core::domain::{self, DomainEntry, DomainSettings, DomainState, Site};
 use smo1_core::link::{self, CacheEntry};
 use smo1_core::pages::Page;
 use smo1_core::visit::{self, Click, Outcome, Start, Step};
@@ -33,12 +37,23 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
         query: url.query(),
         header,
     };
+    let config = EdgeConfig::get(env)?;
+    let site = domain::site(url.host_str(), &config.default_hosts);
+    let settings = match &site {
+        Site::Default => None,
+        Site::Custom(hostname) => match find_domain(&config, hostname).await {
+            Ok(entry) => match &entry.state {
+                DomainState::Serving(settings) => Some(settings.clone()),
+                DomainState::Unserved => return respond::page(Page::DomainUnavailable, head),
+            },
+            Err(page) => return respond::page(page, head),
+        },
+    };
     let slug = match visit::start(&request) {
-        Start::Answer(outcome) => return respond::outcome(outcome, head),
+        Start::Answer(outcome) => return answer(settings.as_ref(), outcome, head),
         Start::Lookup { slug } => slug,
     };
-    let config = EdgeConfig::get(env)?;
-    let entry = match find(&config, slug).await {
+    let entry = match find(&config, site.cache_name(), slug).await {
         Ok(entry) => entry,
         Err(page) => return respond::page(page, head),
     };
@@ -51,7 +66,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
         &config.unlock_cookie_secret,
     ) {
         Step::Answer(outcome) => outcome,
-        Step::CheckForm(form) => protect::check(&mut req, &config, form).await,
+        Step::CheckForm(form) => protect::check(&mut req, &config, site.cache_name(), form).await,
     };
     if let Outcome::Redirect {
         location, click, ..
@@ -59,7 +74,15 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
     {
         record_click(&req, &config, ctx, *click, location, now);
     }
-    respond::outcome(outcome, head)
+    answer(settings.as_ref(), outcome, head)
+}
+
+/// The response for `outcome`, or the redirect a custom domain's settings put in its place.
+fn answer(settings: Option<&DomainSettings>, outcome: Outcome<'_>, head: bool) -> Result<Response> {
+    match settings.and_then(|s| s.redirect_instead(&outcome)) {
+        Some(target) => respond::redirect(FALLBACK_REDIRECT_STATUS, target, None),
+        None => respond::outcome(outcome, head),
+    }
 }
 
 /// Sends the click of a redirect after the response (`ctx.wait_until`).
@@ -80,45 +103,81 @@ fn record_click(
     }
 }
 
-/// The cache entry for `slug`: from this isolate's recent reads, else from Redis, else from the
-/// origin (which fills Redis). Errs with the page to show when neither can answer.
-async fn find(config: &EdgeConfig, slug: &str) -> std::result::Result<Rc<CacheEntry>, Page> {
-    if let Some(entry) = recent::get(slug, config.link_cache) {
+/// The cache entry for `slug` on `domain` (a hostname, or `default`): from this isolate's recent
+/// reads, else from Redis, else from the origin (which fills Redis). Errs with the page to show
+/// when neither can answer.
+async fn find(
+    config: &EdgeConfig,
+    domain: &str,
+    slug: &str,
+) -> std::result::Result<Rc<CacheEntry>, Page> {
+    let name = link::cache_key("", domain, slug);
+    if let Some(Record::Link(entry)) = recent::get(&name, config.link_cache) {
         return Ok(entry);
     }
-    let entry = Rc::new(read(config, slug).await?);
-    recent::put(slug, Rc::clone(&entry), config.link_cache);
+    let entry = Rc::new(
+        read(config, &name, CacheEntry::from_json, || {
+            origin::lookup(&config.origin_url, &config.internal_secret, domain, slug)
+        })
+        .await?,
+    );
+    recent::put(&name, Record::Link(Rc::clone(&entry)), config.link_cache);
     Ok(entry)
 }
 
-/// The cache entry for `slug` from Redis, else from the origin.
-async fn read(config: &EdgeConfig, slug: &str) -> std::result::Result<CacheEntry, Page> {
-    let cache = Upstash {
-        url: &config.upstash_url,
-        token: &config.upstash_token,
-    };
-    let cache_up = match cache.get(&link::cache_key(&config.key_prefix, slug)).await {
-        Ok(Some(raw)) => match CacheEntry::from_json(&raw) {
+/// The entry of the custom domain `hostname`, like [`find`].
+async fn find_domain(
+    config: &EdgeConfig,
+    hostname: &str,
+) -> std::result::Result<Rc<DomainEntry>, Page> {
+    let name = domain::cache_key("", hostname);
+    if let Some(Record::Domain(entry)) = recent::get(&name, config.link_cache) {
+        return Ok(entry);
+    }
+    let entry = Rc::new(
+        read(config, &name, DomainEntry::from_json, || {
+            origin::lookup_domain(&config.origin_url, &config.internal_secret, hostname)
+        })
+        .await?,
+    );
+    recent::put(&name, Record::Domain(Rc::clone(&entry)), config.link_cache);
+    Ok(entry)
+}
+
+/// The entry named `name` from Redis (read by `parse`), else from the origin (`ask`).
+async fn read<T, F, Fut>(
+    config: &EdgeConfig,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+    ask: F,
+) -> std::result::Result<T, Page>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, origin::OriginError>>,
+{
+    let key = format!("{}{name}", config.key_prefix);
+    let cache_up = match config.cache.get(&key).await {
+        Ok(Some(raw)) => match parse(&raw) {
             Some(entry) => return Ok(entry),
             None => {
-                console_warn!("unreadable cache entry for {slug}; asking the origin");
+                console_warn!("unreadable cache entry {name}; asking the origin");
                 true
             }
         },
         Ok(None) => true,
+        // Logged once, by the lookup that opened the breaker.
+        Err(UpstashError::Skipped) => false,
         Err(e) => {
             console_error!("cache lookup failed, falling back to origin: {e}");
             false
         }
     };
-    origin::lookup(&config.origin_url, &config.internal_secret, slug)
-        .await
-        .map_err(|e| {
-            console_error!("origin lookup for {slug} failed: {e}");
-            if cache_up {
-                Page::OriginUnavailable
-            } else {
-                Page::Unavailable
-            }
-        })
+    ask().await.map_err(|e| {
+        console_error!("origin lookup of {name} failed: {e}");
+        if cache_up {
+            Page::OriginUnavailable
+        } else {
+            Page::Unavailable
+        }
+    })
 }

@@ -56,7 +56,7 @@ fn html(status: u16, body: String, head: bool) -> Result<Response> {
 }
 
 /// A redirect; `set_cookie` is the unlock cookie after a protected link's form.
-fn redirect(status: u16, location: &str, set_cookie: Option<&str>) -> Result<Response> {
+pub fn redirect(status: u16, location: &str, set_cookie: Option<&str>) -> Result<Response> {
     let headers = Headers::new();
     headers.set("Location", location)?;
     if let Some(cookie) = set_cookie {

@@ -2,14 +2,18 @@
 //!
 //! `upstash-redis-rs` targets native reqwest, not `worker::Fetch`, so it does not build for the
 //! Workers runtime (see docs/DEPENDENCIES.md); the edge needs one command, `GET`.
+//!
+//! Upstash answers within milliseconds. A call that times out, cannot connect or gets a 5xx
+//! opens this isolate's circuit breaker ([`smo1_core::breaker`]): for `EDGE_REDIS_RETRY_AFTER_MS`
+//! every lookup skips Upstash and goes straight to the origin, then one request probes. So an
+//! Upstash outage costs one timeout per isolate and retry period, not one per request.
 
 use crate::fetch::{self, Auth, FetchError};
 use serde::Deserialize;
+use smo1_core::breaker::Breaker;
+use std::cell::RefCell;
 use std::time::Duration;
 use worker::Method;
-
-/// Redis answers within milliseconds; past this the edge falls back to the origin.
-const TIMEOUT: Duration = Duration::from_millis(1500);
 
 #[derive(Deserialize)]
 struct Reply {
@@ -22,6 +26,8 @@ pub enum UpstashError {
     Fetch(FetchError),
     Status(u16, String),
     Protocol(String),
+    /// Not asked: the breaker is open after a recent failure.
+    Skipped,
 }
 
 impl std::fmt::Display for UpstashError {
@@ -30,25 +36,58 @@ impl std::fmt::Display for UpstashError {
             Self::Fetch(e) => write!(f, "upstash {e}"),
             Self::Status(status, msg) => write!(f, "upstash answered {status}: {msg}"),
             Self::Protocol(msg) => write!(f, "upstash protocol error: {msg}"),
+            Self::Skipped => f.write_str("upstash skipped: it failed moments ago"),
         }
     }
 }
 
-pub struct Upstash<'a> {
-    pub url: &'a str,
-    pub token: &'a str,
+/// This isolate's Upstash client.
+pub struct Upstash {
+    url: String,
+    token: String,
+    timeout: Duration,
+    breaker: RefCell<Breaker>,
 }
 
-impl Upstash<'_> {
+impl Upstash {
+    /// A client of `url` that gives up on a call after `timeout` and, after a failure, skips
+    /// Upstash for `retry_after`.
+    pub fn new(url: String, token: String, timeout: Duration, retry_after: Duration) -> Self {
+        Self {
+            url,
+            token,
+            timeout,
+            // A probe's answer comes within `timeout`; past twice that it was cancelled.
+            breaker: RefCell::new(Breaker::new(retry_after, timeout * 2)),
+        }
+    }
+
     /// `GET key`: the string value, or `None` when the key does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<String>, UpstashError> {
+        if !self.breaker.borrow_mut().admit(now_ms()) {
+            return Err(UpstashError::Skipped);
+        }
+        let result = self.call(key).await;
+        let mut breaker = self.breaker.borrow_mut();
+        match &result {
+            Err(UpstashError::Fetch(_)) | Err(UpstashError::Status(500..=599, _)) => {
+                breaker.failure(now_ms());
+            }
+            _ => {
+                breaker.success();
+            }
+        }
+        result
+    }
+
+    async fn call(&self, key: &str) -> Result<Option<String>, UpstashError> {
         let body = serde_json::json!(["GET", key]).to_string();
         let mut response = fetch::send(
             Method::Post,
-            self.url,
-            Auth::Bearer(self.token),
+            &self.url,
+            Auth::Bearer(&self.token),
             Some(body),
-            TIMEOUT,
+            self.timeout,
         )
         .await
         .map_err(UpstashError::Fetch)?;
@@ -70,4 +109,8 @@ impl Upstash<'_> {
             ))),
         }
     }
+}
+
+fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
 }

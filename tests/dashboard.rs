@@ -1,8 +1,8 @@
 //! The dashboard in a real browser: the browser tests (`dashboard/tests/*.test.mjs`, Debian's
 //! Chromium through playwright-core) run against the whole stack — the origin serving the built
 //! dashboard, the worker in workerd, PostgreSQL, Redis, ClickHouse and a real SMTP server
-//! (maildev) that receives the sign-in mail. Then the QR codes the browser downloaded are read
-//! back here with an independent decoder.
+//! (maildev) that receives the sign-in mail, and a DNS server (hickory-server) for custom domains.
+//! Then the QR codes the browser downloaded are read back here with an independent decoder.
 //!
 //! Needs `dashboard/dist` (built by `npm run build` in `dashboard/`), `dashboard/node_modules`,
 //! the root `node_modules` (maildev, workerd) and Chromium: `scripts/test` provides them all.
@@ -10,7 +10,7 @@
 mod support;
 
 use smo1_origin::users::SubscriptionTier;
-use smo1_testkit::MailDev;
+use smo1_testkit::{DnsServer, MailDev};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -37,14 +37,17 @@ async fn the_dashboard_works_in_a_browser_against_the_whole_stack() {
     );
     let maildev = MailDev::start().await;
     let mail_api = format!("http://127.0.0.1:{}/api", maildev.web);
+    let dns = DnsServer::start().await;
     // The browser tests check each change at the edge at once: no per-isolate link reuse.
     let stack = Stack::start_configured(Wiring::without_link_cache(), |config| {
         config.dashboard_dir = dist.clone();
         // Mailed sign-in links lead where the browser is.
         config.sign_in.public_url = format!("http://{}", config.bind);
         config.sign_in.mail = maildev.config();
+        config.domains.dns_resolver = Some(dns.addr);
     })
     .await;
+    let _dns_owner = tokio::spawn(publish_live_domains(dns, stack.state.db.clone()));
     let origin_url = stack.origin.as_ref().expect("origin running").url();
     let email = format!("browser-{}@smo1.test", uuid::Uuid::new_v4().simple());
     smo1_origin::api_keys::bootstrap_user(&stack.state.db, &email, None, SubscriptionTier::Free)
@@ -123,6 +126,27 @@ async fn the_dashboard_works_in_a_browser_against_the_whole_stack() {
     assert_eq!(qr::decode_png(&png), expected, "qr.png");
     let svg = read(&artifacts.join("qr.svg"));
     assert_eq!(qr::decode_svg(&svg), expected, "qr.svg");
+}
+
+/// Plays the owner of every domain whose hostname starts with `live-`: creates the TXT record the
+/// dashboard shows for it in the test's DNS server, as soon as the domain is added.
+async fn publish_live_domains(dns: DnsServer, db: sqlx::PgPool) {
+    let mut published = std::collections::HashSet::new();
+    loop {
+        let added: Vec<(String, String)> = sqlx::query_as(
+            "SELECT hostname, verification_token FROM domains WHERE hostname LIKE 'live-%'",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap_or_default();
+        for (hostname, token) in added {
+            if published.insert(hostname.clone()) {
+                dns.set_txt(&format!("_smo1-challenge.{hostname}"), &[token.as_str()])
+                    .await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The readers below read what the origin draws, in colour too (checked without a browser, so a

@@ -418,7 +418,7 @@ async fn a_redis_outage_is_served_through_the_origin_and_redis_is_used_again_aft
         // Only Redis says this: the edge answering it proves it reads Redis again.
         let marked = format!("https://example.com/from-redis-{n}");
         stack
-            .put_cache(
+            .pin_cache(
                 "blip",
                 &raw.replace("https://example.com/from-postgres", &marked),
             )
@@ -433,5 +433,69 @@ async fn a_redis_outage_is_served_through_the_origin_and_redis_is_used_again_aft
             },
         )
         .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_upstash_costs_one_timeout_then_is_skipped_until_it_answers_again() {
+    // Every request looks the link up (no per-isolate reuse). The open period is long enough
+    // that the requests below all fall inside it, however slow the machine.
+    let stack = Stack::start_with(Wiring {
+        vars: vec![
+            ("EDGE_LINK_CACHE_MS", "0".into()),
+            ("EDGE_REDIS_TIMEOUT_MS", "300".into()),
+            ("EDGE_REDIS_RETRY_AFTER_MS", "4000".into()),
+        ],
+        ..Wiring::default()
+    })
+    .await;
+    create(
+        &stack,
+        custom("breaker", "https://example.com/from-postgres"),
+    )
+    .await;
+    assert_eq!(stack.get("/breaker").await.status(), StatusCode::FOUND);
+    let raw = stack.cached("breaker").await.expect("cached");
+    for (n, outage) in [ProxyMode::Blackhole, ProxyMode::Close]
+        .into_iter()
+        .enumerate()
+    {
+        stack.upstash_proxy.switch(outage).await;
+        // The first lookup fails (a timeout, a reset) and opens the breaker.
+        let response = stack.get("/breaker").await;
+        assert_eq!(location(&response), "https://example.com/from-postgres");
+        let tried = stack.upstash_proxy.accepted();
+        for _ in 0..10 {
+            let response = stack.get("/breaker").await;
+            assert_eq!(
+                (response.status(), location(&response)),
+                (StatusCode::FOUND, "https://example.com/from-postgres"),
+                "served by the origin ({outage:?})"
+            );
+        }
+        assert_eq!(
+            stack.upstash_proxy.accepted(),
+            tried,
+            "while the breaker is open no lookup goes to Upstash ({outage:?})"
+        );
+        // Only Redis says this: the edge answering it proves a probe closed the breaker.
+        let marked = format!("https://example.com/from-redis-{n}");
+        stack
+            .pin_cache(
+                "breaker",
+                &raw.replace("https://example.com/from-postgres", &marked),
+            )
+            .await;
+        stack.upstash_proxy.switch(ProxyMode::Forward).await;
+        testkit::within(
+            Duration::from_secs(8),
+            "the edge to use Upstash again after the open period",
+            || async {
+                let response = stack.get("/breaker").await;
+                response.status() == StatusCode::FOUND && location(&response) == marked
+            },
+        )
+        .await;
+        stack.pin_cache("breaker", &raw).await;
     }
 }

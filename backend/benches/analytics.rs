@@ -22,7 +22,7 @@ use smo1_origin::analytics::queries::{
 };
 use smo1_origin::analytics::rollup;
 use smo1_origin::clickhouse::{self, ClickHouse};
-use smo1_origin::config::DataConfig;
+use smo1_origin::config::{DataConfig, ReadReplicaConfig};
 use smo1_origin::db;
 use smo1_testkit as testkit;
 use sqlx::postgres::PgPoolCopyExt;
@@ -64,6 +64,7 @@ async fn fresh_databases() -> anyhow::Result<(PgPool, ClickHouse)> {
     let data = DataConfig {
         database_url: database_url(),
         database_max_connections: 4,
+        read_replica: ReadReplicaConfig::default(),
         redis_url: testkit::redis_url(),
         redis_key_prefix: String::new(),
         redis_timeouts: testkit::redis_timeouts(),

@@ -1,11 +1,12 @@
 //! The background work of a serving origin: the click pipeline (batching writer and outbox
 //! replay), the `links.total_clicks` sync, the analytics rollup, the pruning of expired sign-in
-//! tokens, the retry of failed link cache invalidations and the subscription that keeps the
-//! in-memory link cache in step with other origins. Only `smo1-origin serve`
+//! tokens, the retry of failed link cache invalidations, the subscription that keeps the
+//! in-memory link cache in step with other origins, and the re-check of custom domains. Only `smo1-origin serve`
 //! starts it; other subcommands build an [`AppState`] and start nothing.
 
 use crate::analytics::{rollup, sync};
 use crate::clicks::{self, Pipeline};
+use crate::domains;
 use crate::links::{local_cache, service};
 use crate::periodic::Periodic;
 use crate::sign_in;
@@ -22,6 +23,7 @@ pub struct Background {
     sign_in_pruning: Periodic,
     invalidation_retry: Periodic,
     invalidation_listener: local_cache::Listener,
+    domain_recheck: Periodic,
 }
 
 impl Background {
@@ -45,6 +47,7 @@ impl Background {
             sign_in_pruning: sign_in::start_pruning(state.db.clone(), sign_in::PRUNE_INTERVAL),
             invalidation_retry: service::start_invalidation_retry(state),
             invalidation_listener: local_cache::start_listener(state),
+            domain_recheck: domains::service::start_recheck(state),
         };
         tracing::info!("{STARTED}");
         background
@@ -60,6 +63,7 @@ impl Background {
             self.sign_in_pruning.shutdown(),
             self.invalidation_retry.shutdown(),
             self.invalidation_listener.shutdown(),
+            self.domain_recheck.shutdown(),
         );
     }
 }

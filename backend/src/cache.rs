@@ -1,9 +1,10 @@
-//! Redis access for the link cache (`link:{slug}`), over the fail-fast connection of
-//! [`crate::redis_conn`]: the origin starts and keeps serving from PostgreSQL while Redis is down.
+//! Redis access for the link cache (`link:{domain}:{slug}`, and `domain:{hostname}` for custom
+//! domains), over the fail-fast connection of [`crate::redis_conn`]: the origin starts and keeps
+//! serving from PostgreSQL while Redis is down.
 //!
-//! Writes are versioned so the cache never goes back in time. Beside each entry Redis keeps
-//! `link-version:{slug}`, the highest version (a number from PostgreSQL's `link_cache_version`)
-//! any write for that slug carried. A refill carries the number it took *before* reading
+//! Writes are versioned so the cache never goes back in time. Beside each entry ([`Slot`]) Redis
+//! keeps `version:{entry key}`, the highest version (a number from PostgreSQL's
+//! `link_cache_version`) any write for that entry carried. A refill carries the number it took *before* reading
 //! PostgreSQL and is refused unless it is higher; an invalidation carries a number taken *after*
 //! its change committed. A refill that read the state before a change therefore always carries a
 //! lower number than that change's invalidation, and can never overwrite it, whatever the order
@@ -13,11 +14,12 @@ use crate::config::RedisTimeouts;
 use crate::links::local_cache;
 use crate::redis_conn::{Conn, RedisConn};
 use redis::AsyncCommands;
+use smo1_core::domain::{self, DomainEntry, DEFAULT_DOMAIN};
 use smo1_core::link::{self, CacheEntry};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-/// How long Redis remembers a slug's version. A refill older than [`REFILL_MAX_AGE`] is dropped
+/// How long Redis remembers an entry's version. A refill older than [`REFILL_MAX_AGE`] is dropped
 /// before it reaches Redis, so every version it could lose to is still remembered.
 const VERSION_TTL: Duration = Duration::from_secs(60);
 
@@ -41,7 +43,7 @@ return 1
 });
 
 /// KEYS: pairs of (entry, version key). ARGV: the invalidation's version, version TTL ms, the
-/// channel origins listen on, the message (the slugs as a JSON array).
+/// channel origins listen on, the message (the entries' names as a JSON array).
 static INVALIDATE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -60,6 +62,18 @@ return 1
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Version keys of per-domain entries: `version:link:{domain}:{slug}`, `version:domain:{host}`.
+const VERSION_PREFIX: &str = "version:";
+
+/// One cached value: its key, the key Redis keeps its highest version under, and its name in the
+/// origins' memory and in invalidation messages (its key without the prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    entry: String,
+    version: String,
+    pub local: String,
 }
 
 #[derive(Clone)]
@@ -100,33 +114,70 @@ impl Redis {
         format!("{}{name}", self.prefix)
     }
 
-    pub fn link_key(&self, slug: &str) -> String {
-        link::cache_key(&self.prefix, slug)
+    /// The slot of `link:{domain}:{slug}` (`domain` `None`: the default domain).
+    pub fn link_slot(&self, domain: Option<&str>, slug: &str) -> Slot {
+        let name = link::cache_key("", domain.unwrap_or(DEFAULT_DOMAIN), slug);
+        Slot {
+            entry: self.prefixed(&name),
+            version: self.prefixed(&format!("{VERSION_PREFIX}{name}")),
+            local: name,
+        }
     }
 
-    fn version_key(&self, slug: &str) -> String {
-        self.prefixed(&format!("link-version:{slug}"))
+    /// The slot of `link:{slug}`, the default domain's key before custom domains, still read by
+    /// workers of before them while a rollout runs. Its name in origins' memory and messages is
+    /// the bare slug, as origins of before custom domains use it.
+    pub fn legacy_link_slot(&self, slug: &str) -> Slot {
+        Slot {
+            entry: self.prefixed(&link::legacy_cache_key("", slug)),
+            version: self.prefixed(&format!("link-version:{slug}")),
+            local: slug.to_owned(),
+        }
     }
 
-    /// The cached entry for `slug`, `None` on a miss or an unreadable entry.
-    pub async fn get_link(&self, slug: &str) -> redis::RedisResult<Option<CacheEntry>> {
-        let raw: Option<String> = self.conn().await?.get(self.link_key(slug)).await?;
+    /// The slot of `domain:{hostname}`.
+    pub fn domain_slot(&self, hostname: &str) -> Slot {
+        let name = domain::cache_key("", hostname);
+        Slot {
+            entry: self.prefixed(&name),
+            version: self.prefixed(&format!("{VERSION_PREFIX}{name}")),
+            local: name,
+        }
+    }
+
+    async fn get(&self, slot: &Slot) -> redis::RedisResult<Option<String>> {
+        self.conn().await?.get(&slot.entry).await
+    }
+
+    /// The cached entry of `slug` on `domain`, `None` on a miss or an unreadable entry.
+    pub async fn get_link(
+        &self,
+        domain: Option<&str>,
+        slug: &str,
+    ) -> redis::RedisResult<Option<CacheEntry>> {
+        let raw = self.get(&self.link_slot(domain, slug)).await?;
         Ok(raw.as_deref().and_then(CacheEntry::from_json))
     }
 
-    /// Stores `entry`, read at `version`, unless Redis has seen a newer version of `slug`;
-    /// answers whether it was stored.
-    pub async fn put_link(
+    /// The cached state of a custom domain, `None` on a miss or an unreadable entry.
+    pub async fn get_domain(&self, hostname: &str) -> redis::RedisResult<Option<DomainEntry>> {
+        let raw = self.get(&self.domain_slot(hostname)).await?;
+        Ok(raw.as_deref().and_then(DomainEntry::from_json))
+    }
+
+    /// Stores `json` in `slot`, read at `version`, unless Redis has seen a newer version of the
+    /// slot; answers whether it was stored.
+    pub async fn put(
         &self,
-        slug: &str,
-        entry: &CacheEntry,
+        slot: &Slot,
+        json: &str,
         ttl: Duration,
         version: i64,
     ) -> redis::RedisResult<bool> {
         let written: u8 = REFILL
-            .key(self.link_key(slug))
-            .key(self.version_key(slug))
-            .arg(entry.to_json())
+            .key(&slot.entry)
+            .key(&slot.version)
+            .arg(json)
             .arg(millis(ttl))
             .arg(version)
             .arg(millis(VERSION_TTL))
@@ -135,21 +186,20 @@ impl Redis {
         Ok(written == 1)
     }
 
-    /// Deletes `link:{slug}` of every slug so the next request at the edge reads the new state,
-    /// makes Redis refuse refills older than `version`, and tells every origin to drop the slugs
-    /// from its memory (`crate::links::local_cache`).
-    pub async fn invalidate_links(&self, slugs: &[&str], version: i64) -> redis::RedisResult<()> {
+    /// Deletes the entries of `slots` so the next request at the edge reads the new state,
+    /// makes Redis refuse refills older than `version`, and tells every origin to drop them from
+    /// its memory (`crate::links::local_cache`).
+    pub async fn invalidate(&self, slots: &[Slot], version: i64) -> redis::RedisResult<()> {
         let mut invocation = INVALIDATE.prepare_invoke();
-        for slug in slugs {
-            invocation
-                .key(self.link_key(slug))
-                .key(self.version_key(slug));
+        for slot in slots {
+            invocation.key(&slot.entry).key(&slot.version);
         }
+        let names: Vec<&str> = slots.iter().map(|slot| slot.local.as_str()).collect();
         invocation
             .arg(version)
             .arg(millis(VERSION_TTL))
             .arg(self.prefixed(local_cache::CHANNEL))
-            .arg(serde_json::to_string(slugs).expect("strings serialize"))
+            .arg(serde_json::to_string(&names).expect("strings serialize"))
             .invoke_async::<()>(&mut self.conn().await?)
             .await
     }

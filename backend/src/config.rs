@@ -4,6 +4,11 @@
 //! |---|---|---|
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/smo1` | PostgreSQL, the source of truth |
 //! | `DATABASE_MAX_CONNECTIONS` | `16` | pool size per origin instance |
+//! | `DATABASE_READ_URL` | empty (all reads on `DATABASE_URL`) | a streaming replica of `DATABASE_URL` that serves link lookups (cache misses of redirects and `/internal/links`); TLS as for `DATABASE_URL`; a lookup uses it only once it has replayed every change committed before the lookup began, else reads the primary |
+//! | `DATABASE_READ_MAX_CONNECTIONS` | `16` | replica pool size per origin instance |
+//! | `DATABASE_READ_TIMEOUT_MS` | `250` | longest wait for the replica (connection and lookup) before the lookup reads the primary |
+//! | `DATABASE_READ_CATCH_UP_MS` | `50` | how long a lookup waits for the replica to replay the primary's changes up to the lookup's start; still behind then: the primary answers; `0`: no wait |
+//! | `DATABASE_READ_RETRY_AFTER_MS` | `2000` | after the replica failed or was still behind, lookups skip it this long, then one probes |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | Redis: link cache and rate limits |
 //! | `REDIS_KEY_PREFIX` | empty | prefix of every Redis key (tests isolate by prefix) |
 //! | `REDIS_TIMEOUT_MS` | `500` | longest wait for a Redis connection or answer (origin and bridge) |
@@ -17,11 +22,12 @@
 //! | `INTERNAL_SECRET` | required | shared secret the edge sends to `/internal/*` (secret) |
 //! | `SHORT_DOMAINS` | `localhost` | comma-separated domains we serve (spaces around entries ignored); destinations may not point there, nor at the hosts of `PUBLIC_URL` and `SHORT_URL_BASE` |
 //! | `SHORT_URL_BASE` | `http://127.0.0.1:8787` (the local edge) | public base of short links (`https://sho.rt`): the dashboard shows `<base>/<slug>` and QR codes encode it |
-//! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{slug}` entries |
+//! | `LINK_CACHE_TTL_SECS` | `300` | TTL of `link:{domain}:{slug}` and `domain:{hostname}` entries |
 //! | `NEGATIVE_CACHE_TTL_SECS` | `30` | TTL of "no such link" entries |
 //! | `ORIGIN_CACHE_STALENESS_MS` | `2000` | the origin's own redirects use link entries held in memory at most this long (invalidated across origins at once via Redis pub/sub); `0`: off |
 //! | `CLICKHOUSE_DATABASE` | `smo1` | ClickHouse database of `link_clicks` |
 //! | `CLICKHOUSE_ASYNC_INSERT` | `false` | insert with `async_insert=1` (24+) instead of via the Buffer table |
+//! | `CLICKHOUSE_CLUSTER` | empty (one server) | ClickHouse cluster name (`remote_servers`): migrations run `ON CLUSTER` with replicated local tables behind `Distributed` tables (docs/DEPLOY.md) |
 //! | `VISITOR_SALT_SECRET` | required | salt of visitor ids; must equal the worker's (secret) |
 //! | `CLICK_BATCH_SIZE` | `10000` | most clicks per ClickHouse insert |
 //! | `CLICK_FLUSH_INTERVAL_MS` | `1000` | longest a click waits in memory before its batch is sent |
@@ -50,6 +56,10 @@
 //! | `SESSION_ABSOLUTE_SECS` | `2592000` (30 days) | a dashboard session ends this long after sign-in, however used |
 //! | `SMTP_URL` | empty (no mail) | `smtp://host:port` (plain), `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465` (TLS); empty: sign-in links only via `admin sign-in-link` (secret) |
 //! | `MAIL_FROM` | `SMO1 <no-reply@localhost>` | sender of sign-in mail |
+//! | `DNS_RESOLVER` | empty (the system's resolvers) | `ip:port` of the DNS server that domain verification asks (e.g. `127.0.0.1:5353`) |
+//! | `DNS_TIMEOUT_MS` | `3000` | longest wait for one answer to a domain's TXT lookup; no answer leaves the domain as it was |
+//! | `DOMAIN_RECHECK_INTERVAL_SECS` | `3600` | how often custom domains' TXT records are checked again (pending and failed ones too, which recover once the record appears) |
+//! | `DOMAIN_FAILURES_BEFORE_UNVERIFIED` | `3` | a verified domain whose record is missing or wrong this many checks in a row turns `failed` and serves nothing |
 //! | `RUST_LOG` | `info` | log filter; `LOG_FORMAT=json` for JSON lines |
 //!
 //! A bad value fails at start and names the variable (clap reports it).
@@ -112,6 +122,8 @@ pub struct DataConfig {
     pub database_url: String,
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
+    #[command(flatten)]
+    pub read_replica: ReadReplicaConfig,
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
@@ -120,6 +132,39 @@ pub struct DataConfig {
     pub redis_timeouts: RedisTimeouts,
     #[command(flatten)]
     pub clickhouse: ClickHouseConfig,
+}
+
+/// The optional read replica of `DATABASE_URL` for link lookups (see `crate::read_replica`).
+#[derive(Debug, Clone, Args)]
+pub struct ReadReplicaConfig {
+    /// Empty: every read goes to `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_READ_URL", default_value = "")]
+    pub database_read_url: String,
+    #[arg(long, env = "DATABASE_READ_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_read_max_connections: u32,
+    /// Longest wait for a replica connection and lookup; then the primary answers.
+    #[arg(long, env = "DATABASE_READ_TIMEOUT_MS", default_value = "250", value_parser = parse_millis)]
+    pub database_read_timeout: Duration,
+    /// How long a lookup waits for the replica to catch up with the primary; then the primary
+    /// answers.
+    #[arg(long, env = "DATABASE_READ_CATCH_UP_MS", default_value = "50", value_parser = parse_millis_or_off)]
+    pub database_read_catch_up: Duration,
+    /// After the replica failed or was still behind, lookups skip it this long; then one probes.
+    #[arg(long, env = "DATABASE_READ_RETRY_AFTER_MS", default_value = "2000", value_parser = parse_millis)]
+    pub database_read_retry_after: Duration,
+}
+
+impl Default for ReadReplicaConfig {
+    /// No replica.
+    fn default() -> Self {
+        Self {
+            database_read_url: String::new(),
+            database_read_max_connections: 16,
+            database_read_timeout: Duration::from_millis(250),
+            database_read_catch_up: Duration::from_millis(50),
+            database_read_retry_after: Duration::from_secs(2),
+        }
+    }
 }
 
 /// How long Redis may take, and how long a failed Redis is left alone (see `redis_conn`).
@@ -149,6 +194,11 @@ pub struct ClickHouseConfig {
     /// `link_clicks_buffer` Buffer table.
     #[arg(long, env = "CLICKHOUSE_ASYNC_INSERT", default_value_t = false, action = clap::ArgAction::Set)]
     pub clickhouse_async_insert: bool,
+    /// Empty: one server. Otherwise the cluster (`remote_servers`) whose every node the
+    /// migrations create the tables on (`ON CLUSTER`): replicated local tables and `Distributed`
+    /// tables under the names the origin reads and writes (docs/DEPLOY.md).
+    #[arg(long, env = "CLICKHOUSE_CLUSTER", default_value = "", value_parser = parse_optional_identifier)]
+    pub clickhouse_cluster: String,
 }
 
 /// The click pipeline: how the origin batches clicks and drains the outbox.
@@ -185,7 +235,16 @@ fn parse_millis_or_off(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{s:?} is not a number of milliseconds (0: off)"))
 }
 
-/// SQL identifiers we interpolate (database names) must be plain.
+/// An identifier, or empty for "none".
+fn parse_optional_identifier(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Ok(String::new())
+    } else {
+        parse_identifier(s)
+    }
+}
+
+/// SQL identifiers we interpolate (database and cluster names) must be plain.
 fn parse_identifier(s: &str) -> Result<String, String> {
     if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(s.to_owned())
@@ -251,6 +310,38 @@ pub struct OriginConfig {
     pub sign_in: SignInConfig,
     #[command(flatten)]
     pub client_address: ClientAddressConfig,
+    #[command(flatten)]
+    pub domains: DomainConfig,
+}
+
+/// Verification of custom domains by DNS.
+#[derive(Debug, Clone, Args)]
+pub struct DomainConfig {
+    /// The DNS server asked for `_smo1-challenge.<domain>` TXT records; unset: the system's.
+    #[arg(long, env = "DNS_RESOLVER", value_parser = parse_optional_socket_addr, default_value = "")]
+    pub dns_resolver: OptionalAddr,
+    #[arg(long, env = "DNS_TIMEOUT_MS", default_value = "3000", value_parser = parse_millis)]
+    pub dns_timeout: Duration,
+    #[arg(long, env = "DOMAIN_RECHECK_INTERVAL_SECS", default_value = "3600", value_parser = parse_secs)]
+    pub domain_recheck_interval: Duration,
+    #[arg(long, env = "DOMAIN_FAILURES_BEFORE_UNVERIFIED", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..1000))]
+    pub domain_failures_before_unverified: u32,
+}
+
+/// An address that may be left empty. An alias, not `Option` written out: clap reads an
+/// `Option` field as "may be absent" and would hand the empty `DNS_RESOLVER=` of `.env` files
+/// to the parser as an address.
+pub type OptionalAddr = Option<SocketAddr>;
+
+/// `ip:port`, or empty for none.
+fn parse_optional_socket_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+    match s.trim() {
+        "" => Ok(None),
+        addr => addr
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{s:?} is not an ip:port address")),
+    }
 }
 
 /// Where the client address of a visitor or a sign-in request comes from

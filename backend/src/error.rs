@@ -2,7 +2,7 @@
 //! Bodies are always `{"error":{"code":…,"message":…}}`; 5xx bodies are generic and the cause is
 //! logged once, by the tracing middleware's response hook. The shared sets of error responses the
 //! OpenAPI document lists ([`AuthErrors`], [`ScopeErrors`], [`OriginErrors`], [`JsonBodyErrors`],
-//! [`QueryErrors`], [`LinkNotFound`]) sit here too, next to the statuses and codes they describe.
+//! [`QueryErrors`], [`LinkNotFound`], [`DomainNotFound`]) sit here too, next to the statuses and codes they describe.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,10 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("this slug is already taken")]
     SlugTaken,
+    #[error("this account already has this domain")]
+    DomainTaken,
+    #[error("domain {0} is not verified; links can be created on it once it is")]
+    DomainNotVerified(String),
     #[error(
         "this account already holds {max} API keys, the most its tier allows; revoke one first"
     )]
@@ -77,10 +81,10 @@ impl AppError {
             Self::InsufficientScope(_) | Self::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::SlugTaken | Self::ApiKeyLimit { .. } => StatusCode::CONFLICT,
+            Self::SlugTaken | Self::DomainTaken | Self::ApiKeyLimit { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::DomainNotVerified(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidClickEvents(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::SignInLinkInvalid => StatusCode::BAD_REQUEST,
@@ -103,6 +107,8 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::SlugTaken => "slug_taken",
+            Self::DomainTaken => "domain_taken",
+            Self::DomainNotVerified(_) => "domain_not_verified",
             Self::ApiKeyLimit { .. } => "api_key_limit_reached",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -130,7 +136,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code: `malformed_request`, `unauthorized`, `insufficient_scope`,
-    /// `forbidden_origin`, `not_found`, `slug_taken`, `api_key_limit_reached`, `payload_too_large`, `unsupported_media_type`,
+    /// `forbidden_origin`, `not_found`, `slug_taken`, `domain_taken`, `domain_not_verified`,
+    /// `api_key_limit_reached`, `payload_too_large`, `unsupported_media_type`,
     /// `validation_failed`, `rate_limited`, `internal_error`, `busy`, `sign_in_link_invalid`,
     /// `sign_in_unavailable`, `database_unavailable`, `cache_unavailable`,
     /// `analytics_unavailable`.
@@ -229,6 +236,14 @@ pub struct QueryErrors(pub ErrorBody);
     description = "`not_found`: no such link of this user (also for an id that is not a UUID)"
 )]
 pub struct LinkNotFound(pub ErrorBody);
+
+/// For operations on one domain (`{id}` in the path).
+#[derive(IntoResponses)]
+#[response(
+    status = 404,
+    description = "`not_found`: no such domain of this user (also for an id that is not a UUID)"
+)]
+pub struct DomainNotFound(pub ErrorBody);
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {

@@ -250,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
                 RedirectType::try_from(redirect_type).map_err(anyhow::Error::msg)?;
             let state = AppState::new(origin)?;
             let user_id = users::repo::upsert_user(&state.db, &email).await?;
-            match repo::find_by_slug(&state.db, &slug).await? {
+            match repo::find_by_slug(&state.db, None, &slug).await? {
                 Some(existing) => {
                     let id = existing.link_id.parse()?;
                     service::update_destination(&state, id, &destination).await?;

@@ -29,12 +29,24 @@ pub const LINK_CACHE_INVALIDATIONS_RETRIED: &str = "smo1_link_cache_invalidation
 /// Retry passes of queued invalidations that failed.
 pub const LINK_CACHE_INVALIDATION_RETRY_FAILURES: &str =
     "smo1_link_cache_invalidation_retry_failures_total";
+/// DNS checks of custom domains, by `outcome` (verified, failed, inconclusive).
+pub const DOMAIN_CHECKS: &str = "smo1_domain_checks_total";
+/// Domains checked by the re-check pass.
+pub const DOMAIN_RECHECKS: &str = "smo1_domain_rechecks_total";
+/// Re-check passes that failed.
+pub const DOMAIN_RECHECK_FAILURES: &str = "smo1_domain_recheck_failures_total";
 /// Links created.
 pub const LINKS_CREATED: &str = "smo1_links_created_total";
 /// Times a Redis connection failure opened the circuit breaker.
 pub const REDIS_BREAKER_OPENED: &str = "smo1_redis_breaker_opened_total";
 /// Redis calls failed at once while the breaker was open.
 pub const REDIS_BREAKER_REJECTIONS: &str = "smo1_redis_breaker_rejections_total";
+/// Link lookups offered to the read replica, by `outcome`: `replica` (it answered), `behind` (it
+/// had not replayed the lookup's floor yet), `failed` (error or timeout), `skipped` (its breaker
+/// was open); all but `replica` read the primary.
+pub const READ_REPLICA_READS: &str = "smo1_read_replica_reads_total";
+/// Times a read replica failure opened its circuit breaker.
+pub const READ_REPLICA_BREAKER_OPENED: &str = "smo1_read_replica_breaker_opened_total";
 /// `/v1` requests refused with 429, by `tier`.
 pub const RATE_LIMITED: &str = "smo1_rate_limited_total";
 /// `/v1` requests let through unlimited because Redis was unreachable.
@@ -144,9 +156,14 @@ const CATALOGUE: &[Metric] = &[
     Metric { name: LINK_CACHE_STALE_REFILLS, kind: Kind::Counter, help: "refills refused because a newer version was already seen", labels: Labels::None },
     Metric { name: LINK_CACHE_INVALIDATIONS_RETRIED, kind: Kind::Counter, help: "queued invalidations applied by the retry pass", labels: Labels::None },
     Metric { name: LINK_CACHE_INVALIDATION_RETRY_FAILURES, kind: Kind::Counter, help: "retry passes of queued invalidations that failed", labels: Labels::None },
+    Metric { name: DOMAIN_CHECKS, kind: Kind::Counter, help: "DNS checks of custom domains, by `outcome` (verified, failed, inconclusive)", labels: Labels::Known("outcome", &["verified", "failed", "inconclusive"]) },
+    Metric { name: DOMAIN_RECHECKS, kind: Kind::Counter, help: "domains checked by the re-check pass", labels: Labels::None },
+    Metric { name: DOMAIN_RECHECK_FAILURES, kind: Kind::Counter, help: "re-check passes that failed", labels: Labels::None },
     Metric { name: LINKS_CREATED, kind: Kind::Counter, help: "links created", labels: Labels::None },
     Metric { name: REDIS_BREAKER_OPENED, kind: Kind::Counter, help: "times a Redis connection failure opened the circuit breaker", labels: Labels::None },
     Metric { name: REDIS_BREAKER_REJECTIONS, kind: Kind::Counter, help: "Redis calls failed at once while the breaker was open", labels: Labels::None },
+    Metric { name: READ_REPLICA_READS, kind: Kind::Counter, help: "link lookups offered to the read replica, by `outcome`: replica (it answered), behind (not caught up with the lookup's floor), failed (error or timeout), skipped (breaker open); all but replica read the primary", labels: Labels::Known("outcome", crate::read_replica::OUTCOMES) },
+    Metric { name: READ_REPLICA_BREAKER_OPENED, kind: Kind::Counter, help: "times a read replica failure opened its circuit breaker", labels: Labels::None },
     Metric { name: RATE_LIMITED, kind: Kind::Counter, help: "`/v1` requests refused with 429, by `tier`", labels: Labels::Known("tier", TIERS) },
     Metric { name: RATE_LIMIT_FAIL_OPEN, kind: Kind::Counter, help: "`/v1` requests let through unlimited because Redis was unreachable", labels: Labels::None },
     Metric { name: API_KEYS_CREATED, kind: Kind::Counter, help: "API keys created", labels: Labels::None },

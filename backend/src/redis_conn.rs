@@ -12,11 +12,11 @@
 //! and, in 0.32, can stop reconnecting for good after a failed reconnection (a Redis blip broke
 //! the Upstash bridge until restart).
 
+use crate::breaker::Breaker;
 use crate::config::RedisTimeouts;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 /// The shared handle; cheap to clone.
 #[derive(Clone)]
@@ -38,7 +38,12 @@ impl RedisConn {
         Ok(Self {
             inner: Arc::new(Inner {
                 client: redis::Client::open(url)?,
-                breaker: Breaker::new(timeouts.redis_retry_after, timeouts.redis_timeout * 2),
+                breaker: Breaker::new(
+                    "Redis",
+                    crate::metrics::REDIS_BREAKER_OPENED,
+                    timeouts.redis_retry_after,
+                    timeouts.redis_timeout * 2,
+                ),
                 timeouts,
                 slot: Default::default(),
             }),
@@ -163,115 +168,5 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         self.conn.get_db()
-    }
-}
-
-/// Closed → (a connection failure) → open for `open_for` → one probe at a time → closed on
-/// success, open again on failure. A probe that never reports (its request was cancelled) is
-/// given up after `probe_for`, so the breaker can never stay shut for good.
-struct Breaker {
-    state: Mutex<State>,
-    open_for: Duration,
-    probe_for: Duration,
-}
-
-#[derive(Clone, Copy)]
-enum State {
-    Closed,
-    Open { until: Instant },
-    Probing { until: Instant },
-}
-
-impl Breaker {
-    fn new(open_for: Duration, probe_for: Duration) -> Self {
-        Self {
-            state: Mutex::new(State::Closed),
-            open_for,
-            probe_for,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether a call may go to Redis now; the first call after the open period is the probe.
-    fn admit(&self) -> bool {
-        let mut state = self.lock();
-        let now = Instant::now();
-        match *state {
-            State::Closed => true,
-            State::Open { until } | State::Probing { until } if now >= until => {
-                *state = State::Probing {
-                    until: now + self.probe_for,
-                };
-                true
-            }
-            State::Open { .. } | State::Probing { .. } => false,
-        }
-    }
-
-    fn closed_or_due(&self) -> bool {
-        match *self.lock() {
-            State::Closed => true,
-            State::Open { until } | State::Probing { until } => Instant::now() >= until,
-        }
-    }
-
-    fn success(&self) {
-        let mut state = self.lock();
-        if let State::Probing { .. } = *state {
-            tracing::info!("Redis answers again; closing the circuit breaker");
-            *state = State::Closed;
-        }
-    }
-
-    fn failure(&self) {
-        let mut state = self.lock();
-        if let State::Closed = *state {
-            tracing::warn!(
-                retry_after_ms = self.open_for.as_millis(),
-                "Redis failed; opening the circuit breaker"
-            );
-            metrics::counter!(crate::metrics::REDIS_BREAKER_OPENED).increment(1);
-        }
-        *state = State::Open {
-            until: Instant::now() + self.open_for,
-        };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn breaker_admits_one_probe_after_the_open_period() {
-        let breaker = Breaker::new(Duration::ZERO, Duration::from_secs(60));
-        assert!(breaker.admit());
-        breaker.failure();
-        assert!(breaker.admit(), "the open period is over: this call probes");
-        assert!(!breaker.admit(), "only one probe at a time");
-        breaker.success();
-        assert!(breaker.admit() && breaker.admit(), "closed again");
-    }
-
-    #[test]
-    fn a_failed_probe_opens_the_breaker_again() {
-        let breaker = Breaker::new(Duration::from_secs(60), Duration::from_secs(60));
-        breaker.failure();
-        assert!(!breaker.admit());
-        assert!(!breaker.closed_or_due());
-    }
-
-    #[test]
-    fn a_probe_that_never_reports_is_given_up() {
-        let breaker = Breaker::new(Duration::ZERO, Duration::ZERO);
-        breaker.failure();
-        assert!(breaker.admit());
-        assert!(
-            breaker.admit(),
-            "the silent probe's time is up: another may probe"
-        );
     }
 }

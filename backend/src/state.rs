@@ -6,20 +6,29 @@ use crate::cache::Redis;
 use crate::clickhouse::ClickHouse;
 use crate::clicks::ClickSink;
 use crate::config::OriginConfig;
+use crate::domains::dns::Dns;
 use crate::links::local_cache::LocalCache;
 use crate::links::verifier::Verifier;
 use crate::mail::Mailer;
+use crate::read_replica::ReadReplica;
 use crate::sessions::Sessions;
 use crate::sign_in::SignIn;
+use smo1_core::domain::DomainEntry;
 use sqlx::PgPool;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
+    /// The read replica for link lookups (`DATABASE_READ_URL`), if any.
+    pub read_replica: Option<ReadReplica>,
     pub redis: Redis,
     /// Link entries for the origin's own redirects, held briefly in memory.
     pub local_links: Arc<LocalCache>,
+    /// Custom domains' entries for the origin's own redirects, held like `local_links`.
+    pub local_domains: Arc<LocalCache<DomainEntry>>,
+    /// The TXT lookups of domain verification.
+    pub dns: Dns,
     pub clickhouse: ClickHouse,
     pub clicks: ClickSink,
     pub config: Arc<OriginConfig>,
@@ -56,8 +65,11 @@ impl AppState {
             verifier: Verifier::new(config.unlock.unlock_verify_concurrency as usize),
             redis,
             local_links: Arc::new(LocalCache::new(config.origin_cache_staleness)),
+            local_domains: Arc::new(LocalCache::new(config.origin_cache_staleness)),
+            dns: Dns::new(config.domains.dns_resolver, config.domains.dns_timeout)?,
             clickhouse: ClickHouse::new(http, config.data.clickhouse.clone()),
             clicks: ClickSink::new(db.clone(), &config.clicks),
+            read_replica: ReadReplica::from_config(&config.data.read_replica)?,
             db,
             config: Arc::new(config),
             metrics: crate::metrics::handle(),

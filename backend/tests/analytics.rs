@@ -930,24 +930,30 @@ async fn recent_days_come_from_the_account_sorted_copy_until_they_age_out() {
     assert_eq!(counts(&account), (Some(3), Some(1)));
     assert_eq!(values(&countries), owned(&[("DE", 3, 1, 0)]));
 
-    // The pass rolls the old day and drops it (and the fixture's days) from the copy; the old
-    // day still answers, from its rollup.
-    let recent_rows = |day: String| {
+    // The pass rolls the old day and drops it (and the fixture's days) from both copies (the
+    // first one is still filled for the previous release); the old day still answers, from its
+    // rollup.
+    let recent_rows = |table: &'static str, day: String| {
         let ch = ch.clone();
         async move {
             let rows: Vec<Value> = ch
                 .query(&format!(
-                    "SELECT toString(count()) AS n FROM link_clicks_recent WHERE toDate(clicked_at) = '{day}'"
+                    "SELECT toString(count()) AS n FROM {table} WHERE toDate(clicked_at) = '{day}'"
                 ))
                 .await
                 .unwrap();
             rows[0]["n"].as_str().unwrap().to_owned()
         }
     };
-    assert_eq!(recent_rows(day(5).to_string()).await, "1");
+    const COPIES: [&str; 2] = ["link_clicks_recent_v2", "link_clicks_recent"];
+    for table in COPIES {
+        assert_eq!(recent_rows(table, day(5).to_string()).await, "1", "{table}");
+    }
     rollup::roll_settled_days(&ch, now).await.unwrap();
-    assert_eq!(recent_rows(day(5).to_string()).await, "0");
-    assert_eq!(recent_rows(day(0).to_string()).await, "3");
+    for table in COPIES {
+        assert_eq!(recent_rows(table, day(5).to_string()).await, "0", "{table}");
+        assert_eq!(recent_rows(table, day(0).to_string()).await, "3", "{table}");
+    }
     let link = f.get(&f.link(&format!("summary?{old}"))).await;
     assert_eq!(counts(&link), (Some(1), Some(1)));
 }

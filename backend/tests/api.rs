@@ -1224,7 +1224,13 @@ async fn protection_is_set_as_an_argon2id_hash_and_cleared_at_once() {
         .await
         .unwrap()
         .contains("<label for=\"secret\">PIN</label>"));
-    let cached = app.state.redis.get_link("vault").await.unwrap().unwrap();
+    let cached = app
+        .state
+        .redis
+        .get_link(None, "vault")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         !format!("{cached:?}").contains("argon2"),
         "no hash in the cache"
@@ -1558,6 +1564,7 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
             "DELETE /v1/api-keys/{id}",
             "DELETE /v1/auth/session",
             "DELETE /v1/auth/sessions",
+            "DELETE /v1/domains/{id}",
             "DELETE /v1/links/{id}",
             "DELETE /v1/links/{id}/protection",
             "GET /v1/achievements",
@@ -1568,6 +1575,8 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
             "GET /v1/analytics/timeseries",
             "GET /v1/api-keys",
             "GET /v1/auth/session",
+            "GET /v1/domains",
+            "GET /v1/domains/{id}",
             "GET /v1/links",
             "GET /v1/links/{id}",
             "GET /v1/links/{id}/analytics/breakdown/{dimension}",
@@ -1578,10 +1587,13 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
             "GET /v1/links/{id}/qr",
             "GET /v1/me",
             "GET /v1/xp",
+            "PATCH /v1/domains/{id}",
             "PATCH /v1/links/{id}",
             "POST /v1/api-keys",
             "POST /v1/auth/session",
             "POST /v1/auth/sign-in",
+            "POST /v1/domains",
+            "POST /v1/domains/{id}/verify",
             "POST /v1/links",
             "POST /v1/links/{id}/disable",
             "POST /v1/links/{id}/enable",
@@ -1610,7 +1622,7 @@ async fn openapi_document_covers_every_endpoint_and_its_errors() {
     }
     assert_eq!(
         doc["paths"]["/v1/links"]["post"]["responses"]["409"]["description"],
-        "`slug_taken`: the custom slug is another link's slug"
+        "`slug_taken`: the custom slug is another link's slug on the same domain"
     );
     assert_eq!(
         doc["components"]["securitySchemes"]["api_key"],

@@ -27,7 +27,7 @@ async fn distinct_clicks(ch: &ClickHouse) -> u64 {
 
 async fn record(app: &TestApp, slug: &str) -> LinkCacheRecord {
     app.create_link(custom(slug, "https://example.com/")).await;
-    let entry = smo1_origin::links::service::load_and_cache(&app.state, slug)
+    let entry = smo1_origin::links::service::load_and_cache(&app.state, None, slug)
         .await
         .unwrap();
     let CachedLink::Found(record) = entry.link else {

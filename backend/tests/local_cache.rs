@@ -55,7 +55,11 @@ async fn a_change_on_one_origin_reaches_the_other_origins_memory_within_the_boun
     );
     // B now holds the entry in memory, not only in Redis.
     let _: () = redis
-        .del(smo1_core::link::cache_key(&a.prefix, "shared"))
+        .del(smo1_core::link::cache_key(
+            &a.prefix,
+            smo1_core::domain::DEFAULT_DOMAIN,
+            "shared",
+        ))
         .await
         .expect("del");
 

@@ -116,12 +116,8 @@ async fn every_metric_the_rules_and_dashboard_name_is_exported() {
         .send()
         .await
         .expect("healthz");
-    let exported = http
-        .get(format!("{}/metrics", origin.url()))
-        .bearer_auth(smo1_testkit::TEST_METRICS_TOKEN)
-        .send()
+    let exported = smo1_testkit::operator_get(&format!("{}/metrics", origin.url()))
         .await
-        .expect("metrics")
         .text()
         .await
         .expect("metrics text");

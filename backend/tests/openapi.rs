@@ -308,6 +308,39 @@ async fn enforced_constraints_are_declared() {
         (&json!(1), &json!(100))
     );
     assert_eq!(property(&doc, "CreateApiKey", "scopes")["minItems"], 1);
+
+    assert_eq!(
+        property(&doc, "CreateLinkRequest", "domain")["maxLength"],
+        253
+    );
+    let hostname = property(&doc, "AddDomainRequest", "hostname");
+    assert_eq!(
+        (&hostname["minLength"], &hostname["maxLength"]),
+        (&json!(1), &json!(253))
+    );
+    for target in ["root_redirect", "not_found_redirect"] {
+        assert_eq!(
+            property(&doc, "UpdateDomainRequest", target)["maxLength"],
+            2048,
+            "{target}"
+        );
+    }
+    for (path, method) in [
+        ("/v1/domains/{id}", "get"),
+        ("/v1/domains/{id}", "patch"),
+        ("/v1/domains/{id}", "delete"),
+        ("/v1/domains/{id}/verify", "post"),
+    ] {
+        assert_eq!(
+            parameter(&doc, path, method, "id")["format"],
+            "uuid",
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        property(&doc, "Domain", "status")["enum"],
+        json!(["pending", "verified", "failed"])
+    );
 }
 
 /// The declared bounds are the server's: just inside them is accepted, just outside refused.

@@ -121,7 +121,9 @@ async fn internal_lookup_answers_and_caches_the_entry() {
     };
     let link = app.create_link(input).await;
 
-    let response = app.internal_get("/internal/links/lookup").await;
+    let response = app
+        .internal_get("/internal/domains/default/links/lookup")
+        .await;
 
     assert_eq!(response.status(), StatusCode::OK);
     let entry = CacheEntry::from_json(&response.text().await.unwrap()).expect("entry");
@@ -132,28 +134,36 @@ async fn internal_lookup_answers_and_caches_the_entry() {
     assert_eq!(record.slug, "lookup");
     assert_eq!(record.utm.source.as_deref(), Some("s"));
     assert_eq!(
-        app.state.redis.get_link("lookup").await.unwrap(),
+        app.state.redis.get_link(None, "lookup").await.unwrap(),
         Some(entry.clone())
     );
     // The uid answers too, and is cached under its own key.
     let by_uid = app
-        .internal_get(&format!("/internal/links/{}", link.uid))
+        .internal_get(&format!("/internal/domains/default/links/{}", link.uid))
         .await;
     assert_eq!(by_uid.status(), StatusCode::OK);
-    assert!(app.state.redis.get_link(&link.uid).await.unwrap().is_some());
+    assert!(app
+        .state
+        .redis
+        .get_link(None, &link.uid)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn internal_lookup_of_an_unknown_slug_caches_a_negative_entry() {
     let app = TestApp::start().await;
-    let response = app.internal_get("/internal/links/unknown").await;
+    let response = app
+        .internal_get("/internal/domains/default/links/unknown")
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.text().await.unwrap(),
-        r#"{"v":1,"kind":"missing"}"#
+        r#"{"v":2,"kind":"missing"}"#
     );
     assert_eq!(
-        app.state.redis.get_link("unknown").await.unwrap(),
+        app.state.redis.get_link(None, "unknown").await.unwrap(),
         Some(CacheEntry::missing())
     );
 }
@@ -161,12 +171,55 @@ async fn internal_lookup_of_an_unknown_slug_caches_a_negative_entry() {
 #[tokio::test(flavor = "multi_thread")]
 async fn internal_lookup_refuses_malformed_slugs() {
     let app = TestApp::start().await;
-    let response = app.internal_get("/internal/links/a.b").await;
+    for path in ["/internal/domains/default/links/a.b", "/internal/links/a.b"] {
+        let response = app.internal_get(path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            json!({"error": {"code": "not_found", "message": "link not found"}})
+        );
+    }
+    let response = app
+        .internal_get("/internal/domains/Not_A_Host/links/abc")
+        .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
-        json!({"error": {"code": "not_found", "message": "link not found"}})
+        json!({"error": {"code": "not_found", "message": "domain not found"}})
     );
+}
+
+/// Workers of before custom domains keep calling `/internal/links/{slug}` during a rollout: they
+/// get the default domain's entry in the version they read, under the key they read.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_legacy_lookup_answers_old_workers_in_their_version_and_key() {
+    let app = TestApp::start().await;
+    let link = app
+        .create_link(custom("old-worker", "https://example.com/old"))
+        .await;
+
+    let response = app.internal_get("/internal/links/old-worker").await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let answered: Value = response.json().await.unwrap();
+    assert_eq!(answered["v"], json!(1));
+    assert_eq!(answered["kind"], json!("found"));
+    assert_eq!(answered["link_id"], json!(link.id.to_string()));
+    let legacy_key = smo1_core::link::legacy_cache_key(&app.prefix, "old-worker");
+    let mut redis = app.state.redis.conn().await.unwrap();
+    let stored: String = redis::AsyncCommands::get(&mut redis, &legacy_key)
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&stored).unwrap(), answered);
+
+    // An edit deletes the legacy key too, so old workers see it as soon as new ones do.
+    smo1_origin::links::service::update_destination(&app.state, link.id, "https://example.com/new")
+        .await
+        .unwrap();
+    let gone: Option<String> = redis::AsyncCommands::get(&mut redis, &legacy_key)
+        .await
+        .unwrap();
+    assert_eq!(gone, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -293,7 +346,8 @@ async fn metrics_count_lookups_and_cache_failures() {
     let app =
         TestApp::start_with(|c| c.data.redis_url = format!("redis://127.0.0.1:{}", closed_port()))
             .await;
-    app.internal_get("/internal/links/unknown").await;
+    app.internal_get("/internal/domains/default/links/unknown")
+        .await;
 
     let text = app.metrics().await;
     assert!(

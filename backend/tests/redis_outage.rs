@@ -72,7 +72,7 @@ async fn origin_redirects_through_postgresql_while_redis_is_down_and_from_redis_
         location(&app, "blip").await.as_deref(),
         Some("https://example.com/pg")
     );
-    let key = link::cache_key(&app.prefix, "blip");
+    let key = link::cache_key(&app.prefix, smo1_core::domain::DEFAULT_DOMAIN, "blip");
     for (n, outage) in OUTAGES.into_iter().enumerate() {
         proxy.switch(outage).await;
         let attempts_before = proxy.accepted();
@@ -97,7 +97,7 @@ async fn origin_redirects_through_postgresql_while_redis_is_down_and_from_redis_
             "{attempts} connection attempts to a dead Redis during {redirects} redirects ({outage:?})"
         );
         // Only Redis says this: the origin answering it proves it reads Redis again.
-        let mut record = smo1_origin::links::repo::find_by_slug(&app.state.db, "blip")
+        let mut record = smo1_origin::links::repo::find_by_slug(&app.state.db, None, "blip")
             .await
             .expect("read")
             .expect("link");
@@ -167,7 +167,7 @@ async fn a_change_whose_invalidation_failed_is_invalidated_when_redis_returns() 
         )
         .await;
     assert!(location(&app, "gone").await.is_some());
-    let key = link::cache_key(&app.prefix, "gone");
+    let key = link::cache_key(&app.prefix, smo1_core::domain::DEFAULT_DOMAIN, "gone");
     let cached = || async {
         direct()
             .await

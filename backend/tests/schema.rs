@@ -38,8 +38,10 @@ async fn every_table_enum_and_extension_exists() {
         [
             "achievements",
             "api_keys",
+            "cache_invalidations",
             "click_outbox",
             "click_outbox_quarantine",
+            "domains",
             "invites",
             "link_cache_invalidations",
             "links",
@@ -60,6 +62,7 @@ async fn every_table_enum_and_extension_exists() {
         enums,
         [
             "achievement_category",
+            "domain_status",
             "link_status",
             "protection_type",
             "subscription_tier",
@@ -119,6 +122,92 @@ async fn link_changes_queue_their_slugs_for_cache_invalidation_but_click_syncs_d
         ["two", "uid0001"],
         "deleted with its owner"
     );
+}
+
+/// Takes the queued per-domain invalidations as `domain/slug` (`default`, and `-` for a domain's
+/// own entry), sorted.
+async fn take_queued_entries(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "WITH taken AS (DELETE FROM cache_invalidations RETURNING domain, slug)
+         SELECT coalesce(domain, 'default') || '/' || coalesce(slug, '-') FROM taken ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("take queued entries")
+}
+
+#[tokio::test]
+async fn domain_changes_queue_the_domain_and_its_links() {
+    let db = TestDb::new().await;
+    let pool = pool(&db).await;
+    let owner = user(&pool, "a@example.com").await;
+    let run = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query(sql).execute(&pool).await.expect(sql) }
+    };
+    sqlx::query(
+        "INSERT INTO domains (id, user_id, hostname, verification_token)
+         VALUES ('00000000-0000-0000-0000-0000000000d1', $1, 'go.brand.test', 'smo1-verify-0123456789')",
+    )
+    .bind(owner)
+    .execute(&pool)
+    .await
+    .expect("insert domain");
+    sqlx::query(
+        "INSERT INTO links (user_id, uid, custom_slug, destination, domain_id)
+         VALUES ($1, 'uid0001', 'one', 'https://example.com/', '00000000-0000-0000-0000-0000000000d1'),
+                ($1, 'uid0002', 'one', 'https://example.com/', NULL)",
+    )
+    .bind(owner)
+    .execute(&pool)
+    .await
+    .expect("the same custom slug on two domains");
+    assert_eq!(
+        take_queued_entries(&pool).await,
+        [
+            "default/one",
+            "default/uid0002",
+            "go.brand.test/one",
+            "go.brand.test/uid0001"
+        ]
+    );
+    assert_eq!(
+        take_queued(&pool).await,
+        ["one", "uid0002"],
+        "the legacy queue has the default domain's slugs only"
+    );
+    run("UPDATE domains SET root_redirect = 'https://brand.example/'").await;
+    assert_eq!(take_queued_entries(&pool).await, ["go.brand.test/-"]);
+    run("UPDATE domains SET status = 'verified'").await;
+    assert_eq!(
+        take_queued_entries(&pool).await,
+        [
+            "go.brand.test/-",
+            "go.brand.test/one",
+            "go.brand.test/uid0001"
+        ]
+    );
+    run("UPDATE domains SET last_checked_at = now(), failure_reason = 'x'").await;
+    assert!(
+        take_queued_entries(&pool).await.is_empty(),
+        "a check that changes nothing served is not a change"
+    );
+    run("DELETE FROM domains").await;
+    assert_eq!(
+        take_queued_entries(&pool).await,
+        [
+            "go.brand.test/-",
+            "go.brand.test/one",
+            "go.brand.test/uid0001"
+        ],
+        "removed with its links"
+    );
+    assert!(take_queued(&pool).await.is_empty());
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM links")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "the default domain's link stays");
 }
 
 #[tokio::test]

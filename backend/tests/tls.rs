@@ -1,5 +1,6 @@
 //! The origin binary over TLS, as an operator runs it against managed services: PostgreSQL with
-//! `sslmode=verify-full`, Redis at `rediss://`, ClickHouse at `https://`. Each service sits behind
+//! `sslmode=verify-full` (as `DATABASE_URL` and as `DATABASE_READ_URL`), Redis at `rediss://`,
+//! ClickHouse at `https://`. Each service sits behind
 //! a local TLS endpoint whose certificate is signed by a CA generated here; the origin trusts that
 //! CA only through `SSL_CERT_FILE`, the way a private CA is added in production, and refuses the
 //! endpoints without it.
@@ -146,6 +147,9 @@ fn origin(services: &TlsServices, db: &TestDb, ca_file: Option<&Path>, args: &[&
         &services.clickhouse_url,
         &db.name,
     );
+    // The primary doubles as the read replica: lookups take the same TLS path through the
+    // replica's own pool.
+    command.env("DATABASE_READ_URL", &services.database_url);
     command.args(args);
     if let Some(ca_file) = ca_file {
         command.env("SSL_CERT_FILE", ca_file);
@@ -170,12 +174,8 @@ fn log_of(output: &std::process::Output) -> String {
 
 /// The origin's `/readyz` with each dependency's state (the operator token shows them).
 async fn readyz(addr: SocketAddr) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("http://{addr}/readyz"))
-        .bearer_auth(testkit::TEST_METRICS_TOKEN)
-        .send()
+    testkit::operator_get(&format!("http://{addr}/readyz"))
         .await
-        .expect("readyz")
         .json()
         .await
         .expect("readyz JSON")
@@ -229,6 +229,19 @@ async fn origin_migrates_serves_and_records_clicks_over_verified_tls() {
         .expect("redirect");
     assert_eq!(redirect.status(), 302);
     assert_eq!(redirect.headers()["location"], "https://example.com/tls");
+    assert_eq!(
+        ready["postgres_read_replica"]["status"], "up",
+        "the read replica over TLS: {ready}"
+    );
+    let metrics = testkit::operator_get(&format!("http://{addr}/metrics"))
+        .await
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("smo1_read_replica_reads_total{outcome=\"replica\"} 1\n"),
+        "the redirect's lookup was read through the replica's pool:\n{metrics}"
+    );
 
     let ch = db.clickhouse();
     testkit::eventually("the click reaches ClickHouse through TLS", || async {
@@ -256,7 +269,7 @@ async fn origin_refuses_endpoints_its_trust_store_does_not_vouch_for() {
 
     let (mut child, addr) = testkit::spawn_serve(origin(&services, &db, None, &["serve"])).await;
     let ready = readyz(addr).await;
-    for dependency in ["postgres", "redis", "clickhouse"] {
+    for dependency in ["postgres", "redis", "clickhouse", "postgres_read_replica"] {
         assert_eq!(ready[dependency]["status"], "down", "{dependency}: {ready}");
     }
     child.kill().await.expect("stops serve");

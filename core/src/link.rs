@@ -1,5 +1,5 @@
-//! The link record as the edge sees it: what the origin writes to `link:{slug}` in Redis and
-//! returns from `GET /internal/links/{slug}`.
+//! The link record as the edge sees it: what the origin writes to `link:{domain}:{slug}` in Redis
+//! and returns from `GET /internal/domains/{domain}/links/{slug}`.
 //!
 //! It carries everything a redirect needs and nothing secret (a protected link says which kind of
 //! protection applies, never the hash). Entries carry a schema version: an entry written by
@@ -9,14 +9,26 @@ use crate::targeting::Rule;
 use serde::{Deserialize, Serialize};
 
 /// Schema version of [`CacheEntry`]; bump on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 moved entries to per-domain keys (`link:{domain}:{slug}`).
+pub const SCHEMA_VERSION: u32 = 2;
 
-/// Redis key of a link's cache entry, under an optional key prefix (tests isolate by prefix).
-pub fn cache_key(prefix: &str, slug: &str) -> String {
+/// The version of entries under [`legacy_cache_key`], answered to workers of before custom
+/// domains while a rollout runs (docs/OPERATIONS.md).
+pub const LEGACY_SCHEMA_VERSION: u32 = 1;
+
+/// Redis key of a link's cache entry on `domain` (a hostname, or
+/// [`crate::domain::DEFAULT_DOMAIN`]), under an optional key prefix (tests isolate by prefix).
+pub fn cache_key(prefix: &str, domain: &str, slug: &str) -> String {
+    format!("{prefix}link:{domain}:{slug}")
+}
+
+/// The key of a default-domain link before custom domains (`link:{slug}`), still invalidated
+/// while old workers may read it.
+pub fn legacy_cache_key(prefix: &str, slug: &str) -> String {
     format!("{prefix}link:{slug}")
 }
 
-/// One `link:{slug}` value: a link, or the knowledge that no link has this slug.
+/// One `link:{domain}:{slug}` value: a link, or the knowledge that no link has this slug.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheEntry {
     pub v: u32,
@@ -56,6 +68,14 @@ impl CacheEntry {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a cache entry always serializes")
+    }
+
+    /// The same entry as a worker of before custom domains reads it (under
+    /// [`legacy_cache_key`]): the fields it knows are unchanged, only the version differs.
+    pub fn to_legacy_json(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("a cache entry always serializes");
+        value["v"] = LEGACY_SCHEMA_VERSION.into();
+        value.to_string()
     }
 }
 
@@ -242,14 +262,17 @@ mod tests {
         let found = CacheEntry::found(sample_record());
         assert_eq!(CacheEntry::from_json(&found.to_json()), Some(found));
         let missing = CacheEntry::missing();
-        assert_eq!(missing.to_json(), r#"{"v":1,"kind":"missing"}"#);
+        assert_eq!(missing.to_json(), r#"{"v":2,"kind":"missing"}"#);
+        let legacy: serde_json::Value = serde_json::from_str(&missing.to_legacy_json()).unwrap();
+        assert_eq!(legacy, serde_json::json!({"v": 1, "kind": "missing"}));
         assert_eq!(CacheEntry::from_json(&missing.to_json()), Some(missing));
     }
 
     #[test]
     fn unreadable_or_foreign_entries_are_misses() {
         assert_eq!(CacheEntry::from_json("not json"), None);
-        assert_eq!(CacheEntry::from_json(r#"{"v":2,"kind":"missing"}"#), None);
+        assert_eq!(CacheEntry::from_json(r#"{"v":1,"kind":"missing"}"#), None);
+        assert_eq!(CacheEntry::from_json(r#"{"v":3,"kind":"missing"}"#), None);
         assert_eq!(CacheEntry::from_json(r#"{"kind":"missing"}"#), None);
     }
 
@@ -291,7 +314,11 @@ mod tests {
 
     #[test]
     fn cache_keys_follow_the_spec() {
-        assert_eq!(cache_key("", "abc"), "link:abc");
-        assert_eq!(cache_key("t1:", "abc"), "t1:link:abc");
+        assert_eq!(cache_key("", "default", "abc"), "link:default:abc");
+        assert_eq!(
+            cache_key("t1:", "go.example", "abc"),
+            "t1:link:go.example:abc"
+        );
+        assert_eq!(legacy_cache_key("t1:", "abc"), "t1:link:abc");
     }
 }

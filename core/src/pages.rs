@@ -21,13 +21,15 @@ pub enum Page {
     OriginUnavailable,
     /// Neither the cache nor the origin answered.
     Unavailable,
+    /// A custom domain that is not (or no longer) verified, or not known here at all.
+    DomainUnavailable,
 }
 
 impl Page {
     pub fn status(self) -> u16 {
         match self {
             Self::Home => 200,
-            Self::NotFound => 404,
+            Self::NotFound | Self::DomainUnavailable => 404,
             Self::Expired | Self::Disabled => 410,
             Self::TooManyAttempts => 429,
             Self::UnsupportedForm => 415,
@@ -75,6 +77,12 @@ impl Page {
             Self::Unavailable => (
                 "Temporarily unavailable",
                 "Our link service is having trouble. Please try again in a moment.",
+            ),
+            Self::DomainUnavailable => (
+                "This domain serves no links",
+                "This domain is not connected to a verified account of this link service, so \
+                 none of its links work. If it is your domain, check its verification (the \
+                 _smo1-challenge TXT record) in your dashboard.",
             ),
         }
     }
@@ -202,6 +210,10 @@ mod tests {
         assert!(html.contains(">410<"));
         assert_eq!(Page::OriginUnavailable.status(), 502);
         assert_eq!(Page::Unavailable.status(), 503);
+        let domain = Page::DomainUnavailable.html();
+        assert!(domain.contains("<title>This domain serves no links</title>"));
+        assert!(domain.contains("_smo1-challenge TXT record"));
+        assert_eq!(Page::DomainUnavailable.status(), 404);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use smo1_testkit::{self as testkit, RunningServer, TcpProxy, TestDb};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
@@ -81,6 +82,8 @@ pub struct Stack {
     pub clickhouse_proxy: TcpProxy,
     /// Sits between Redis and the origin and bridge (the worker reaches Redis through the bridge).
     pub redis_proxy: TcpProxy,
+    /// Between the worker and the Upstash bridge: Upstash itself failing or hanging.
+    pub upstash_proxy: TcpProxy,
     /// Counts the worker's ClickHouse inserts (it sits in front of `clickhouse_proxy`).
     pub edge_inserts: InsertCounter,
     pub db: TestDb,
@@ -119,8 +122,9 @@ impl Stack {
         adjust(&mut config);
         let (state, origin) = testkit::start_origin_on(listener, config).await;
         let bridge = testkit::start_bridge_to(&redis_url).await;
+        let upstash_proxy = TcpProxy::start(testkit::socket_addr(&bridge.url())).await;
         let upstash_url = if wiring.upstash {
-            bridge.url()
+            upstash_proxy.url()
         } else {
             closed_port_url()
         };
@@ -161,6 +165,7 @@ impl Stack {
             prefix,
             clickhouse_proxy,
             redis_proxy,
+            upstash_proxy,
             edge_inserts,
             db,
             _bridge: bridge,
@@ -193,7 +198,11 @@ impl Stack {
     pub async fn cached(&self, slug: &str) -> Option<String> {
         let mut redis = self.redis.clone();
         redis
-            .get(smo1_core::link::cache_key(&self.prefix, slug))
+            .get(smo1_core::link::cache_key(
+                &self.prefix,
+                smo1_core::domain::DEFAULT_DOMAIN,
+                slug,
+            ))
             .await
             .expect("redis get")
     }
@@ -201,7 +210,11 @@ impl Stack {
     pub async fn cache_ttl(&self, slug: &str) -> i64 {
         let mut redis = self.redis.clone();
         redis
-            .ttl(smo1_core::link::cache_key(&self.prefix, slug))
+            .ttl(smo1_core::link::cache_key(
+                &self.prefix,
+                smo1_core::domain::DEFAULT_DOMAIN,
+                slug,
+            ))
             .await
             .expect("redis ttl")
     }
@@ -209,9 +222,39 @@ impl Stack {
     pub async fn put_cache(&self, slug: &str, raw: &str) {
         let mut redis = self.redis.clone();
         redis
-            .set_ex::<_, _, ()>(smo1_core::link::cache_key(&self.prefix, slug), raw, 300)
+            .set_ex::<_, _, ()>(
+                smo1_core::link::cache_key(&self.prefix, smo1_core::domain::DEFAULT_DOMAIN, slug),
+                raw,
+                300,
+            )
             .await
             .expect("redis set");
+    }
+
+    /// Puts `raw` as `slug`'s entry under a version newer than any the origin takes from
+    /// PostgreSQL, so no refill replaces it: a value only Redis holds, which shows that an answer
+    /// came from Redis. Written straight to Redis (not through `redis_proxy`).
+    pub async fn pin_cache(&self, slug: &str, raw: &str) {
+        // Above any number the test database's sequence hands out, and exact in Lua's doubles
+        // (the refill script compares versions as numbers).
+        static VERSIONS: AtomicI64 = AtomicI64::new(1 << 52);
+        let direct = smo1_origin::cache::Redis::new(
+            &testkit::redis_url(),
+            self.prefix.clone(),
+            testkit::redis_timeouts(),
+        )
+        .expect("redis url");
+        let version = VERSIONS.fetch_add(1, Ordering::Relaxed);
+        let written = direct
+            .put(
+                &direct.link_slot(None, slug),
+                raw,
+                Duration::from_secs(300),
+                version,
+            )
+            .await
+            .expect("redis write");
+        assert!(written, "no version is newer than a pinned one");
     }
 
     /// This test's ClickHouse database, reached directly (not through the proxy).
@@ -439,6 +482,7 @@ const edge :Workerd.Worker = (
     (name = "ORIGIN_URL", text = "{origin_url}"),
     (name = "INTERNAL_SECRET", text = "{secret}"),
     (name = "CACHE_KEY_PREFIX", text = "{prefix}"),
+    (name = "SHORT_DOMAINS", text = "sho.rt,localhost"),
     (name = "CLICKS_ENABLED", text = "{clicks}"),
     (name = "CLICKHOUSE_URL", text = "{clickhouse_url}"),
     (name = "CLICKHOUSE_DATABASE", text = "{clickhouse_database}"),

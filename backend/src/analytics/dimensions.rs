@@ -25,14 +25,11 @@ pub const DIMENSIONS: &[Dimension] = &[
     Dimension::new("utm_term", "utm_term"),
     Dimension::new("utm_content", "utm_content"),
     // Scanned QR codes (`?qr=1`) against every other click; migration 0007 adds it to the days
-    // rolled before it existed.
-    Dimension {
-        name: "qr",
-        column: "if(is_qr = 1, 'qr', 'link')",
-        in_recent: false,
-    },
+    // rolled before it existed, 0008 to the recent copy.
+    Dimension::new("qr", "if(is_qr = 1, 'qr', 'link')"),
     // The targeting rule that picked the destination (its id; '' for the link's own);
-    // migration 0009 adds it to the days rolled before it existed.
+    // migration 0009 adds it to the days rolled before it existed. The recent copy has no
+    // rule id: open days of this dimension are read from `link_clicks`.
     Dimension {
         name: "rule",
         column: "rule_id",

@@ -33,7 +33,8 @@ pub(super) struct Piece {
 pub enum Raw {
     /// Every click, sorted by link.
     Clicks,
-    /// The last few days, sorted by account (migration 0006).
+    /// The last few days, sorted by account (migration 0008; 0006 made a first copy without
+    /// the QR flag).
     Recent,
 }
 
@@ -41,7 +42,7 @@ impl Raw {
     pub(super) fn table(self) -> &'static str {
         match self {
             Self::Clicks => "link_clicks",
-            Self::Recent => "link_clicks_recent",
+            Self::Recent => "link_clicks_recent_v2",
         }
     }
 }

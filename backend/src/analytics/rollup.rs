@@ -27,7 +27,7 @@ use std::time::Duration;
 /// How long after a UTC day ends it is first rolled (the click buffer flushes within 10 s).
 pub const SETTLE: chrono::Duration = chrono::Duration::minutes(5);
 
-/// Days `link_clicks_recent` keeps before today; queries read it only for the last
+/// Days `link_clicks_recent_v2` keeps before today; queries read it only for the last
 /// [`RECENT_READ_DAYS`], a day less, so a partition is never dropped under a query.
 const RECENT_KEEP_DAYS: i64 = 3;
 pub const RECENT_READ_DAYS: i64 = RECENT_KEEP_DAYS - 1;
@@ -219,28 +219,36 @@ struct Partition {
     day: NaiveDate,
 }
 
-/// Drops the partitions of `link_clicks_recent` older than [`RECENT_KEEP_DAYS`] before `now`'s
-/// day.
+/// Drops the partitions older than [`RECENT_KEEP_DAYS`] before `now`'s day from the recent
+/// copies of the clicks: the one queries read (migration 0008) and the first one (0006), still
+/// filled for origins of the previous release until a later migration drops it. On a cluster,
+/// on every node: the days are read through the `Distributed` tables.
 async fn drop_old_recent_days(ch: &ClickHouse, now: DateTime<Utc>) -> Result<(), ClickHouseError> {
     let oldest_kept = now.date_naive() - chrono::Duration::days(RECENT_KEEP_DAYS);
-    let partitions: Vec<Partition> = ch
-        .query(
-            "SELECT DISTINCT toString(partition) AS day FROM system.parts \
-             WHERE database = currentDatabase() AND table = 'link_clicks_recent' AND active",
-        )
-        .await?;
-    for Partition { day } in partitions.into_iter().filter(|p| p.day < oldest_kept) {
-        ch.execute(&format!(
-            "ALTER TABLE link_clicks_recent DROP PARTITION '{day}'"
-        ))
-        .await?;
-        tracing::info!(%day, "dropped from link_clicks_recent");
+    for table in ["link_clicks_recent_v2", "link_clicks_recent"] {
+        let partitions: Vec<Partition> = ch
+            .query(&format!(
+                "SELECT DISTINCT toString(toDate(clicked_at)) AS day FROM {table} \
+                 WHERE clicked_at < toDateTime({})",
+                midnight(oldest_kept)
+            ))
+            .await?;
+        for Partition { day } in partitions {
+            let everywhere = ch
+                .alter_local(table, &format!("DROP PARTITION '{day}'"))
+                .await?;
+            if everywhere {
+                tracing::info!(%table, %day, "dropped an old day of the recent clicks");
+            } else {
+                tracing::warn!(%table, %day, "dropped an old day of the recent clicks on the nodes up; the others drop it when they are back");
+            }
+        }
     }
     Ok(())
 }
 
-/// Rolls every settled day whose rollup is missing or behind, then drops the old days of
-/// `link_clicks_recent`; returns how many days were rolled.
+/// Rolls every settled day whose rollup is missing or behind, then drops the old days of the
+/// recent copies; returns how many days were rolled.
 #[tracing::instrument(skip(ch))]
 pub async fn roll_settled_days(
     ch: &ClickHouse,

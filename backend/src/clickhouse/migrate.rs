@@ -1,7 +1,7 @@
 //! ClickHouse schema migrations (`migrations/clickhouse/*.sql`), embedded in the binary, applied
 //! in order by `smo1-origin migrate` and tracked in the `schema_migrations` table.
 
-use super::{ClickHouse, ClickHouseError};
+use super::{cluster, ClickHouse, ClickHouseError};
 
 /// Every migration, in order. A test checks this list against the directory.
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -34,6 +34,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/clickhouse/0007_rollup_qr.sql"),
     ),
     (
+        "0008_link_clicks_recent_qr",
+        include_str!("../../../migrations/clickhouse/0008_link_clicks_recent_qr.sql"),
+    ),
+    (
         "0009_click_rule",
         include_str!("../../../migrations/clickhouse/0009_click_rule.sql"),
     ),
@@ -58,24 +62,62 @@ struct Applied {
     version: String,
 }
 
+const SCHEMA_MIGRATIONS: &str =
+    "CREATE TABLE IF NOT EXISTS schema_migrations\n(\n    version String,\n    applied_at DateTime('UTC')\n)\nENGINE = MergeTree\nORDER BY version";
+
+/// What the migrator runs: creating the database and the bookkeeping table, then each migration
+/// as statements, for one server or (`cluster`) every node of a cluster.
+pub struct Plan {
+    pub create_database: String,
+    pub create_schema_migrations: Vec<String>,
+    pub migrations: Vec<(&'static str, Vec<String>)>,
+}
+
+impl Plan {
+    pub fn new(database: &str, cluster: Option<&str>) -> Result<Self, cluster::Unsupported> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, sql)| (*version, statements(sql)));
+        let Some(cluster) = cluster else {
+            return Ok(Self {
+                create_database: format!("CREATE DATABASE IF NOT EXISTS {database}"),
+                create_schema_migrations: vec![SCHEMA_MIGRATIONS.to_owned()],
+                migrations: migrations.collect(),
+            });
+        };
+        let mut layout = cluster::Layout::new(cluster, database);
+        let create_schema_migrations = layout.statements(SCHEMA_MIGRATIONS)?;
+        let mut rendered = Vec::new();
+        for (version, statements) in migrations {
+            let mut cluster_statements = Vec::new();
+            for statement in statements {
+                cluster_statements.extend(layout.statements(&statement)?);
+            }
+            rendered.push((version, cluster_statements));
+        }
+        Ok(Self {
+            create_database: layout.create_database(),
+            create_schema_migrations,
+            migrations: rendered,
+        })
+    }
+}
+
 /// Creates the database if needed and applies the migrations not yet recorded.
 /// Returns the versions applied now.
 pub async fn run(ch: &ClickHouse) -> Result<Vec<&'static str>, ClickHouseError> {
-    let database = &ch.config().clickhouse_database;
-    ch.execute_global(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
-        .await?;
-    ch.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version String, applied_at DateTime('UTC'))
-         ENGINE = MergeTree ORDER BY version",
-    )
-    .await?;
+    let plan = Plan::new(&ch.config().clickhouse_database, ch.cluster())?;
+    ch.execute_global(&plan.create_database).await?;
+    for statement in &plan.create_schema_migrations {
+        ch.execute(statement).await?;
+    }
     let applied: Vec<Applied> = ch.query("SELECT version FROM schema_migrations").await?;
     let mut now_applied = Vec::new();
-    for (version, sql) in MIGRATIONS {
-        if applied.iter().any(|a| a.version == *version) {
+    for (version, statements) in plan.migrations {
+        if applied.iter().any(|a| a.version == version) {
             continue;
         }
-        for statement in statements(sql) {
+        for statement in statements {
             ch.execute(&statement).await?;
         }
         ch.execute(&format!(
@@ -83,7 +125,7 @@ pub async fn run(ch: &ClickHouse) -> Result<Vec<&'static str>, ClickHouseError> 
         ))
         .await?;
         tracing::info!(version, "clickhouse migration applied");
-        now_applied.push(*version);
+        now_applied.push(version);
     }
     Ok(now_applied)
 }
@@ -104,6 +146,23 @@ mod tests {
         files.sort();
         let listed: Vec<&str> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
         assert_eq!(files, listed);
+    }
+
+    /// A migration the cluster layout cannot derive fails here, not on a customer's cluster.
+    #[test]
+    fn every_migration_has_a_cluster_layout() {
+        let single = Plan::new("smo1", None).unwrap();
+        let plan = Plan::new("smo1", Some("c")).unwrap();
+        assert_eq!(plan.migrations.len(), MIGRATIONS.len());
+        for ((version, cluster), (_, one)) in plan.migrations.iter().zip(&single.migrations) {
+            assert!(cluster.len() >= one.len(), "{version}");
+            assert!(
+                cluster
+                    .iter()
+                    .all(|s| s.starts_with("INSERT INTO ") || s.contains(" ON CLUSTER c")),
+                "{version}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Values are never interpolated into SQL here: inserts send rows as JSON, and queries that need
 //! values take them already escaped by the caller.
 
+pub mod cluster;
 pub mod migrate;
 
 use crate::config::ClickHouseConfig;
@@ -37,6 +38,8 @@ pub enum ClickHouseError {
     Server { status: u16, message: String },
     #[error("clickhouse sent an unreadable row: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("clickhouse migrations: {0}")]
+    Layout(#[from] cluster::Unsupported),
 }
 
 #[derive(Clone)]
@@ -63,7 +66,45 @@ impl ClickHouse {
         if let Some(database) = database {
             request = request.query(&[("database", database)]);
         }
+        if self.cluster().is_some() {
+            request = request.query(cluster::SETTINGS);
+        }
         request
+    }
+
+    /// The cluster every node of which holds the tables (`CLICKHOUSE_CLUSTER`), if any.
+    pub fn cluster(&self) -> Option<&str> {
+        Some(self.config.clickhouse_cluster.as_str()).filter(|c| !c.is_empty())
+    }
+
+    /// `ALTER TABLE table {clause}` (e.g. `DROP PARTITION '…'`): on one server, the table; on a
+    /// cluster, its local tables on every node (`ON CLUSTER`). A node that is down runs it when
+    /// it is back (ZooKeeper keeps the task; a replica also gets the change from its shard): the
+    /// statement waits [`cluster::DDL_WAIT`] for the nodes, and returns `Ok(false)` if some did not
+    /// answer by then.
+    pub async fn alter_local(&self, table: &str, clause: &str) -> Result<bool, ClickHouseError> {
+        let Some(cluster) = self.cluster() else {
+            self.execute(&format!("ALTER TABLE {table} {clause}"))
+                .await?;
+            return Ok(true);
+        };
+        let sql = format!(
+            "ALTER TABLE {} {clause}",
+            cluster::local_table(table, cluster, &self.config.clickhouse_database)
+        );
+        let request = self
+            .request(Some(&self.config.clickhouse_database))
+            .query(&[("distributed_ddl_task_timeout", cluster::DDL_WAIT)])
+            .body(sql);
+        match Self::send(request).await {
+            Ok(_) => Ok(true),
+            Err(ClickHouseError::Server { message, .. })
+                if message.starts_with(cluster::DDL_TIMEOUT_EXCEEDED) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn send(request: reqwest::RequestBuilder) -> Result<String, ClickHouseError> {

@@ -32,6 +32,10 @@ struct Readiness {
     postgres: Dependency,
     redis: Dependency,
     clickhouse: Dependency,
+    /// The read replica (`DATABASE_READ_URL`), when there is one. Not part of readiness: lookups
+    /// read the primary while it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postgres_read_replica: Option<Dependency>,
 }
 
 #[derive(Serialize)]
@@ -68,10 +72,17 @@ async fn bounded<E: std::fmt::Display>(
 
 #[tracing::instrument(skip_all)]
 async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (postgres, redis, clickhouse) = tokio::join!(
+    let read_replica = async {
+        match &state.read_replica {
+            Some(replica) => Some(bounded(replica.ping()).await),
+            None => None,
+        }
+    };
+    let (postgres, redis, clickhouse, postgres_read_replica) = tokio::join!(
         bounded(async { sqlx::query("SELECT 1").execute(&state.db).await.map(drop) }),
         bounded(state.redis.ping()),
         bounded(state.clickhouse.ping()),
+        read_replica,
     );
     let ready = [&postgres, &redis, &clickhouse]
         .iter()
@@ -90,6 +101,7 @@ async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
         postgres,
         redis,
         clickhouse,
+        postgres_read_replica,
     };
     (status, Json(body)).into_response()
 }

@@ -1,9 +1,15 @@
-//! `/internal/*`, for the edge only (shared-secret auth is applied by the caller): link lookups
-//! that fill the cache, PIN/password checks of protected links, and clicks the edge could not
-//! deliver to ClickHouse.
+//! `/internal/*`, for the edge only (shared-secret auth is applied by the caller): link and
+//! domain lookups that fill the cache, PIN/password checks of protected links, and clicks the
+//! edge could not deliver to ClickHouse.
+//!
+//! Links are looked up per domain (`/internal/domains/{domain}/links/{slug}`, `domain` a custom
+//! hostname or `default`). `/internal/links/{slug}` is what workers of before custom domains
+//! call: it answers the default domain in the entry version they read, and fills their key
+//! (docs/OPERATIONS.md, "Rolling out custom domains").
 
 use super::extract::AppJson;
 use crate::clicks::outbox;
+use crate::domains;
 use crate::error::{AppError, Result};
 use crate::links::{protection, service};
 use crate::state::AppState;
@@ -16,14 +22,71 @@ use axum::Json;
 use axum::Router;
 use serde_json::{json, Value};
 use smo1_core::click::ClickEvent;
+use smo1_core::domain::{normalise_hostname, DEFAULT_DOMAIN};
 use smo1_core::slug;
 use smo1_core::unlock::{UnlockOutcome, UnlockRequest};
 use std::net::{IpAddr, Ipv4Addr};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/internal/links/{slug}", get(lookup))
-        .route("/internal/links/{slug}/unlock", post(unlock))
+        .route("/internal/links/{slug}", get(legacy_lookup))
+        .route("/internal/links/{slug}/unlock", post(legacy_unlock))
+        .route("/internal/domains/{domain}", get(domain_lookup))
+        .route("/internal/domains/{domain}/links/{slug}", get(lookup))
+        .route(
+            "/internal/domains/{domain}/links/{slug}/unlock",
+            post(unlock),
+        )
+}
+
+/// The domain a path segment names: `default`, or a custom domain's hostname (as the edge
+/// normalised it from the `Host` header).
+fn domain_of(segment: &str) -> Result<Option<&str>> {
+    match segment {
+        DEFAULT_DOMAIN => Ok(None),
+        host if normalise_hostname(host).is_ok_and(|h| h == host) => Ok(Some(host)),
+        _ => Err(AppError::NotFound("domain")),
+    }
+}
+
+fn json(body: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], body)
+}
+
+/// What a custom domain serves: its settings while verified, else the unavailable page.
+#[tracing::instrument(skip(state))]
+async fn domain_lookup(
+    State(state): State<AppState>,
+    Path(domain): Path<String>,
+) -> Result<impl IntoResponse> {
+    let Some(hostname) = domain_of(&domain)? else {
+        return Err(AppError::NotFound("domain"));
+    };
+    let entry = domains::service::load_and_cache(&state, hostname).await?;
+    Ok(json(entry.to_json()))
+}
+
+/// [`lookup`] of the default domain for workers of before custom domains.
+#[tracing::instrument(skip(state))]
+async fn legacy_lookup(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<impl IntoResponse> {
+    if !slug::is_resolvable(&slug) {
+        return Err(AppError::NotFound("link"));
+    }
+    let entry = service::load_and_cache_legacy(&state, &slug).await?;
+    Ok(json(entry.to_legacy_json()))
+}
+
+/// [`unlock`] of the default domain for workers of before custom domains.
+#[tracing::instrument(skip(state, input), fields(ip = %input.ip))]
+async fn legacy_unlock(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    AppJson(input): AppJson<UnlockRequest>,
+) -> Result<Json<UnlockOutcome>> {
+    check_unlock(&state, None, &slug, input).await
 }
 
 /// `POST /internal/clicks` apart: it takes a whole edge batch, so it has its own body limit
@@ -37,16 +100,14 @@ pub fn clicks_router() -> Router<AppState> {
 #[tracing::instrument(skip(state))]
 async fn lookup(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Path((domain, slug)): Path<(String, String)>,
 ) -> Result<impl IntoResponse> {
+    let domain = domain_of(&domain)?;
     if !slug::is_resolvable(&slug) {
         return Err(AppError::NotFound("link"));
     }
-    let entry = service::load_and_cache(&state, &slug).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        entry.to_json(),
-    ))
+    let entry = service::load_and_cache(&state, domain, &slug).await?;
+    Ok(json(entry.to_json()))
 }
 
 /// The edge's unlock check for a protected link: answers `unlocked` (with the cookie value),
@@ -54,10 +115,19 @@ async fn lookup(
 #[tracing::instrument(skip(state, input), fields(ip = %input.ip))]
 async fn unlock(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Path((domain, slug)): Path<(String, String)>,
     AppJson(input): AppJson<UnlockRequest>,
 ) -> Result<Json<UnlockOutcome>> {
-    if !slug::is_resolvable(&slug) {
+    check_unlock(&state, domain_of(&domain)?, &slug, input).await
+}
+
+async fn check_unlock(
+    state: &AppState,
+    domain: Option<&str>,
+    slug: &str,
+    input: UnlockRequest,
+) -> Result<Json<UnlockOutcome>> {
+    if !slug::is_resolvable(slug) {
         return Err(AppError::NotFound("link"));
     }
     // The edge read the address from Cloudflare (`cf-connecting-ip`); one it could not tell
@@ -66,7 +136,7 @@ async fn unlock(
         .ip
         .parse()
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let outcome = protection::unlock(&state, &slug, input.secret, ip).await?;
+    let outcome = protection::unlock(state, domain, slug, input.secret, ip).await?;
     Ok(Json(outcome))
 }
 

@@ -100,9 +100,14 @@ pub struct CreateLinkRequest {
         example = "https://example.com/spring-sale"
     )]
     destination: String,
-    /// 3–64 of `A-Za-z0-9-_`, not a reserved word; a random uid is generated either way.
+    /// 3–64 of `A-Za-z0-9-_`, not a reserved word; a random uid is generated either way. Unique
+    /// per domain.
     #[schema(min_length = 3, max_length = 64, pattern = r"^[A-Za-z0-9_-]+$")]
     custom_slug: Option<String>,
+    /// Hostname of one of the caller's verified domains (`/v1/domains`); absent: the default
+    /// domain. A link stays on its domain.
+    #[schema(example = "go.example.com", max_length = 253)]
+    domain: Option<String>,
     /// At most 200 characters.
     #[schema(max_length = 200)]
     title: Option<String>,
@@ -218,8 +223,8 @@ fn link_id(raw: &str) -> Result<Uuid> {
         AuthErrors,
         ScopeErrors,
         JsonBodyErrors,
-        (status = 409, description = "`slug_taken`: the custom slug is another link's slug", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination (or a rule's) is not an absolute http(s) URL without credentials or points at our own short domain, the custom slug is reserved, `expires_at` is not in the future, or a rule is invalid (unknown country, device, OS or rule id, a language that is not a primary tag, no condition, `starts_at` not before `ends_at`, more than 20 rules or 16 KiB)", body = ErrorBody),
+        (status = 409, description = "`slug_taken`: the custom slug is another link's slug on the same domain", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination (or a rule's) is not an absolute http(s) URL without credentials or points at our own short domain or a verified custom domain, the custom slug is reserved, `expires_at` is not in the future, `domain` is not one of the caller's domains, or a rule is invalid (unknown country, device, OS or rule id, a language that is not a primary tag, no condition, `starts_at` not before `ends_at`, more than 20 rules or 16 KiB); `domain_not_verified`: `domain` is the caller's but not verified", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -231,6 +236,7 @@ pub async fn create(
     reject_past_expiry(input.expires_at)?;
     supported_rule_instants(&input.rules)?;
     let input = service::CreateLink {
+        domain: input.domain,
         custom_slug: input.custom_slug,
         destination: input.destination,
         title: input.title,
@@ -340,7 +346,7 @@ pub async fn get(
         LinkNotFound,
         JsonBodyErrors,
         (status = 409, description = "`slug_taken`: the new custom slug is another link's slug", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination (or a rule's) is not an absolute http(s) URL without credentials or points at our own short domain, the custom slug is reserved, `expires_at` is not in the future, or a rule is invalid (unknown country, device, OS or rule id, a language that is not a primary tag, no condition, `starts_at` not before `ends_at`, more than 20 rules or 16 KiB)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the body breaks its schema, the destination (or a rule's) is not an absolute http(s) URL without credentials or points at our own short domain or a verified custom domain, the custom slug is reserved, `expires_at` is not in the future, or a rule is invalid (unknown country, device, OS or rule id, a language that is not a primary tag, no condition, `starts_at` not before `ends_at`, more than 20 rules or 16 KiB)", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, link_id = %id))]

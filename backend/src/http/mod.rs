@@ -3,7 +3,7 @@
 //!
 //! | module | serves |
 //! |---|---|
-//! | [`links`], [`api_keys`], [`users`], [`achievements`], [`analytics`], [`session`] | `/v1/*` (OpenAPI-documented, [`openapi`]) |
+//! | [`links`], [`domains`], [`api_keys`], [`users`], [`achievements`], [`analytics`], [`session`] | `/v1/*` (OpenAPI-documented, [`openapi`]) |
 //! | [`origin`], [`auth`], [`rate_limit`] | `/v1` CSRF Origin check, API key or session authentication, rate limits |
 //! | [`internal`] | `/internal/*`, the edge's lookups, unlocks and undelivered clicks |
 //! | [`billing`] | `/webhooks/polar` |
@@ -20,6 +20,7 @@ pub mod auth;
 pub mod billing;
 pub mod bridge;
 pub mod dashboard;
+pub mod domains;
 pub mod extract;
 pub mod health;
 pub mod internal;

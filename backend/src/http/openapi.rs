@@ -3,7 +3,8 @@
 //! cannot list a route that does not exist or miss one that does.
 
 use super::{
-    achievements, analytics, api_keys, auth, links, origin, rate_limit, session, tags, users,
+    achievements, analytics, api_keys, auth, domains, links, origin, rate_limit, session, tags,
+    users,
 };
 use crate::error::{ErrorBody, OriginErrors};
 use crate::links::repo::LinkSort;
@@ -48,6 +49,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = tags::LINKS, description = "Short links"),
         (name = tags::ACHIEVEMENTS, description = "Achievements, XP and levels"),
         (name = tags::ANALYTICS, description = "Clicks per link and per account, from ClickHouse"),
+        (name = tags::DOMAINS, description = "Custom domains: verified by a DNS TXT record, each serving its own links"),
     )
 )]
 struct ApiDoc;
@@ -82,6 +84,7 @@ pub fn v1() -> (Router<AppState>, Router<AppState>, OpenApiDoc) {
         .merge(achievements::router())
         .merge(analytics::router())
         .merge(session::router())
+        .merge(domains::router())
         .split_for_parts();
     let (public, public_doc) = session::public_router().split_for_parts();
     doc.merge(public_doc);

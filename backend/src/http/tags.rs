@@ -6,3 +6,4 @@ pub const LINKS: &str = "links";
 pub const ACHIEVEMENTS: &str = "achievements";
 pub const ANALYTICS: &str = "analytics";
 pub const AUTH: &str = "auth";
+pub const DOMAINS: &str = "domains";

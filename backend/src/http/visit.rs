@@ -1,11 +1,13 @@
 //! Visitors at the origin (`/` and `/{slug}`), for deployments without an edge and as the
 //! benchmark baseline: the shared flow (`smo1_core::visit`, the same the worker runs) around the
-//! origin's own I/O — the client address (the TCP peer, or what a trusted proxy says:
+//! origin's own I/O — the domain the `Host` names (`smo1_core::domain::site`: the default domain
+//! for our own hosts, else a custom domain, served only while verified), the client address (the TCP peer, or what a trusted proxy says:
 //! [`crate::client_ip`]), the cached lookup, the secret check of a posted PIN/password form, and the
 //! click queued for the batching writer.
 
 use super::extract::ClientIp;
 use crate::clicks::PendingClick;
+use crate::domains;
 use crate::links::{protection, service};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -14,6 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use smo1_core::domain::{self, DomainSettings, DomainState, Site, FALLBACK_REDIRECT_STATUS};
 use smo1_core::pages::{self, Page};
 use smo1_core::resolve::REDIRECT_CACHE_CONTROL;
 use smo1_core::visit::{self, Click, FormPost, Outcome, Start, Step, ALLOWED_METHODS};
@@ -47,11 +50,29 @@ async fn handle(
         query: query.as_deref(),
         header,
     };
+    let site = domain::site(header("host").as_deref(), &state.config.own_hosts());
+    let hostname = match &site {
+        Site::Default => None,
+        Site::Custom(hostname) => Some(hostname.as_str()),
+    };
+    let settings = match hostname {
+        None => None,
+        Some(hostname) => match domains::service::resolve_cached(&state, hostname).await {
+            Ok(entry) => match entry.state {
+                DomainState::Serving(settings) => Some(settings),
+                DomainState::Unserved => return page(Page::DomainUnavailable),
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "domain lookup failed");
+                return page(Page::Unavailable);
+            }
+        },
+    };
     let slug = match visit::start(&request) {
-        Start::Answer(outcome) => return respond(outcome),
+        Start::Answer(outcome) => return answer(settings.as_ref(), outcome),
         Start::Lookup { slug } => slug,
     };
-    let entry = match service::resolve_cached(&state, slug).await {
+    let entry = match service::resolve_cached(&state, hostname, slug).await {
         Ok(entry) => entry,
         Err(e) => {
             tracing::error!(error = %e, "link lookup failed");
@@ -62,7 +83,7 @@ async fn handle(
     let key = state.config.unlock.unlock_cookie_secret.expose();
     let outcome = match visit::answer(&request, slug, &entry.link, now, key) {
         Step::Answer(outcome) => outcome,
-        Step::CheckForm(form) => check(&state, form, &body, ip).await,
+        Step::CheckForm(form) => check(&state, hostname, form, &body, ip).await,
     };
     if let Outcome::Redirect {
         location, click, ..
@@ -78,16 +99,30 @@ async fn handle(
             now,
         );
     }
-    respond(outcome)
+    answer(settings.as_ref(), outcome)
+}
+
+/// The response for `outcome`, or the redirect a custom domain's settings put in its place.
+fn answer(settings: Option<&DomainSettings>, outcome: Outcome<'_>) -> Response {
+    match settings.and_then(|s| s.redirect_instead(&outcome)) {
+        Some(target) => redirect(FALLBACK_REDIRECT_STATUS, target, None),
+        None => respond(outcome),
+    }
 }
 
 /// Checks the posted form's secret with the origin's own unlock check.
-async fn check<'e>(state: &AppState, form: FormPost<'e>, body: &[u8], ip: IpAddr) -> Outcome<'e> {
+async fn check<'e>(
+    state: &AppState,
+    domain: Option<&str>,
+    form: FormPost<'e>,
+    body: &[u8],
+    ip: IpAddr,
+) -> Outcome<'e> {
     let secret = match form.secret(body) {
         Ok(secret) => secret,
         Err(outcome) => return outcome,
     };
-    match protection::unlock(state, form.slug(), secret, ip).await {
+    match protection::unlock(state, domain, form.slug(), secret, ip).await {
         Ok(checked) => form.checked(checked),
         Err(e) => {
             tracing::error!(error = %e, "unlock check failed");

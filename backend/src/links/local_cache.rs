@@ -1,10 +1,10 @@
-//! The origin's in-process cache of link entries for its own redirects (`GET /{slug}`), in front
-//! of Redis.
+//! The origin's in-process cache of link and domain entries for its own redirects
+//! (`GET /{slug}`), in front of Redis, keyed by their names (the Redis key without its prefix).
 //!
 //! An entry is used for at most `ORIGIN_CACHE_STALENESS_MS` (default 2 s; 0 turns the cache off),
 //! so whatever else happens a change is visible at every origin within that bound. Usually much
 //! sooner: every applied invalidation is published on Redis (`link-invalidations`, by the same
-//! script that deletes the entries) and every origin drops those slugs at once. An origin that
+//! script that deletes the entries) and every origin drops those names at once. An origin that
 //! loses its subscription drops everything, since it may have missed messages.
 
 use crate::state::AppState;
@@ -21,12 +21,12 @@ const CAPACITY: usize = 100_000;
 /// Name of the Redis channel of applied invalidations (under the key prefix).
 pub const CHANNEL: &str = "link-invalidations";
 
-pub struct LocalCache {
-    entries: RwLock<HashMap<String, (CacheEntry, Instant)>>,
+pub struct LocalCache<T = CacheEntry> {
+    entries: RwLock<HashMap<String, (T, Instant)>>,
     staleness: Duration,
 }
 
-impl LocalCache {
+impl<T: Clone> LocalCache<T> {
     /// A cache whose entries live `staleness`; zero: off.
     pub fn new(staleness: Duration) -> Self {
         Self {
@@ -35,37 +35,37 @@ impl LocalCache {
         }
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (CacheEntry, Instant)>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (T, Instant)>> {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The entry for `slug` if it is younger than the staleness bound.
-    pub fn get(&self, slug: &str) -> Option<CacheEntry> {
+    /// The entry named `name` if it is younger than the staleness bound.
+    pub fn get(&self, name: &str) -> Option<T> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries
-            .get(slug)
+            .get(name)
             .filter(|(_, stored)| stored.elapsed() < self.staleness)
             .map(|(entry, _)| entry.clone())
     }
 
-    pub fn put(&self, slug: &str, entry: &CacheEntry) {
+    pub fn put(&self, name: &str, entry: &T) {
         if self.staleness.is_zero() {
             return;
         }
         let mut entries = self.write();
-        if entries.len() >= CAPACITY && !entries.contains_key(slug) {
+        if entries.len() >= CAPACITY && !entries.contains_key(name) {
             entries.retain(|_, (_, stored)| stored.elapsed() < self.staleness);
             if entries.len() >= CAPACITY {
                 entries.clear();
             }
         }
-        entries.insert(slug.to_owned(), (entry.clone(), Instant::now()));
+        entries.insert(name.to_owned(), (entry.clone(), Instant::now()));
     }
 
-    pub fn forget<S: AsRef<str>>(&self, slugs: &[S]) {
+    pub fn forget<S: AsRef<str>>(&self, names: &[S]) {
         let mut entries = self.write();
-        for slug in slugs {
-            entries.remove(slug.as_ref());
+        for name in names {
+            entries.remove(name.as_ref());
         }
     }
 
@@ -87,7 +87,7 @@ impl Listener {
     }
 }
 
-/// Listens for invalidations applied by any origin and drops their slugs here, reconnecting after
+/// Listens for invalidations applied by any origin and drops their names here, reconnecting after
 /// `REDIS_RETRY_AFTER_MS` when the subscription is lost. Nothing runs while the cache is off.
 pub fn start_listener(state: &AppState) -> Listener {
     let state = state.clone();
@@ -101,6 +101,7 @@ pub fn start_listener(state: &AppState) -> Listener {
             tokio::select! {
                 result = listen(&state) => {
                     state.local_links.clear();
+                    state.local_domains.clear();
                     if let Err(e) = result {
                         tracing::warn!(error = %e, "lost the link invalidation subscription");
                     }
@@ -133,12 +134,19 @@ async fn listen(state: &AppState) -> redis::RedisResult<()> {
         })??;
     // Messages may have been missed while not subscribed.
     state.local_links.clear();
+    state.local_domains.clear();
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
         let payload: String = message.get_payload()?;
         match serde_json::from_str::<Vec<String>>(&payload) {
-            Ok(slugs) => state.local_links.forget(&slugs),
-            Err(_) => state.local_links.clear(),
+            Ok(names) => {
+                state.local_links.forget(&names);
+                state.local_domains.forget(&names);
+            }
+            Err(_) => {
+                state.local_links.clear();
+                state.local_domains.clear();
+            }
         }
     }
     Ok(())
@@ -150,13 +158,13 @@ mod tests {
 
     #[test]
     fn entries_live_for_the_staleness_bound_and_zero_turns_the_cache_off() {
-        let cache = LocalCache::new(Duration::from_secs(60));
+        let cache: LocalCache = LocalCache::new(Duration::from_secs(60));
         cache.put("a", &CacheEntry::missing());
         assert_eq!(cache.get("a"), Some(CacheEntry::missing()));
         cache.forget(&["a"]);
         assert_eq!(cache.get("a"), None);
 
-        let off = LocalCache::new(Duration::ZERO);
+        let off: LocalCache = LocalCache::new(Duration::ZERO);
         off.put("a", &CacheEntry::missing());
         assert_eq!(off.get("a"), None);
     }

@@ -87,17 +87,19 @@ pub async fn clear(state: &AppState, user_id: Uuid, id: Uuid) -> Result<Link> {
     Ok(link)
 }
 
-/// Checks a visitor's secret for `slug`, from the client address `ip`. Every check first
+/// Checks a visitor's secret for `slug` on `domain` (`None`: the default domain), from the
+/// client address `ip`. Every check first
 /// reserves a failed attempt under a per-link lock, so parallel guesses can never exceed the
 /// limits; a correct secret then marks its attempt succeeded. Locked out: no secret is checked,
 /// not even a correct one, and no verifier is waited for.
 pub async fn unlock(
     state: &AppState,
+    domain: Option<&str>,
     slug: &str,
     secret: String,
     ip: IpAddr,
 ) -> Result<UnlockOutcome> {
-    let target = repo::find_protection(&state.db, slug)
+    let target = repo::find_protection(&state.db, domain, slug)
         .await?
         .ok_or(AppError::NotFound("link"))?;
     let config = &state.config.unlock;

@@ -1,6 +1,7 @@
 //! Link rows in PostgreSQL. Every query uses bound parameters.
 
 use super::rules::{self, LinkRule};
+use crate::read_replica::{Lsn, PRIMARY_POSITION};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -57,19 +58,37 @@ impl LinkRow {
     }
 }
 
-/// The link a visitor means by `slug`: a custom slug wins over a uid that happens to be equal.
+/// `WHERE` condition choosing the links of one domain: `$2` is the hostname of a verified custom
+/// domain, or NULL for the default domain. Two forms, so each can use its partial index.
+fn on_domain(domain: Option<&str>) -> &'static str {
+    match domain {
+        None => "domain_id IS NULL AND $2::text IS NULL",
+        Some(_) => {
+            "domain_id = (SELECT id FROM domains WHERE hostname = $2 AND status = 'verified')"
+        }
+    }
+}
+
+/// The link a visitor means by `slug` on `domain` (`None`: the default domain; a custom domain
+/// that is not verified has none): a custom slug wins over a uid that happens to be equal.
 #[tracing::instrument(skip(db))]
-pub async fn find_by_slug(db: &PgPool, slug: &str) -> sqlx::Result<Option<LinkCacheRecord>> {
-    let row = sqlx::query_as::<_, LinkRow>(
+pub async fn find_by_slug(
+    db: &PgPool,
+    domain: Option<&str>,
+    slug: &str,
+) -> sqlx::Result<Option<LinkCacheRecord>> {
+    let row = sqlx::query_as::<_, LinkRow>(&format!(
         "SELECT id, user_id, $1 AS slug, destination, utm_source, utm_medium, utm_campaign,
                 utm_term, utm_content, redirect_type, protection_type::text AS protection_type,
                 status::text AS status, expires_at, updated_at, rules::text AS rules
            FROM links
-          WHERE custom_slug = $1 OR uid = $1
+          WHERE (custom_slug = $1 OR uid = $1) AND {}
           ORDER BY (custom_slug = $1) DESC NULLS LAST
           LIMIT 1",
-    )
+        on_domain(domain)
+    ))
     .bind(slug)
+    .bind(domain)
     .fetch_optional(db)
     .await?;
     Ok(row.map(LinkRow::into_record))
@@ -79,6 +98,8 @@ pub async fn find_by_slug(db: &PgPool, slug: &str) -> sqlx::Result<Option<LinkCa
 #[derive(Debug, Clone)]
 pub struct NewLink {
     pub user_id: Uuid,
+    /// `None`: the default domain.
+    pub domain_id: Option<Uuid>,
     pub uid: String,
     pub custom_slug: Option<String>,
     pub destination: String,
@@ -98,6 +119,9 @@ pub struct Link {
     pub custom_slug: Option<String>,
     /// What visitors use: the custom slug if set, else the uid.
     pub slug: String,
+    /// The custom domain the link is on; `null`: the default domain.
+    #[schema(example = "go.example.com")]
+    pub domain: Option<String>,
     pub destination: String,
     pub title: Option<String>,
     pub utm: Utm,
@@ -114,7 +138,7 @@ pub struct Link {
 }
 
 impl Link {
-    /// Every slug the link answers to (each has its own `link:{slug}` cache entry).
+    /// Every slug the link answers to on its domain (each has its own cache entry).
     pub fn slugs(&self) -> Vec<String> {
         std::iter::once(self.uid.clone())
             .chain(self.custom_slug.clone())
@@ -125,6 +149,7 @@ impl Link {
 #[derive(sqlx::FromRow)]
 struct StoredLink {
     id: Uuid,
+    domain: Option<String>,
     uid: String,
     custom_slug: Option<String>,
     destination: String,
@@ -152,6 +177,7 @@ impl From<StoredLink> for Link {
             slug: row.custom_slug.clone().unwrap_or_else(|| row.uid.clone()),
             uid: row.uid,
             custom_slug: row.custom_slug,
+            domain: row.domain,
             destination: row.destination,
             title: row.title,
             utm: Utm {
@@ -176,7 +202,8 @@ impl From<StoredLink> for Link {
     }
 }
 
-const LINK_COLUMNS: &str = "id, uid, custom_slug, destination, title, utm_source, utm_medium,
+const LINK_COLUMNS: &str = "id,
+    (SELECT hostname FROM domains WHERE domains.id = links.domain_id) AS domain, uid, custom_slug, destination, title, utm_source, utm_medium,
     utm_campaign, utm_term, utm_content, redirect_type, protection_type::text AS protection_type,
     status::text AS status, expires_at, rules::text AS rules, total_clicks, created_at,
     updated_at";
@@ -190,33 +217,42 @@ pub enum SlugConflict {
     UidTaken,
 }
 
-/// Serialises every claim of `names` (as a custom slug or as a uid) until the transaction ends:
-/// uniqueness across the two columns is not something a unique index can express.
-async fn lock_names(tx: &mut PgConnection, names: &[&str]) -> sqlx::Result<()> {
+/// Serialises every claim of `names` on one domain (as a custom slug or as a uid) until the
+/// transaction ends: uniqueness across the two columns is not something a unique index can
+/// express.
+async fn lock_names(
+    tx: &mut PgConnection,
+    domain_id: Option<Uuid>,
+    names: &[&str],
+) -> sqlx::Result<()> {
     let mut names = names.to_vec();
     // One order for everyone, so two claims never wait on each other in a cycle.
     names.sort_unstable();
     for name in names {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext(coalesce($2::text || '/', '') || $1))")
             .bind(name)
+            .bind(domain_id)
             .execute(&mut *tx)
             .await?;
     }
     Ok(())
 }
 
-/// Whether `name` is taken by another link, as a uid or as a custom slug.
+/// Whether `name` is taken by another link of the same domain, as a uid or as a custom slug.
 async fn name_in_use(
     tx: &mut PgConnection,
+    domain_id: Option<Uuid>,
     name: &str,
     except: Option<Uuid>,
 ) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM links
-                         WHERE (uid = $1 OR custom_slug = $1) AND id IS DISTINCT FROM $2)",
+                         WHERE (uid = $1 OR custom_slug = $1) AND id IS DISTINCT FROM $2
+                           AND domain_id IS NOT DISTINCT FROM $3)",
     )
     .bind(name)
     .bind(except)
+    .bind(domain_id)
     .fetch_one(&mut *tx)
     .await
 }
@@ -224,7 +260,7 @@ async fn name_in_use(
 /// Maps a unique violation on the slug indexes to its meaning.
 fn slug_conflict(error: &sqlx::Error) -> Option<SlugConflict> {
     match error.as_database_error()?.constraint()? {
-        "links_custom_slug_key" => Some(SlugConflict::SlugTaken),
+        "links_custom_slug_key" | "links_domain_custom_slug_key" => Some(SlugConflict::SlugTaken),
         "links_uid_key" => Some(SlugConflict::UidTaken),
         _ => None,
     }
@@ -237,19 +273,20 @@ pub async fn insert(db: &PgPool, link: &NewLink) -> sqlx::Result<Result<Link, Sl
     let names: Vec<&str> = std::iter::once(link.uid.as_str())
         .chain(link.custom_slug.as_deref())
         .collect();
-    lock_names(&mut tx, &names).await?;
+    lock_names(&mut tx, link.domain_id, &names).await?;
     if let Some(custom) = &link.custom_slug {
-        if name_in_use(&mut tx, custom, None).await? {
+        if name_in_use(&mut tx, link.domain_id, custom, None).await? {
             return Ok(Err(SlugConflict::SlugTaken));
         }
     }
-    if name_in_use(&mut tx, &link.uid, None).await? {
+    if name_in_use(&mut tx, link.domain_id, &link.uid, None).await? {
         return Ok(Err(SlugConflict::UidTaken));
     }
     let inserted = sqlx::query_as::<_, StoredLink>(&format!(
         "INSERT INTO links (user_id, uid, custom_slug, destination, title, utm_source, utm_medium,
-                            utm_campaign, utm_term, utm_content, redirect_type, expires_at, rules)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)
+                            utm_campaign, utm_term, utm_content, redirect_type, expires_at,
+                            domain_id, rules)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
          RETURNING {LINK_COLUMNS}"
     ))
     .bind(link.user_id)
@@ -264,6 +301,7 @@ pub async fn insert(db: &PgPool, link: &NewLink) -> sqlx::Result<Result<Link, Sl
     .bind(&link.utm.content)
     .bind(link.redirect_type.status() as i16)
     .bind(link.expires_at)
+    .bind(link.domain_id)
     .bind(rules::to_column(&link.rules))
     .fetch_one(&mut *tx)
     .await;
@@ -518,8 +556,13 @@ pub async fn update(
     let changes = change(&before);
     if let Some(custom) = changes.custom_slug.as_deref() {
         if before.custom_slug.as_deref() != Some(custom) {
-            lock_names(&mut tx, &[custom]).await?;
-            if name_in_use(&mut tx, custom, Some(id)).await? {
+            let domain_id: Option<Uuid> =
+                sqlx::query_scalar("SELECT domain_id FROM links WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            lock_names(&mut tx, domain_id, &[custom]).await?;
+            if name_in_use(&mut tx, domain_id, custom, Some(id)).await? {
                 return Ok(Some(Err(SlugConflict::SlugTaken)));
             }
         }
@@ -606,15 +649,21 @@ pub struct ProtectionTarget {
 }
 
 #[tracing::instrument(skip(db))]
-pub async fn find_protection(db: &PgPool, slug: &str) -> sqlx::Result<Option<ProtectionTarget>> {
-    sqlx::query_as(
+pub async fn find_protection(
+    db: &PgPool,
+    domain: Option<&str>,
+    slug: &str,
+) -> sqlx::Result<Option<ProtectionTarget>> {
+    sqlx::query_as(&format!(
         "SELECT id, protection_hash, updated_at
            FROM links
-          WHERE custom_slug = $1 OR uid = $1
+          WHERE (custom_slug = $1 OR uid = $1) AND {}
           ORDER BY (custom_slug = $1) DESC NULLS LAST
           LIMIT 1",
-    )
+        on_domain(domain)
+    ))
     .bind(slug)
+    .bind(domain)
     .fetch_optional(db)
     .await
 }
@@ -644,38 +693,114 @@ pub async fn next_cache_version(db: &PgPool) -> sqlx::Result<i64> {
         .await
 }
 
-/// A queued cache invalidation: a slug whose entry a committed change made stale.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct QueuedInvalidation {
-    pub id: i64,
-    pub slug: String,
+/// [`next_cache_version`] and, taken with it, the primary's WAL position: the floor a lookup on
+/// the read replica must reach (`crate::read_replica`) to be at least as new as the version.
+#[tracing::instrument(skip(db))]
+pub async fn next_cache_version_and_floor(db: &PgPool) -> sqlx::Result<(i64, Lsn)> {
+    let (version, floor): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT nextval('link_cache_version'), {PRIMARY_POSITION}"
+    ))
+    .fetch_one(db)
+    .await?;
+    Ok((version, Lsn(floor)))
 }
 
-/// Up to `limit` queued invalidations, oldest first; only those of `slugs` when given.
+/// A queued cache invalidation: an entry a committed change made stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueuedInvalidation {
+    /// `link:{domain}:{slug}` (`domain` `None`: the default domain), or `domain:{domain}` when
+    /// there is no slug (`cache_invalidations`).
+    Entry {
+        id: i64,
+        domain: Option<String>,
+        slug: Option<String>,
+    },
+    /// `link:{slug}` of the default domain as workers of before custom domains read it
+    /// (`link_cache_invalidations`).
+    Legacy { id: i64, slug: String },
+}
+
+/// Which queued invalidations to take.
+#[derive(Debug, Clone, Copy)]
+pub enum Queued<'a> {
+    /// Those of these slugs (on any domain).
+    Slugs(&'a [String]),
+    /// Those of this custom domain: its own entry and its links'.
+    Domain(&'a str),
+    /// The oldest.
+    All,
+}
+
+/// Up to `limit` queued invalidations of each queue, oldest first.
 #[tracing::instrument(skip(db))]
 pub async fn queued_invalidations(
     db: &PgPool,
-    slugs: Option<&[String]>,
+    which: Queued<'_>,
     limit: i64,
 ) -> sqlx::Result<Vec<QueuedInvalidation>> {
-    sqlx::query_as(
-        "SELECT id, slug FROM link_cache_invalidations
-          WHERE $1::text[] IS NULL OR slug = ANY($1)
+    let (slugs, domain) = match which {
+        Queued::Slugs(slugs) => (Some(slugs), None),
+        Queued::Domain(domain) => (None, Some(domain)),
+        Queued::All => (None, None),
+    };
+    let entries: Vec<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT id, domain, slug FROM cache_invalidations
+          WHERE ($1::text[] IS NULL OR slug = ANY($1))
+            AND ($2::text IS NULL OR domain = $2)
           ORDER BY id
-          LIMIT $2",
+          LIMIT $3",
     )
     .bind(slugs)
+    .bind(domain)
     .bind(limit)
     .fetch_all(db)
-    .await
+    .await?;
+    let legacy: Vec<(i64, String)> = if domain.is_some() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT id, slug FROM link_cache_invalidations
+              WHERE $1::text[] IS NULL OR slug = ANY($1)
+              ORDER BY id
+              LIMIT $2",
+        )
+        .bind(slugs)
+        .bind(limit)
+        .fetch_all(db)
+        .await?
+    };
+    Ok(entries
+        .into_iter()
+        .map(|(id, domain, slug)| QueuedInvalidation::Entry { id, domain, slug })
+        .chain(
+            legacy
+                .into_iter()
+                .map(|(id, slug)| QueuedInvalidation::Legacy { id, slug }),
+        )
+        .collect())
 }
 
-/// Removes invalidations Redis has taken.
-#[tracing::instrument(skip_all, fields(count = ids.len()))]
-pub async fn forget_invalidations(db: &PgPool, ids: &[i64]) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM link_cache_invalidations WHERE id = ANY($1)")
-        .bind(ids)
-        .execute(db)
-        .await?;
+/// Removes invalidations Redis has taken (a removal that fails leaves them to be applied again,
+/// which is harmless).
+#[tracing::instrument(skip_all, fields(count = taken.len()))]
+pub async fn forget_invalidations(db: &PgPool, taken: &[QueuedInvalidation]) -> sqlx::Result<()> {
+    let (mut entries, mut legacy) = (Vec::new(), Vec::new());
+    for queued in taken {
+        match queued {
+            QueuedInvalidation::Entry { id, .. } => entries.push(*id),
+            QueuedInvalidation::Legacy { id, .. } => legacy.push(*id),
+        }
+    }
+    for (table, ids) in [
+        ("cache_invalidations", entries),
+        ("link_cache_invalidations", legacy),
+    ] {
+        if !ids.is_empty() {
+            sqlx::query(&format!("DELETE FROM {table} WHERE id = ANY($1)"))
+                .bind(ids)
+                .execute(db)
+                .await?;
+        }
+    }
     Ok(())
 }

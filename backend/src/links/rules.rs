@@ -150,7 +150,7 @@ fn language(at: &str, raw: &str) -> Result<String> {
 pub fn validate(
     inputs: Vec<RuleInput>,
     existing: &[&str],
-    check_destination: impl Fn(&str) -> Result<String>,
+    mut check_destination: impl FnMut(&str) -> Result<String>,
 ) -> Result<Vec<Rule>> {
     if inputs.len() > MAX_RULES {
         return Err(invalid(format!("rules: at most {MAX_RULES} rules")));

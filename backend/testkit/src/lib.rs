@@ -1,21 +1,30 @@
 //! Test support shared by the origin's integration tests and the end-to-end tests: a fresh
 //! PostgreSQL database per test (cloned from a template migrated once) and a ClickHouse database of
 //! the same name (migrated), a Redis key prefix per test, the origin and bridge served in-process on
-//! free ports, a TCP proxy that can cut a dependency off in several ways ([`TcpProxy`]), and maildev as an SMTP server with an
-//! inbox ([`MailDev`]).
+//! free ports, a TCP proxy that can cut a dependency off in several ways ([`TcpProxy`]), maildev as an SMTP server with an
+//! inbox ([`MailDev`]), an authoritative DNS server for domain verification ([`DnsServer`]), a
+//! local ClickHouse cluster with ZooKeeper ([`ClickHouseCluster`]), and a PostgreSQL primary with
+//! a streaming replica ([`Replication`]).
 //!
 //! `TEST_DATABASE_URL` names the server's maintenance database
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); `TEST_REDIS_URL` the Redis server.
 
+pub mod cluster;
+mod dns;
 mod maildev;
+mod replication;
 
+pub use cluster::ClickHouseCluster;
+pub use dns::DnsServer;
 pub use maildev::MailDev;
+pub use replication::Replication;
 
 use smo1_origin::app::Background;
 use smo1_origin::clickhouse::ClickHouse;
 use smo1_origin::config::{
-    BillingConfig, ClickConfig, ClickHouseConfig, ClientAddressConfig, DataConfig, OriginConfig,
-    RateLimitConfig, RedisTimeouts, Secret, SignInConfig, UnlockConfig,
+    BillingConfig, ClickConfig, ClickHouseConfig, ClientAddressConfig, DataConfig, DomainConfig,
+    OriginConfig, RateLimitConfig, ReadReplicaConfig, RedisTimeouts, Secret, SignInConfig,
+    UnlockConfig,
 };
 use smo1_origin::http::{self, bridge};
 use smo1_origin::state::AppState;
@@ -166,6 +175,7 @@ pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
         clickhouse_password: Secret::new(""),
         clickhouse_database: database.to_owned(),
         clickhouse_async_insert: false,
+        clickhouse_cluster: String::new(),
     }
 }
 
@@ -197,6 +207,16 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// `GET url` as an operator: with the `METRICS_TOKEN` bearer (`/metrics`, `/readyz` details).
+pub async fn operator_get(url: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(TEST_METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
 /// A fresh Redis key prefix, so parallel tests never see each other's keys.
@@ -281,6 +301,7 @@ pub fn origin_config_over(
         data: DataConfig {
             database_url: database_url.to_owned(),
             database_max_connections: 5,
+            read_replica: ReadReplicaConfig::default(),
             redis_url: redis_url(),
             redis_key_prefix: redis_prefix.to_owned(),
             redis_timeouts: redis_timeouts(),
@@ -322,6 +343,13 @@ pub fn origin_config_over(
         },
         sign_in: SignInConfig::default(),
         client_address: ClientAddressConfig::default(),
+        // Domain tests point `dns_resolver` at their own DNS server.
+        domains: DomainConfig {
+            dns_resolver: None,
+            dns_timeout: Duration::from_millis(500),
+            domain_recheck_interval: Duration::from_secs(3600),
+            domain_failures_before_unverified: 3,
+        },
     }
 }
 

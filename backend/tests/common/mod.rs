@@ -148,7 +148,7 @@ impl TestApp {
     pub async fn cached(&self, slug: &str) -> bool {
         self.state
             .redis
-            .get_link(slug)
+            .get_link(None, slug)
             .await
             .expect("redis")
             .is_some()
