@@ -54,7 +54,9 @@ fn reads(app: &TestApp, outcome: &str) -> u64 {
 
 /// The edge's cache-miss lookup, as the entry it answers.
 async fn internal_lookup(app: &TestApp, slug: &str) -> CacheEntry {
-    let response = app.internal_get(&format!("/internal/links/{slug}")).await;
+    let response = app
+        .internal_get(&format!("/internal/domains/default/links/{slug}"))
+        .await;
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     CacheEntry::from_json(&response.text().await.expect("body")).expect("a cache entry")
 }

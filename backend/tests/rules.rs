@@ -182,7 +182,13 @@ async fn the_cache_record_carries_the_rules_and_an_edit_invalidates_it() {
         visit(&app, "/cached", &[("user-agent", IPHONE)]).await,
         "https://apps.apple.com/app/id1?utm_source=campaign"
     );
-    let entry = app.state.redis.get_link(None, "cached").await.unwrap().unwrap();
+    let entry = app
+        .state
+        .redis
+        .get_link(None, "cached")
+        .await
+        .unwrap()
+        .unwrap();
     let CachedLink::Found(record) = entry.link else {
         panic!("a link");
     };
