@@ -14,7 +14,7 @@
 //! A statement of a kind this does not know is an error, so a new migration cannot silently
 //! skip the cluster (a unit test renders every migration).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// Settings of every request to a cluster: an insert into a `Distributed` table returns once
 /// every shard it touches has the rows (a rollup's rows before the record that makes them
@@ -52,7 +52,8 @@ pub struct Unsupported(pub String);
 pub struct Layout<'a> {
     cluster: &'a str,
     database: &'a str,
-    sharded: BTreeSet<String>,
+    /// The sharded tables made so far, with their sharding keys.
+    sharded: BTreeMap<String, &'static str>,
 }
 
 impl<'a> Layout<'a> {
@@ -60,7 +61,7 @@ impl<'a> Layout<'a> {
         Self {
             cluster,
             database,
-            sharded: BTreeSet::new(),
+            sharded: BTreeMap::new(),
         }
     }
 
@@ -91,19 +92,28 @@ impl<'a> Layout<'a> {
                 return Err(unsupported());
             }
             let mut drops = vec![self.on_cluster("DROP TABLE IF EXISTS", name)];
-            if self.sharded.remove(name) {
+            if self.sharded.remove(name).is_some() {
                 drops.push(self.on_cluster("DROP TABLE IF EXISTS", &format!("{name}_local")));
             }
             Ok(drops)
         } else if let Some(rest) = statement.strip_prefix("ALTER TABLE ") {
             let (name, rest) = split_name(rest);
-            let mut alters = Vec::new();
-            if self.sharded.contains(name) {
-                let local = format!("{name}_local");
-                alters.push(format!("{}{rest}", self.on_cluster("ALTER TABLE", &local)));
-            }
-            alters.push(format!("{}{rest}", self.on_cluster("ALTER TABLE", name)));
-            Ok(alters)
+            let Some(key) = self.sharded.get(name) else {
+                return Ok(vec![format!(
+                    "{}{rest}",
+                    self.on_cluster("ALTER TABLE", name)
+                )]);
+            };
+            // The replicated local tables take the change once per shard. The `Distributed`
+            // table is on every node and not replicated, which `ALTER … ON CLUSTER` refuses
+            // (18.16) on a cluster of replicated shards: it is made again over the changed
+            // local table instead (it holds no data).
+            let local = format!("{name}_local");
+            Ok(vec![
+                format!("{}{rest}", self.on_cluster("ALTER TABLE", &local)),
+                self.on_cluster("DROP TABLE IF EXISTS", name),
+                self.distributed(name, key),
+            ])
         } else if statement.starts_with("INSERT INTO ") {
             Ok(vec![statement.to_owned()])
         } else {
@@ -145,19 +155,25 @@ impl<'a> Layout<'a> {
         } else {
             "rand()"
         };
-        self.sharded.insert(name.to_owned());
+        self.sharded.insert(name.to_owned(), key);
         Some(vec![
             format!(
                 "{}{columns}ENGINE = Replicated{family}('/clickhouse/tables/{{shard}}/{database}/{local}', \
                  '{{replica}}'{args}){tail}",
                 self.on_cluster("CREATE TABLE IF NOT EXISTS", &local)
             ),
-            format!(
-                "{} AS {database}.{local} ENGINE = Distributed({}, '{database}', {local}, {key})",
-                self.on_cluster("CREATE TABLE IF NOT EXISTS", name),
-                self.cluster
-            ),
+            self.distributed(name, key),
         ])
+    }
+
+    /// The `Distributed` table `name` over the local tables `{name}_local`, sharded by `key`.
+    fn distributed(&self, name: &str, key: &str) -> String {
+        format!(
+            "{} AS {database}.{name}_local ENGINE = Distributed({}, '{database}', {name}_local, {key})",
+            self.on_cluster("CREATE TABLE IF NOT EXISTS", name),
+            self.cluster,
+            database = self.database
+        )
     }
 
     /// `t AS source ENGINE = Buffer(currentDatabase(), target, …)`: on every node, in front of
@@ -178,14 +194,14 @@ impl<'a> Layout<'a> {
         let rest = rest.trim_start().strip_prefix("TO ")?;
         let (target, select) = split_name(rest);
         let select = select.trim_start().strip_prefix("AS")?;
-        if !self.sharded.contains(target) {
+        if !self.sharded.contains_key(target) {
             return None;
         }
         let mut words = Vec::new();
         let mut after_from = false;
         let mut reads_sharded = false;
         for word in select.split_whitespace() {
-            if after_from && self.sharded.contains(word) {
+            if after_from && self.sharded.contains_key(word) {
                 words.push(format!("{}.{word}_local", self.database));
                 reads_sharded = true;
             } else {
@@ -237,6 +253,16 @@ mod tests {
         assert_eq!(
             layout.statements(buffer).unwrap(),
             ["CREATE TABLE IF NOT EXISTS db.b ON CLUSTER c AS db.t ENGINE = Buffer('db', t, 16, 1, 10, 1, 2, 3, 4)"]
+        );
+        assert_eq!(
+            layout
+                .statements("ALTER TABLE t ADD COLUMN w String DEFAULT ''")
+                .unwrap(),
+            [
+                "ALTER TABLE db.t_local ON CLUSTER c ADD COLUMN w String DEFAULT ''",
+                "DROP TABLE IF EXISTS db.t ON CLUSTER c",
+                "CREATE TABLE IF NOT EXISTS db.t ON CLUSTER c AS db.t_local ENGINE = Distributed(c, 'db', t_local, cityHash64(user_id))",
+            ]
         );
         assert_eq!(
             layout.statements("DROP TABLE IF EXISTS t").unwrap(),
