@@ -1,17 +1,19 @@
 //! Clicks, batched per isolate and sent after the response (`ctx.wait_until`).
 //!
-//! Each redirect's click joins its isolate's open batch; the batch goes to ClickHouse as one
-//! `INSERT … FORMAT JSONEachRow` when it holds `EDGE_CLICK_BATCH_SIZE` clicks or
-//! `EDGE_CLICK_FLUSH_MS` after its first click, whichever comes first. If the insert fails
-//! (network, non-2xx) the whole batch goes to the origin's `/internal/clicks` in one call, which
-//! stores it durably and replays it. Only with both down is a batch lost; the visitor's redirect
-//! never waits.
+//! Each redirect's click joins its isolate's open batch as the facts copied from its request
+//! ([`Capture`]); the batch goes to ClickHouse as one `INSERT … FORMAT JSONEachRow` when it holds
+//! `EDGE_CLICK_BATCH_SIZE` clicks or `EDGE_CLICK_FLUSH_MS` after its first click, whichever comes
+//! first. The events (User-Agent classification, visitor hash, JSON) are built then, in one pass
+//! by the request that sends the batch. If the insert fails (network, non-2xx) the whole batch
+//! goes to the origin's `/internal/clicks` in one call, which stores it durably and replays it.
+//! Only with both down is a batch lost; the visitor's redirect never waits.
 //!
 //! Who sends a batch: the request that filled it, else the one that opened it once its wait is
 //! over, each in its own `wait_until`. So while clicks sit in memory, a request of this isolate
 //! is still in flight and the runtime does not evict the isolate. The other requests of the
-//! batch do not wait on it: workerd cancels a request whose `wait_until` waits on I/O started
-//! by another request (as hung), so every send is issued and awaited by one request.
+//! batch only add their click and hold no `wait_until` at all: workerd cancels a request whose
+//! `wait_until` waits on I/O started by another request (as hung), so every send is issued and
+//! awaited by one request.
 
 use crate::config::ClickConfig;
 use crate::fetch::{self, Auth};
@@ -19,26 +21,39 @@ use smo1_core::click::{self, ClickEvent, InsertTarget, VisitorRequest};
 use smo1_core::link::LinkCacheRecord;
 use smo1_core::visit::Click;
 use std::cell::RefCell;
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
+use worker::wasm_bindgen::JsCast;
 use worker::{console_error, Cf, Delay, Method, Request};
 
 const CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(5);
 const ORIGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A click id from the runtime's CSPRNG (`crypto.randomUUID()`).
-fn random_uuid() -> Option<String> {
-    use worker::wasm_bindgen::JsCast;
-    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
-    let random_uuid = js_sys::Reflect::get(&crypto, &"randomUUID".into())
-        .ok()?
-        .dyn_into::<js_sys::Function>()
-        .ok()?;
-    random_uuid.call0(&crypto).ok()?.as_string()
+thread_local! {
+    /// The runtime's `crypto.randomUUID`, looked up once per isolate.
+    static RANDOM_UUID: Option<(js_sys::Function, worker::wasm_bindgen::JsValue)> = {
+        let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok();
+        crypto.and_then(|crypto| {
+            let random_uuid = js_sys::Reflect::get(&crypto, &"randomUUID".into())
+                .ok()?
+                .dyn_into::<js_sys::Function>()
+                .ok()?;
+            Some((random_uuid, crypto))
+        })
+    };
 }
 
-/// What the click needs from the request, copied out so the event can be built after the
-/// response is sent (User-Agent parsing is the expensive part).
+/// A click id from the runtime's CSPRNG (`crypto.randomUUID()`).
+fn random_uuid() -> Option<String> {
+    RANDOM_UUID.with(|found| {
+        let (random_uuid, crypto) = found.as_ref()?;
+        random_uuid.call0(crypto).ok()?.as_string()
+    })
+}
+
+/// What the click needs from the request, copied out so the event can be built when its batch
+/// is sent.
 pub struct Capture {
     click_id: String,
     now_unix: u32,
@@ -91,43 +106,66 @@ pub fn capture(req: &Request, visit: Click<'_>, location: &str, now_unix: u32) -
     })
 }
 
-/// Builds the event (after the response) and adds it to this isolate's open batch; sends the
-/// batch if this click filled it, or after the wait if this click opened it.
-pub async fn record(capture: Capture, config: Rc<ClickConfig>) {
-    let request = VisitorRequest {
-        method: &capture.method,
-        ip: &capture.ip,
-        user_agent: &capture.user_agent,
-        referrer: capture.referrer.as_deref(),
-        country: capture.country.as_deref(),
-        region: capture.region.as_deref(),
-        city: capture.city.as_deref(),
-        purpose: capture.purpose.as_deref(),
-        qr: capture.qr,
-        rule: capture.rule.as_deref(),
-    };
-    let event = ClickEvent::build(
-        capture.click_id,
-        capture.now_unix,
-        &capture.record,
-        &capture.location,
-        &request,
-        &config.visitor_salt,
-    );
-    match join(event, config.batch_size) {
-        Joined::Filled(events) => send(&events, &config).await,
-        Joined::Opened(batch) => {
-            Delay::from(config.flush_after).await;
-            let events = close(&batch);
-            if !events.is_empty() {
-                send(&events, &config).await;
-            }
-        }
-        Joined::Added => {}
+impl Capture {
+    /// The click's event; classifying the User-Agent is its costly part.
+    fn event(self, visitor_salt: &str) -> ClickEvent {
+        let request = VisitorRequest {
+            method: &self.method,
+            ip: &self.ip,
+            user_agent: &self.user_agent,
+            referrer: self.referrer.as_deref(),
+            country: self.country.as_deref(),
+            region: self.region.as_deref(),
+            city: self.city.as_deref(),
+            purpose: self.purpose.as_deref(),
+            qr: self.qr,
+            rule: self.rule.as_deref(),
+        };
+        ClickEvent::build(
+            self.click_id,
+            self.now_unix,
+            &self.record,
+            &self.location,
+            &request,
+            visitor_salt,
+        )
     }
 }
 
-type Batch = Rc<RefCell<Vec<ClickEvent>>>;
+/// Adds the click to this isolate's open batch. Returns what this request must do after its
+/// response (`ctx.wait_until`): send the batch now if this click filled it, or after the wait
+/// if this click opened it; `None` when another request sends the batch.
+pub fn record(capture: Capture, config: &Rc<ClickConfig>) -> Option<impl Future<Output = ()>> {
+    let sending = match join(capture, config.batch_size) {
+        Joined::Filled(captures) => Sending::Now(captures),
+        Joined::Opened(batch) => Sending::AfterWait(batch),
+        Joined::Added => return None,
+    };
+    let config = Rc::clone(config);
+    Some(async move {
+        let captures = match sending {
+            Sending::Now(captures) => captures,
+            Sending::AfterWait(batch) => {
+                Delay::from(config.flush_after).await;
+                close(&batch)
+            }
+        };
+        if !captures.is_empty() {
+            let events: Vec<ClickEvent> = captures
+                .into_iter()
+                .map(|capture| capture.event(&config.visitor_salt))
+                .collect();
+            send(&events, &config).await;
+        }
+    })
+}
+
+enum Sending {
+    Now(Vec<Capture>),
+    AfterWait(Batch),
+}
+
+type Batch = Rc<RefCell<Vec<Capture>>>;
 
 thread_local! {
     /// The batch new clicks join until it is full or its wait is over.
@@ -136,23 +174,23 @@ thread_local! {
 
 enum Joined {
     /// The click filled the batch: its request sends it now.
-    Filled(Vec<ClickEvent>),
+    Filled(Vec<Capture>),
     /// The click opened a batch: its request sends it when the wait is over (unless filled).
     Opened(Batch),
     /// The click joined a batch another request sends.
     Added,
 }
 
-fn join(event: ClickEvent, batch_size: usize) -> Joined {
+fn join(capture: Capture, batch_size: usize) -> Joined {
     OPEN.with_borrow_mut(|open| {
         let (batch, opened) = match open {
             Some(batch) => (Rc::clone(batch), false),
             None => (Rc::clone(open.insert(Batch::default())), true),
         };
         let size = {
-            let mut events = batch.borrow_mut();
-            events.push(event);
-            events.len()
+            let mut captures = batch.borrow_mut();
+            captures.push(capture);
+            captures.len()
         };
         if size >= batch_size {
             *open = None;
@@ -166,7 +204,7 @@ fn join(event: ClickEvent, batch_size: usize) -> Joined {
 }
 
 /// Takes `batch`'s clicks and stops new ones joining it; empty if a click filled it meanwhile.
-fn close(batch: &Batch) -> Vec<ClickEvent> {
+fn close(batch: &Batch) -> Vec<Capture> {
     OPEN.with_borrow_mut(|open| {
         if open.as_ref().is_some_and(|b| Rc::ptr_eq(b, batch)) {
             *open = None;

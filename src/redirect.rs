@@ -14,13 +14,16 @@ use smo1_core::link::{self, CacheEntry};
 use smo1_core::pages::Page;
 use smo1_core::visit::{self, Click, Outcome, Start, Step};
 use std::rc::Rc;
-use worker::{console_error, console_warn, Context, Date, Env, Method, Request, Response, Result};
+use worker::{
+    console_error, console_warn, Context, Date, Env, Headers, Method, Request, Response, Result,
+};
 
 pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let method = req.method();
     let head = method == Method::Head;
     let url = req.url()?;
-    let headers = req.headers().clone();
+    // The same headers object, not a copy (`Headers::clone` copies every header in JS).
+    let headers = Headers(req.headers().0.clone());
     let cf = req.cf().cloned();
     // The flow asks for the country by its header name: the edge's own metadata answers first.
     let header = |name: &str| {
@@ -85,7 +88,8 @@ fn answer(settings: Option<&DomainSettings>, outcome: Outcome<'_>, head: bool) -
     }
 }
 
-/// Sends the click of a redirect after the response (`ctx.wait_until`).
+/// Adds the click of a redirect to this isolate's batch; the request that sends the batch does
+/// so after its response (`ctx.wait_until`).
 fn record_click(
     req: &Request,
     config: &EdgeConfig,
@@ -97,7 +101,11 @@ fn record_click(
     if let Some(clicks) = &config.clicks {
         let now = u32::try_from(now).unwrap_or(u32::MAX);
         match clicks::capture(req, click, location, now) {
-            Some(capture) => ctx.wait_until(clicks::record(capture, Rc::clone(clicks))),
+            Some(capture) => {
+                if let Some(send) = clicks::record(capture, clicks) {
+                    ctx.wait_until(send);
+                }
+            }
             None => console_error!("no click id: crypto.randomUUID is unavailable"),
         }
     }

@@ -32,6 +32,9 @@ pub struct AppState {
     pub clickhouse: ClickHouse,
     pub clicks: ClickSink,
     pub config: Arc<OriginConfig>,
+    /// The hosts we serve ([`OriginConfig::own_hosts`]), worked out once: a visitor's `Host` is
+    /// compared with them on every redirect.
+    pub own_hosts: Arc<[String]>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Bounds concurrent argon2id work (protected links).
     pub verifier: Verifier,
@@ -71,6 +74,7 @@ impl AppState {
             clicks: ClickSink::new(db.clone(), &config.clicks),
             read_replica: ReadReplica::from_config(&config.data.read_replica)?,
             db,
+            own_hosts: config.own_hosts().into(),
             config: Arc::new(config),
             metrics: crate::metrics::handle(),
         })

@@ -232,7 +232,7 @@ async fn a_lagging_replica_never_brings_an_edited_link_back() {
         // Held now unless a late invalidation message dropped it again: never the old state.
         let held = app.state.local_links.get(slug);
         assert!(
-            held.is_none() || held == Some(truth),
+            held.is_none() || held.as_deref() == Some(&truth),
             "{slug} in memory: {held:?}"
         );
     }

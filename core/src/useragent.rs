@@ -13,6 +13,8 @@ use aho_corasick::AhoCorasick;
 use regex_lite::Regex;
 
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Why a click was labelled as a bot. Bots are stored and labelled, never dropped.
@@ -349,6 +351,58 @@ fn os(ua: &str) -> (&'static str, String, bool) {
 /// Classifies a request by its method, User-Agent and prefetch headers
 /// (`Sec-Purpose`, `Purpose`, `X-Purpose`, `X-Moz`, whichever is present).
 pub fn classify(method: &str, user_agent: &str, purpose: Option<&str>) -> Visitor {
+    let mut visitor = by_user_agent(user_agent);
+    if visitor.bot.is_none() {
+        visitor.bot = if method.eq_ignore_ascii_case("HEAD") {
+            Some(BotReason::HeadRequest)
+        } else if purpose.is_some_and(|p| {
+            let p = p.to_ascii_lowercase();
+            p.contains("prefetch") || p.contains("prerender") || p.contains("preview")
+        }) {
+            Some(BotReason::Prefetch)
+        } else {
+            None
+        };
+        if visitor.bot.is_some() {
+            visitor.device_type = DeviceType::Bot;
+        }
+    }
+    visitor
+}
+
+/// Most distinct User-Agents one thread remembers (a worker isolate has one thread); when full
+/// the memo starts over, so its memory stays bounded whatever visitors send.
+const MEMO_ENTRIES: usize = 1024;
+
+/// Longer User-Agents are classified every time rather than remembered.
+const MEMO_MAX_LEN: usize = 512;
+
+thread_local! {
+    /// What [`parse`] said about User-Agents this thread saw recently: traffic repeats a few
+    /// browsers' strings, and classifying one is the costliest part of recording a click.
+    static MEMO: RefCell<HashMap<Box<str>, Visitor>> = RefCell::new(HashMap::new());
+}
+
+/// [`parse`], remembered per thread.
+fn by_user_agent(user_agent: &str) -> Visitor {
+    if user_agent.len() > MEMO_MAX_LEN {
+        return parse(user_agent);
+    }
+    if let Some(visitor) = MEMO.with_borrow(|memo| memo.get(user_agent).cloned()) {
+        return visitor;
+    }
+    let visitor = parse(user_agent);
+    MEMO.with_borrow_mut(|memo| {
+        if memo.len() >= MEMO_ENTRIES {
+            memo.clear();
+        }
+        memo.insert(user_agent.into(), visitor.clone());
+    });
+    visitor
+}
+
+/// What the User-Agent alone says: browser, OS, device, and the bot verdicts it decides.
+fn parse(user_agent: &str) -> Visitor {
     let lower = user_agent.to_ascii_lowercase();
     let bot = if user_agent.trim().is_empty() {
         Some(BotReason::MissingUserAgent)
@@ -356,13 +410,6 @@ pub fn classify(method: &str, user_agent: &str, purpose: Option<&str>) -> Visito
         Some(BotReason::LinkPreview)
     } else if SCANNERS.iter().any(|s| lower.contains(s)) || bot_patterns().is_bot(&lower) {
         Some(BotReason::Crawler)
-    } else if method.eq_ignore_ascii_case("HEAD") {
-        Some(BotReason::HeadRequest)
-    } else if purpose.is_some_and(|p| {
-        let p = p.to_ascii_lowercase();
-        p.contains("prefetch") || p.contains("prerender") || p.contains("preview")
-    }) {
-        Some(BotReason::Prefetch)
     } else {
         None
     };
@@ -763,6 +810,36 @@ mod tests {
             })
             .collect();
         assert!(missed.is_empty(), "not flagged: {missed:#?}");
+    }
+
+    #[test]
+    fn a_remembered_user_agent_still_answers_for_its_method_and_purpose() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0 memo-test";
+        for _ in 0..2 {
+            assert_eq!(classify("GET", ua, None).bot, None);
+            assert_eq!(classify("GET", ua, None).device_type, DeviceType::Desktop);
+            let head = classify("HEAD", ua, None);
+            assert_eq!(head.bot, Some(BotReason::HeadRequest));
+            assert_eq!(head.device_type, DeviceType::Bot);
+            let prefetch = classify("GET", ua, Some("prefetch;prerender"));
+            assert_eq!(prefetch.bot, Some(BotReason::Prefetch));
+            assert_eq!(prefetch.browser, "Firefox");
+        }
+    }
+
+    #[test]
+    fn the_memo_gives_what_parsing_gives_and_stays_bounded() {
+        for i in 0..MEMO_ENTRIES * 2 + 7 {
+            let ua = format!(
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{i} like Mac OS X) Mobile Safari/604.1"
+            );
+            assert_eq!(classify("GET", &ua, None), parse(&ua));
+            assert_eq!(classify("GET", &ua, None), parse(&ua), "remembered {ua}");
+            assert!(MEMO.with_borrow(HashMap::len) <= MEMO_ENTRIES);
+        }
+        let long = format!("Mozilla/5.0 {}", "x".repeat(MEMO_MAX_LEN));
+        classify("GET", &long, None);
+        assert!(!MEMO.with_borrow(|memo| memo.contains_key(long.as_str())));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::periodic::{PassMetrics, Periodic};
 use crate::state::AppState;
 use smo1_core::destination::normalise_host;
 use smo1_core::domain::{normalise_hostname, DomainEntry, DomainSettings};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// What a check makes of a domain: found → verified; missing or wrong → a failure, which turns a
@@ -251,12 +252,12 @@ pub async fn load_and_cache(state: &AppState, hostname: &str) -> Result<DomainEn
 
 /// The entry for `hostname` for the origin's own redirects: memory, then Redis, then PostgreSQL,
 /// like [`crate::links::service::resolve_cached`].
-pub async fn resolve_cached(state: &AppState, hostname: &str) -> Result<DomainEntry> {
+pub async fn resolve_cached(state: &AppState, hostname: &str) -> Result<Arc<DomainEntry>> {
     let name = state.redis.domain_slot(hostname).local;
     if let Some(entry) = state.local_domains.get(&name) {
         return Ok(entry);
     }
-    let entry = match state.redis.get_domain(hostname).await {
+    let entry = Arc::new(match state.redis.get_domain(hostname).await {
         Ok(Some(entry)) => entry,
         Ok(None) => load_and_cache(state, hostname).await?,
         Err(e) => {
@@ -264,7 +265,7 @@ pub async fn resolve_cached(state: &AppState, hostname: &str) -> Result<DomainEn
             tracing::debug!(error = %e, "domain cache unavailable, reading PostgreSQL");
             load_and_cache(state, hostname).await?
         }
-    };
+    });
     state.local_domains.put(&name, &entry);
     Ok(entry)
 }

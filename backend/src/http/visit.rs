@@ -10,9 +10,9 @@ use crate::clicks::PendingClick;
 use crate::domains;
 use crate::links::{protection, service};
 use crate::state::AppState;
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
@@ -28,29 +28,28 @@ pub fn router() -> Router<AppState> {
         .route("/{slug}", any(handle))
 }
 
-#[tracing::instrument(skip_all, fields(path = %uri.path()))]
 async fn handle(
     State(state): State<AppState>,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    method: Method,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    body: Bytes,
+    request: Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    let path = parts.uri.path();
     let request = visit::Request {
-        method: method.as_str(),
-        path: uri.path(),
-        query: query.as_deref(),
+        method: parts.method.as_str(),
+        path,
+        query: parts.uri.query(),
         header,
     };
-    let site = domain::site(header("host").as_deref(), &state.config.own_hosts());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let site = domain::site(host, &state.own_hosts);
     let hostname = match &site {
         Site::Default => None,
         Site::Custom(hostname) => Some(hostname.as_str()),
@@ -58,12 +57,12 @@ async fn handle(
     let settings = match hostname {
         None => None,
         Some(hostname) => match domains::service::resolve_cached(&state, hostname).await {
-            Ok(entry) => match entry.state {
-                DomainState::Serving(settings) => Some(settings),
+            Ok(entry) => match &entry.state {
+                DomainState::Serving(settings) => Some(settings.clone()),
                 DomainState::Unserved => return page(Page::DomainUnavailable),
             },
             Err(e) => {
-                tracing::error!(error = %e, "domain lookup failed");
+                tracing::error!(error = %e, path, "domain lookup failed");
                 return page(Page::Unavailable);
             }
         },
@@ -75,7 +74,7 @@ async fn handle(
     let entry = match service::resolve_cached(&state, hostname, slug).await {
         Ok(entry) => entry,
         Err(e) => {
-            tracing::error!(error = %e, "link lookup failed");
+            tracing::error!(error = %e, path, "link lookup failed");
             return page(Page::Unavailable);
         }
     };
@@ -83,21 +82,13 @@ async fn handle(
     let key = state.config.unlock.unlock_cookie_secret.expose();
     let outcome = match visit::answer(&request, slug, &entry.link, now, key) {
         Step::Answer(outcome) => outcome,
-        Step::CheckForm(form) => check(&state, hostname, form, &body, ip).await,
+        Step::CheckForm(form) => check(&state, hostname, form, body, ip).await,
     };
     if let Outcome::Redirect {
         location, click, ..
     } = &outcome
     {
-        record_click(
-            &state,
-            *click,
-            location,
-            &method,
-            &headers,
-            &ip.to_string(),
-            now,
-        );
+        record_click(&state, *click, location, &parts.method, headers, ip, now);
     }
     answer(settings.as_ref(), outcome)
 }
@@ -115,10 +106,14 @@ async fn check<'e>(
     state: &AppState,
     domain: Option<&str>,
     form: FormPost<'e>,
-    body: &[u8],
+    body: Body,
     ip: IpAddr,
 ) -> Outcome<'e> {
-    let secret = match form.secret(body) {
+    // The body limit layer caps the form (`MAX_BODY_BYTES`); past it the form is unreadable.
+    let Ok(body) = axum::body::to_bytes(body, super::MAX_BODY_BYTES).await else {
+        return Outcome::Page(Page::FormTooLarge);
+    };
+    let secret = match form.secret(&body) {
         Ok(secret) => secret,
         Err(outcome) => return outcome,
     };
@@ -139,7 +134,7 @@ fn record_click(
     location: &str,
     method: &Method,
     headers: &HeaderMap,
-    ip: &str,
+    ip: IpAddr,
     now: i64,
 ) {
     state.clicks.enqueue(PendingClick::new(
@@ -147,7 +142,7 @@ fn record_click(
         click,
         location.to_owned(),
         method.clone(),
-        ip.to_owned(),
+        ip.to_string(),
         headers,
     ));
 }

@@ -11,7 +11,7 @@ use crate::state::AppState;
 use futures_util::StreamExt;
 use smo1_core::link::CacheEntry;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -22,11 +22,11 @@ const CAPACITY: usize = 100_000;
 pub const CHANNEL: &str = "link-invalidations";
 
 pub struct LocalCache<T = CacheEntry> {
-    entries: RwLock<HashMap<String, (T, Instant)>>,
+    entries: RwLock<HashMap<String, (Arc<T>, Instant)>>,
     staleness: Duration,
 }
 
-impl<T: Clone> LocalCache<T> {
+impl<T> LocalCache<T> {
     /// A cache whose entries live `staleness`; zero: off.
     pub fn new(staleness: Duration) -> Self {
         Self {
@@ -35,20 +35,20 @@ impl<T: Clone> LocalCache<T> {
         }
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (T, Instant)>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (Arc<T>, Instant)>> {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The entry named `name` if it is younger than the staleness bound.
-    pub fn get(&self, name: &str) -> Option<T> {
+    /// The entry named `name` if it is younger than the staleness bound (shared, not copied).
+    pub fn get(&self, name: &str) -> Option<Arc<T>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries
             .get(name)
             .filter(|(_, stored)| stored.elapsed() < self.staleness)
-            .map(|(entry, _)| entry.clone())
+            .map(|(entry, _)| Arc::clone(entry))
     }
 
-    pub fn put(&self, name: &str, entry: &T) {
+    pub fn put(&self, name: &str, entry: &Arc<T>) {
         if self.staleness.is_zero() {
             return;
         }
@@ -59,7 +59,7 @@ impl<T: Clone> LocalCache<T> {
                 entries.clear();
             }
         }
-        entries.insert(name.to_owned(), (entry.clone(), Instant::now()));
+        entries.insert(name.to_owned(), (Arc::clone(entry), Instant::now()));
     }
 
     pub fn forget<S: AsRef<str>>(&self, names: &[S]) {
@@ -159,13 +159,13 @@ mod tests {
     #[test]
     fn entries_live_for_the_staleness_bound_and_zero_turns_the_cache_off() {
         let cache: LocalCache = LocalCache::new(Duration::from_secs(60));
-        cache.put("a", &CacheEntry::missing());
-        assert_eq!(cache.get("a"), Some(CacheEntry::missing()));
+        cache.put("a", &Arc::new(CacheEntry::missing()));
+        assert_eq!(cache.get("a").as_deref(), Some(&CacheEntry::missing()));
         cache.forget(&["a"]);
         assert_eq!(cache.get("a"), None);
 
         let off: LocalCache = LocalCache::new(Duration::ZERO);
-        off.put("a", &CacheEntry::missing());
+        off.put("a", &Arc::new(CacheEntry::missing()));
         assert_eq!(off.get("a"), None);
     }
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use smo1_core::link::{CacheEntry, CachedLink, LinkStatus, RedirectType, Utm};
 use smo1_core::{destination, slug};
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -114,12 +115,12 @@ pub async fn resolve_cached(
     state: &AppState,
     domain: Option<&str>,
     slug: &str,
-) -> Result<CacheEntry> {
+) -> Result<Arc<CacheEntry>> {
     let name = state.redis.link_slot(domain, slug).local;
     if let Some(entry) = state.local_links.get(&name) {
         return Ok(entry);
     }
-    let entry = match state.redis.get_link(domain, slug).await {
+    let entry = Arc::new(match state.redis.get_link(domain, slug).await {
         Ok(Some(entry)) => entry,
         Ok(None) => load_and_cache(state, domain, slug).await?,
         Err(e) => {
@@ -127,7 +128,7 @@ pub async fn resolve_cached(
             tracing::debug!(error = %e, "link cache unavailable, reading PostgreSQL");
             load_and_cache(state, domain, slug).await?
         }
-    };
+    });
     state.local_links.put(&name, &entry);
     Ok(entry)
 }
