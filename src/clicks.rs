@@ -24,32 +24,44 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::wasm_bindgen::JsCast;
-use worker::{console_error, Cf, Delay, Method, Request};
+use wasm_bindgen::prelude::*;
+use worker::{console_error, web_sys, Cf, Delay, Method, Request};
 
 const CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(5);
 const ORIGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-thread_local! {
-    /// The runtime's `crypto.randomUUID`, looked up once per isolate.
-    static RANDOM_UUID: Option<(js_sys::Function, worker::wasm_bindgen::JsValue)> = {
-        let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok();
-        crypto.and_then(|crypto| {
-            let random_uuid = js_sys::Reflect::get(&crypto, &"randomUUID".into())
-                .ok()?
-                .dyn_into::<js_sys::Function>()
-                .ok()?;
-            Some((random_uuid, crypto))
-        })
-    };
+#[wasm_bindgen(inline_js = r#"
+export function clickFacts(request, names) {
+  const cf = request.cf || {};
+  const facts = [crypto.randomUUID(), cf.country, cf.region, cf.city];
+  for (const name of names) facts.push(request.headers.get(name));
+  return facts.map((v) => (v == null ? "" : "=" + v)).join("\0");
+}
+"#)]
+extern "C" {
+    /// Everything a click takes from its request, in one call across the wasm boundary (each
+    /// call there costs more than the value it fetches): a click id from the runtime's CSPRNG
+    /// (`crypto.randomUUID()`), the edge's country, region and city (`request.cf`, absent under
+    /// `wrangler dev`), then the headers `names`. NUL-separated, each present value after `=`
+    /// (no header value holds a NUL).
+    #[wasm_bindgen(js_name = clickFacts, catch)]
+    fn click_facts(request: &web_sys::Request, names: &js_sys::Array) -> Result<String, JsValue>;
 }
 
-/// A click id from the runtime's CSPRNG (`crypto.randomUUID()`).
-fn random_uuid() -> Option<String> {
-    RANDOM_UUID.with(|found| {
-        let (random_uuid, crypto) = found.as_ref()?;
-        random_uuid.call0(crypto).ok()?.as_string()
-    })
+thread_local! {
+    /// The headers [`click_facts`] reads, in the order [`capture`] takes them.
+    static FACT_HEADERS: js_sys::Array = [
+        click::HEADER_CLIENT_IP,
+        "user-agent",
+        "referer",
+        click::HEADER_COUNTRY,
+        click::HEADER_REGION,
+        click::HEADER_CITY,
+    ]
+    .into_iter()
+    .chain(click::PURPOSE_HEADERS)
+    .map(JsValue::from_str)
+    .collect();
 }
 
 /// What the click needs from the request, copied out so the event can be built when its batch
@@ -81,26 +93,32 @@ pub fn country(cf: Option<&Cf>, header: impl Fn(&str) -> Option<String>) -> Opti
 /// Copies the click's facts from the request's edge metadata (`request.cf`, absent under
 /// `wrangler dev`) with header fallbacks. `None` when the runtime cannot make a click id.
 pub fn capture(req: &Request, visit: Click<'_>, location: &str, now_unix: u32) -> Option<Capture> {
-    let headers = req.headers();
-    let header = |name: &str| headers.get(name).ok().flatten();
-    let cf = req.cf();
+    let facts = match FACT_HEADERS.with(|names| click_facts(req.inner(), names)) {
+        Ok(facts) => facts,
+        Err(e) => {
+            console_error!("no click id: {e:?}");
+            return None;
+        }
+    };
+    let mut facts = facts.split('\0').map(|fact| fact.strip_prefix('='));
+    let mut next = || facts.next().flatten().map(str::to_owned);
+    let click_id = next()?;
+    let (cf_country, cf_region, cf_city) = (next(), next(), next());
+    let (ip, user_agent, referrer) = (next(), next(), next());
+    let (country, region, city) = (next(), next(), next());
     Some(Capture {
-        click_id: random_uuid()?,
+        click_id,
         now_unix,
         record: visit.record.clone(),
         location: location.to_owned(),
         method: req.method().to_string(),
-        ip: header(click::HEADER_CLIENT_IP).unwrap_or_default(),
-        user_agent: header("user-agent").unwrap_or_default(),
-        referrer: header("referer"),
-        country: country(cf, header),
-        region: cf
-            .and_then(|cf| cf.region())
-            .or_else(|| header(click::HEADER_REGION)),
-        city: cf
-            .and_then(|cf| cf.city())
-            .or_else(|| header(click::HEADER_CITY)),
-        purpose: click::PURPOSE_HEADERS.iter().find_map(|h| header(h)),
+        ip: ip.unwrap_or_default(),
+        user_agent: user_agent.unwrap_or_default(),
+        referrer,
+        country: cf_country.or(country),
+        region: cf_region.or(region),
+        city: cf_city.or(city),
+        purpose: click::PURPOSE_HEADERS.iter().find_map(|_| next()),
         qr: visit.qr,
         rule: visit.rule.map(str::to_owned),
     })

@@ -100,13 +100,10 @@ fn record_click(
 ) {
     if let Some(clicks) = &config.clicks {
         let now = u32::try_from(now).unwrap_or(u32::MAX);
-        match clicks::capture(req, click, location, now) {
-            Some(capture) => {
-                if let Some(send) = clicks::record(capture, clicks) {
-                    ctx.wait_until(send);
-                }
-            }
-            None => console_error!("no click id: crypto.randomUUID is unavailable"),
+        if let Some(send) = clicks::capture(req, click, location, now)
+            .and_then(|capture| clicks::record(capture, clicks))
+        {
+            ctx.wait_until(send);
         }
     }
 }
