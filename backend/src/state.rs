@@ -17,8 +17,26 @@ use smo1_core::domain::DomainEntry;
 use sqlx::PgPool;
 use std::sync::Arc;
 
+/// The origin's shared state: one reference count to clone (axum clones it for every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+#[derive(Clone)]
+pub struct Shared {
     pub db: PgPool,
     /// The read replica for link lookups (`DATABASE_READ_URL`), if any.
     pub read_replica: Option<ReadReplica>,
@@ -62,7 +80,7 @@ impl AppState {
             mailer: Mailer::from_config(&config.sign_in.mail)?,
             config: Arc::new(config.sign_in.clone()),
         };
-        Ok(Self {
+        Ok(Self::from(Shared {
             sessions: Sessions::new(redis.clone(), &config.sign_in.sessions),
             sign_in,
             verifier: Verifier::new(config.unlock.unlock_verify_concurrency as usize),
@@ -77,6 +95,6 @@ impl AppState {
             own_hosts: config.own_hosts().into(),
             config: Arc::new(config),
             metrics: crate::metrics::handle(),
-        })
+        }))
     }
 }

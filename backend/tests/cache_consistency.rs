@@ -136,8 +136,9 @@ async fn verified_domain(state: &AppState, user: Uuid, hostname: &str) -> domain
     let checker =
         smo1_origin::domains::dns::Dns::new(Some(dns.addr), std::time::Duration::from_secs(2))
             .expect("resolver");
-    let mut state = state.clone();
-    state.dns = checker;
+    let mut shared = (**state).clone();
+    shared.dns = checker;
+    let state = smo1_origin::state::AppState::from(shared);
     let domain = domains::service::verify(&state, user, domain.id)
         .await
         .expect("verify");

@@ -79,8 +79,10 @@ impl PendingClick {
             qr: self.qr,
             rule: self.rule.as_deref(),
         };
+        // A version-4 id from the thread's CSPRNG: `Uuid::new_v4` asks the kernel once per id.
+        let click_id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
         ClickEvent::build(
-            uuid::Uuid::new_v4().to_string(),
+            click_id.to_string(),
             self.clicked_at,
             &self.record,
             &self.location,
