@@ -25,7 +25,8 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
-use worker::{console_error, web_sys, Cf, Delay, Method, Request};
+use worker::worker_sys::ext::RequestExt;
+use worker::{console_error, web_sys, Cf, Delay, Method};
 
 const CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(5);
 const ORIGIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,15 +86,22 @@ pub struct Capture {
 
 /// The visitor's country: the request's edge metadata (`request.cf`, absent under
 /// `wrangler dev`), else the `CF-IPCountry` header.
-pub fn country(cf: Option<&Cf>, header: impl Fn(&str) -> Option<String>) -> Option<String> {
-    cf.and_then(Cf::country)
+pub fn country(req: &web_sys::Request, header: impl Fn(&str) -> Option<String>) -> Option<String> {
+    req.cf()
+        .and_then(|cf| Cf::from(cf).country())
         .or_else(|| header(click::HEADER_COUNTRY))
 }
 
 /// Copies the click's facts from the request's edge metadata (`request.cf`, absent under
 /// `wrangler dev`) with header fallbacks. `None` when the runtime cannot make a click id.
-pub fn capture(req: &Request, visit: Click<'_>, location: &str, now_unix: u32) -> Option<Capture> {
-    let facts = match FACT_HEADERS.with(|names| click_facts(req.inner(), names)) {
+pub fn capture(
+    req: &web_sys::Request,
+    method: &str,
+    visit: Click<'_>,
+    location: &str,
+    now_unix: u32,
+) -> Option<Capture> {
+    let facts = match FACT_HEADERS.with(|names| click_facts(req, names)) {
         Ok(facts) => facts,
         Err(e) => {
             console_error!("no click id: {e:?}");
@@ -111,7 +119,7 @@ pub fn capture(req: &Request, visit: Click<'_>, location: &str, now_unix: u32) -
         now_unix,
         record: visit.record.clone(),
         location: location.to_owned(),
-        method: req.method().to_string(),
+        method: method.to_owned(),
         ip: ip.unwrap_or_default(),
         user_agent: user_agent.unwrap_or_default(),
         referrer,

@@ -11,14 +11,16 @@ mod redirect;
 mod respond;
 mod upstash;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, web_sys, Context, Env, Result};
 
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Takes and gives the runtime's own request and response: workers-rs' wrappers would cost
+/// calls across the wasm boundary the redirect never needs.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     redirect::handle(req, &env, &ctx).await
 }

@@ -10,7 +10,7 @@ use smo1_core::pages::Page;
 use smo1_core::unlock::UnlockRequest;
 use smo1_core::unlock::MAX_FORM_BYTES;
 use smo1_core::visit::{FormPost, Outcome};
-use worker::{console_error, Request};
+use worker::{console_error, web_sys, Request};
 
 /// The form's body, read only up to [`MAX_FORM_BYTES`]: a chunked body declares no length, and
 /// reading one of any size into memory would let a single request exhaust the isolate.
@@ -33,7 +33,7 @@ async fn read_bounded(req: &mut Request) -> Result<Vec<u8>, Page> {
 /// Reads the form's body and asks the origin whether its secret unlocks the link on `domain` (a
 /// hostname, or `default`).
 pub async fn check<'e>(
-    req: &mut Request,
+    req: &web_sys::Request,
     config: &EdgeConfig,
     domain: &str,
     form: FormPost<'e>,
@@ -44,7 +44,8 @@ pub async fn check<'e>(
         .ok()
         .flatten()
         .unwrap_or_default();
-    let body = match read_bounded(req).await {
+    // `Clone::clone` copies the reference; `web_sys::Request::clone` would copy the request.
+    let body = match read_bounded(&mut Request::from(Clone::clone(req))).await {
         Ok(body) => body,
         Err(page) => return Outcome::Page(page),
     };

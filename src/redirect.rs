@@ -14,28 +14,24 @@ use smo1_core::link::{self, CacheEntry};
 use smo1_core::pages::Page;
 use smo1_core::visit::{self, Click, Outcome, Start, Step};
 use std::rc::Rc;
-use worker::{
-    console_error, console_warn, Context, Date, Env, Headers, Method, Request, Response, Result,
-};
+use worker::{console_error, console_warn, web_sys, Context, Date, Env, Error, Result, Url};
 
-pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response> {
+pub async fn handle(req: web_sys::Request, env: &Env, ctx: &Context) -> Result<web_sys::Response> {
     let method = req.method();
-    let head = method == Method::Head;
-    let url = req.url()?;
-    // The same headers object, not a copy (`Headers::clone` copies every header in JS).
-    let headers = Headers(req.headers().0.clone());
-    let cf = req.cf().cloned();
+    let head = method == "HEAD";
+    let url = Url::parse(&req.url()).map_err(|e| Error::RustError(format!("request URL: {e}")))?;
+    let headers = req.headers();
     // The flow asks for the country by its header name: the edge's own metadata answers first.
     let header = |name: &str| {
         let header = |name: &str| headers.get(name).ok().flatten();
         if name == click::HEADER_COUNTRY {
-            clicks::country(cf.as_ref(), header)
+            clicks::country(&req, header)
         } else {
             header(name)
         }
     };
     let request = visit::Request {
-        method: method.as_ref(),
+        method: &method,
         path: url.path(),
         query: url.query(),
         header,
@@ -69,19 +65,23 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
         &config.unlock_cookie_secret,
     ) {
         Step::Answer(outcome) => outcome,
-        Step::CheckForm(form) => protect::check(&mut req, &config, site.cache_name(), form).await,
+        Step::CheckForm(form) => protect::check(&req, &config, site.cache_name(), form).await,
     };
     if let Outcome::Redirect {
         location, click, ..
     } = &outcome
     {
-        record_click(&req, &config, ctx, *click, location, now);
+        record_click(&req, &method, &config, ctx, *click, location, now);
     }
     answer(settings.as_ref(), outcome, head)
 }
 
 /// The response for `outcome`, or the redirect a custom domain's settings put in its place.
-fn answer(settings: Option<&DomainSettings>, outcome: Outcome<'_>, head: bool) -> Result<Response> {
+fn answer(
+    settings: Option<&DomainSettings>,
+    outcome: Outcome<'_>,
+    head: bool,
+) -> Result<web_sys::Response> {
     match settings.and_then(|s| s.redirect_instead(&outcome)) {
         Some(target) => respond::redirect(FALLBACK_REDIRECT_STATUS, target, None),
         None => respond::outcome(outcome, head),
@@ -91,7 +91,8 @@ fn answer(settings: Option<&DomainSettings>, outcome: Outcome<'_>, head: bool) -
 /// Adds the click of a redirect to this isolate's batch; the request that sends the batch does
 /// so after its response (`ctx.wait_until`).
 fn record_click(
-    req: &Request,
+    req: &web_sys::Request,
+    method: &str,
     config: &EdgeConfig,
     ctx: &Context,
     click: Click<'_>,
@@ -100,7 +101,7 @@ fn record_click(
 ) {
     if let Some(clicks) = &config.clicks {
         let now = u32::try_from(now).unwrap_or(u32::MAX);
-        if let Some(send) = clicks::capture(req, click, location, now)
+        if let Some(send) = clicks::capture(req, method, click, location, now)
             .and_then(|capture| clicks::record(capture, clicks))
         {
             ctx.wait_until(send);
