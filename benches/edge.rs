@@ -259,6 +259,15 @@ async fn settled_clicks(stack: &Stack) -> u64 {
     last
 }
 
+/// "none lost", or how many of `redirects` have no click id among `clicks`.
+fn lost(redirects: u64, clicks: u64) -> String {
+    if clicks >= redirects {
+        "none lost".to_owned()
+    } else {
+        format!("**{} lost**", redirects - clicks)
+    }
+}
+
 fn gzipped_bundle_bytes() -> u64 {
     let wasm = support::repo_root().join("build/index_bg.wasm");
     let output = Command::new("gzip")
@@ -323,6 +332,8 @@ async fn main() {
         "origin `GET /{slug}`, hot link, click enqueued",
         &format!("{origin_url}/bench"),
     );
+    // The origin's clicks on top of the edge's, once its writer has sent them all.
+    let origin_clicks = settled_clicks(&recording).await.saturating_sub(clicks);
     drop(recording);
 
     // Targeting: the same hot link and visitor, without rules and with five that all fail.
@@ -383,14 +394,13 @@ workerd CPU per redirect: the serving workerd process's user + system CPU over t
         .expect("duration in s");
     table.push_str(&format!(
         "\nClicks on: {redirects} redirects, {clicks} distinct click ids in ClickHouse ({}), \
-sent in {inserts} inserts from the one isolate ({:.2} per 100 ms; target ≤ 1). Worker bundle: \
-{} KB gzipped (`build/index_bg.wasm`, gzip -9; target ≤ 400 KB).\n",
-        if clicks >= redirects {
-            "none lost".to_owned()
-        } else {
-            format!("**{} lost**", redirects - clicks)
-        },
+sent in {inserts} inserts from the one isolate ({:.2} per 100 ms; target ≤ 1). Origin: {} \
+redirects, {origin_clicks} more distinct click ids ({}). Worker bundle: {} KB gzipped \
+(`build/index_bg.wasm`, gzip -9; target ≤ 400 KB).\n",
+        lost(redirects, clicks),
         inserts as f64 / (seconds * 10.0),
+        origin.requests,
+        lost(origin.requests, origin_clicks),
         gzipped_bundle_bytes() / 1000,
     ));
     table.push_str(&format!(
