@@ -76,7 +76,7 @@ impl Suite {
     async fn start() -> Self {
         let db = TestDb::new().await;
         let cluster = ClickHouseCluster::start().await;
-        let cluster_ch = ClickHouse::new(reqwest::Client::new(), cluster.config(0, &db.name));
+        let cluster_ch = ClickHouse::new(cluster.config(0, &db.name));
         let started = Instant::now();
         let applied = migrate::run(&cluster_ch).await.expect("migrate ON CLUSTER");
         assert_eq!(applied.len(), migrate::MIGRATIONS.len());

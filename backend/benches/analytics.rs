@@ -72,7 +72,7 @@ async fn fresh_databases() -> anyhow::Result<(PgPool, ClickHouse)> {
     };
     let pool = db::pool(&data)?;
     db::migrate(&pool).await?;
-    let ch = ClickHouse::new(reqwest::Client::new(), data.clickhouse);
+    let ch = ClickHouse::new(data.clickhouse);
     ch.execute_global(&format!("DROP DATABASE IF EXISTS {DB}"))
         .await?;
     clickhouse::migrate::run(&ch).await?;

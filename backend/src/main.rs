@@ -117,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
             db::migrate(&pool)
                 .await
                 .context("applying PostgreSQL migrations")?;
-            let ch = ClickHouse::new(reqwest::Client::new(), config.clickhouse);
+            let ch = ClickHouse::new(config.clickhouse);
             clickhouse::migrate::run(&ch)
                 .await
                 .context("applying ClickHouse migrations")?;
@@ -134,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::ReplayClicks(config) => {
             let pool = db::pool(&config)?;
-            let ch = ClickHouse::new(reqwest::Client::new(), config.clickhouse);
+            let ch = ClickHouse::new(config.clickhouse);
             let waiting = outbox::depth(&pool).await?;
             println!("{waiting} clicks waiting in the outbox");
             let replayed = clicks::replay_all(&pool, &ch, |done| {
@@ -150,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Rollup(config) => {
-            let ch = ClickHouse::new(reqwest::Client::new(), config.clickhouse);
+            let ch = ClickHouse::new(config.clickhouse);
             let started = std::time::Instant::now();
             let rolled = rollup::roll_settled_days(&ch, Utc::now()).await?;
             println!(

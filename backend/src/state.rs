@@ -66,9 +66,6 @@ impl AppState {
     /// Handles to everything `config` names; connects on first use, spawns no task.
     pub fn new(config: OriginConfig) -> anyhow::Result<Self> {
         let db = crate::db::pool(&config.data)?;
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()?;
         let redis = Redis::new(
             &config.data.redis_url,
             config.data.redis_key_prefix.clone(),
@@ -88,7 +85,8 @@ impl AppState {
             local_links: Arc::new(LocalCache::new(config.origin_cache_staleness)),
             local_domains: Arc::new(LocalCache::new(config.origin_cache_staleness)),
             dns: Dns::new(config.domains.dns_resolver, config.domains.dns_timeout)?,
-            clickhouse: ClickHouse::new(http, config.data.clickhouse.clone()),
+            clickhouse: ClickHouse::new(config.data.clickhouse.clone())
+                .with_request_timeout(std::time::Duration::from_secs(10)),
             clicks: ClickSink::new(db.clone(), &config.clicks),
             read_replica: ReadReplica::from_config(&config.data.read_replica)?,
             db,

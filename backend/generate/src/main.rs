@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         batch,
     };
     let pool = db::pool(&data)?;
-    let ch = ClickHouse::new(reqwest::Client::new(), data.clickhouse);
+    let ch = ClickHouse::new(data.clickhouse);
     let created = smo1_generate::create_links(&pool, &plan).await?;
     eprintln!("created {users} users and {links} links in PostgreSQL");
     let started = std::time::Instant::now();

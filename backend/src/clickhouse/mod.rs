@@ -9,6 +9,7 @@ pub mod migrate;
 
 use crate::config::ClickHouseConfig;
 use serde::de::DeserializeOwned;
+use std::time::Duration;
 
 /// Where click writers insert: [`smo1_core::click::InsertTarget`] for this configuration.
 pub fn insert_target(config: &ClickHouseConfig) -> smo1_core::click::InsertTarget {
@@ -42,15 +43,38 @@ pub enum ClickHouseError {
     Layout(#[from] cluster::Unsupported),
 }
 
+/// How long an idle connection is kept for reuse: less than ClickHouse's own
+/// `keep_alive_timeout` (3 s by default), or a request sent on a connection the server is closing
+/// fails ("connection closed before message completed").
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct ClickHouse {
     http: reqwest::Client,
     config: ClickHouseConfig,
+    request_timeout: Option<Duration>,
 }
 
 impl ClickHouse {
-    pub fn new(http: reqwest::Client, config: ClickHouseConfig) -> Self {
-        Self { http, config }
+    /// A client for `config`'s server; requests wait as long as the server takes.
+    pub fn new(config: ClickHouseConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
+            .build()
+            .expect("an HTTP client builds (its TLS roots load)");
+        Self {
+            http,
+            config,
+            request_timeout: None,
+        }
+    }
+
+    /// The same client, giving up on any request after `timeout`.
+    pub fn with_request_timeout(self, timeout: Duration) -> Self {
+        Self {
+            request_timeout: Some(timeout),
+            ..self
+        }
     }
 
     pub fn config(&self) -> &ClickHouseConfig {
@@ -68,6 +92,9 @@ impl ClickHouse {
         }
         if self.cluster().is_some() {
             request = request.query(cluster::SETTINGS);
+        }
+        if let Some(timeout) = self.request_timeout {
+            request = request.timeout(timeout);
         }
         request
     }

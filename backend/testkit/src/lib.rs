@@ -180,7 +180,7 @@ pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
 }
 
 fn test_clickhouse(database: &str) -> ClickHouse {
-    ClickHouse::new(reqwest::Client::new(), clickhouse_config(database))
+    ClickHouse::new(clickhouse_config(database))
 }
 
 impl Drop for TestDb {
