@@ -14,6 +14,7 @@ mod support;
 
 use smo1_core::targeting::Os;
 use smo1_core::useragent::DeviceType;
+use smo1_origin::config::{DEFAULT_CLICK_BATCH_SIZE, DEFAULT_CLICK_QUEUE_CAPACITY};
 use smo1_origin::links::rules::RuleInput;
 use smo1_origin::links::service;
 use smo1_origin::users::repo;
@@ -226,7 +227,12 @@ async fn stack_with_link(wiring: Wiring) -> Stack {
 }
 
 async fn stack_with_rules(wiring: Wiring, rules: Vec<RuleInput>) -> Stack {
-    let stack = Stack::start_with(wiring).await;
+    // The origin's click queue and batches as deployed, not the tests' small ones.
+    let stack = Stack::start_configured(wiring, |config| {
+        config.clicks.click_batch_size = DEFAULT_CLICK_BATCH_SIZE;
+        config.clicks.click_queue_capacity = DEFAULT_CLICK_QUEUE_CAPACITY;
+    })
+    .await;
     let user = repo::upsert_user(&stack.state.db, "bench@example.com")
         .await
         .expect("user");

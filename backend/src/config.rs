@@ -201,17 +201,22 @@ pub struct ClickHouseConfig {
     pub clickhouse_cluster: String,
 }
 
+/// Most clicks in one ClickHouse insert by default (`CLICK_BATCH_SIZE`).
+pub const DEFAULT_CLICK_BATCH_SIZE: usize = 10_000;
+/// Clicks the in-memory queue holds by default (`CLICK_QUEUE_CAPACITY`).
+pub const DEFAULT_CLICK_QUEUE_CAPACITY: usize = 200_000;
+
 /// The click pipeline: how the origin batches clicks and drains the outbox.
 #[derive(Debug, Clone, Args)]
 pub struct ClickConfig {
     /// Salt of visitor ids (rotated daily by date); must equal the worker's.
     #[arg(long, env = "VISITOR_SALT_SECRET", hide_env_values = true)]
     pub visitor_salt_secret: Secret,
-    #[arg(long, env = "CLICK_BATCH_SIZE", default_value_t = 10_000)]
+    #[arg(long, env = "CLICK_BATCH_SIZE", default_value_t = DEFAULT_CLICK_BATCH_SIZE)]
     pub click_batch_size: usize,
     #[arg(long, env = "CLICK_FLUSH_INTERVAL_MS", default_value = "1000", value_parser = parse_millis)]
     pub click_flush_interval: Duration,
-    #[arg(long, env = "CLICK_QUEUE_CAPACITY", default_value_t = 200_000)]
+    #[arg(long, env = "CLICK_QUEUE_CAPACITY", default_value_t = DEFAULT_CLICK_QUEUE_CAPACITY)]
     pub click_queue_capacity: usize,
     #[arg(long, env = "CLICK_REPLAY_INTERVAL_SECS", default_value = "5", value_parser = parse_secs)]
     pub click_replay_interval: Duration,
