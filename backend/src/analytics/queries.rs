@@ -22,7 +22,9 @@ pub use super::calendar::{day_start, hour_start, max_span, Interval, Intervals, 
 pub use super::dimensions::{Dimension, DASHBOARD_DIMENSIONS, DIMENSIONS};
 pub use super::measures::Counts;
 pub use super::plan::{Plan, Raw};
-pub use super::recent::{clicks_sql, recent_clicks, ClickCursor, RecentClick};
+pub use super::recent::{
+    click_rows_sql, clicks_sql, recent_clicks, ClickCursor, ClickKey, RecentClick,
+};
 pub use super::subject::Subject;
 
 pub fn rollup_hours_sql(subject: &Subject, include_bots: bool, start: i64, end: i64) -> String {
@@ -539,6 +541,21 @@ mod tests {
                 ),
             ),
             ("clicks_page", clicks_sql(&link, &utc, Some(&before_c3), 10)),
+            (
+                "clicks_rows",
+                click_rows_sql(
+                    &link,
+                    &[
+                        ("c2", "2026-11-02T10:30:00Z"),
+                        ("c1", "2026-11-02T10:00:00Z"),
+                    ]
+                    .map(|(id, time)| ClickKey {
+                        click_id: id.into(),
+                        clicked_unix: at(time).timestamp(),
+                        link_id: "00000000-0000-4000-8000-0000000000b1".into(),
+                    }),
+                ),
+            ),
             ("sync_totals", crate::analytics::sync::totals_sql(&[])),
             (
                 "sync_totals_rolled",
