@@ -114,9 +114,15 @@ impl Redis {
         format!("{}{name}", self.prefix)
     }
 
+    /// The name of `slug` on `domain` (`None`: the default domain), without the key prefix: what
+    /// origins' memory and invalidation messages use.
+    pub fn link_name(domain: Option<&str>, slug: &str) -> String {
+        link::cache_key("", domain.unwrap_or(DEFAULT_DOMAIN), slug)
+    }
+
     /// The slot of `link:{domain}:{slug}` (`domain` `None`: the default domain).
     pub fn link_slot(&self, domain: Option<&str>, slug: &str) -> Slot {
-        let name = link::cache_key("", domain.unwrap_or(DEFAULT_DOMAIN), slug);
+        let name = Self::link_name(domain, slug);
         Slot {
             entry: self.prefixed(&name),
             version: self.prefixed(&format!("{VERSION_PREFIX}{name}")),
@@ -135,9 +141,14 @@ impl Redis {
         }
     }
 
+    /// The name of `hostname`'s entry without the key prefix, like [`Self::link_name`].
+    pub fn domain_name(hostname: &str) -> String {
+        domain::cache_key("", hostname)
+    }
+
     /// The slot of `domain:{hostname}`.
     pub fn domain_slot(&self, hostname: &str) -> Slot {
-        let name = domain::cache_key("", hostname);
+        let name = Self::domain_name(hostname);
         Slot {
             entry: self.prefixed(&name),
             version: self.prefixed(&format!("{VERSION_PREFIX}{name}")),

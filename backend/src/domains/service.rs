@@ -58,8 +58,7 @@ fn new_token() -> String {
 pub async fn add(state: &AppState, user_id: Uuid, raw: &str) -> Result<Domain> {
     let hostname = normalise_hostname(raw).map_err(|e| AppError::Validation(e.to_string()))?;
     if state
-        .config
-        .own_hosts()
+        .own_hosts
         .iter()
         .any(|own| normalise_host(own) == hostname)
     {
@@ -253,7 +252,7 @@ pub async fn load_and_cache(state: &AppState, hostname: &str) -> Result<DomainEn
 /// The entry for `hostname` for the origin's own redirects: memory, then Redis, then PostgreSQL,
 /// like [`crate::links::service::resolve_cached`].
 pub async fn resolve_cached(state: &AppState, hostname: &str) -> Result<Arc<DomainEntry>> {
-    let name = state.redis.domain_slot(hostname).local;
+    let name = crate::cache::Redis::domain_name(hostname);
     if let Some(entry) = state.local_domains.get(&name) {
         return Ok(entry);
     }

@@ -116,7 +116,7 @@ pub async fn resolve_cached(
     domain: Option<&str>,
     slug: &str,
 ) -> Result<Arc<CacheEntry>> {
-    let name = state.redis.link_slot(domain, slug).local;
+    let name = crate::cache::Redis::link_name(domain, slug);
     if let Some(entry) = state.local_links.get(&name) {
         return Ok(entry);
     }
@@ -271,7 +271,7 @@ pub async fn validate_destination(
     raw: &str,
     also_own: Option<&str>,
 ) -> Result<String> {
-    let mut own = state.config.own_hosts();
+    let mut own = state.own_hosts.to_vec();
     own.extend(also_own.map(str::to_owned));
     let url = destination::validate(raw, &own).map_err(|e| AppError::Validation(e.to_string()))?;
     let host = destination::host_of(url.as_str()).unwrap_or_default();
