@@ -23,6 +23,7 @@ use smo1_core::visit::Click;
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use worker::worker_sys::ext::RequestExt;
@@ -70,7 +71,7 @@ thread_local! {
 pub struct Capture {
     click_id: String,
     now_unix: u32,
-    record: LinkCacheRecord,
+    record: Arc<LinkCacheRecord>,
     location: String,
     method: String,
     ip: String,

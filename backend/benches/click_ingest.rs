@@ -71,7 +71,7 @@ fn events(prefix: &str) -> Vec<ClickEvent> {
 
 /// The same clicks as the redirect path leaves them: the writer classifies and enriches them.
 fn pending() -> Vec<PendingClick> {
-    let record = record();
+    let record = std::sync::Arc::new(record());
     (0..EVENTS)
         .map(|i| {
             let mut headers = HeaderMap::new();

@@ -33,7 +33,7 @@ async fn record(app: &TestApp, slug: &str) -> LinkCacheRecord {
     let CachedLink::Found(record) = entry.link else {
         panic!("link exists")
     };
-    *record
+    std::sync::Arc::unwrap_or_clone(record)
 }
 
 fn event(record: &LinkCacheRecord, click_id: &str) -> ClickEvent {

@@ -7,6 +7,7 @@
 
 use crate::targeting::Rule;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Schema version of [`CacheEntry`]; bump on any incompatible change.
 /// Version 2 moved entries to per-domain keys (`link:{domain}:{slug}`).
@@ -39,7 +40,7 @@ pub struct CacheEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CachedLink {
-    Found(Box<LinkCacheRecord>),
+    Found(Arc<LinkCacheRecord>),
     /// Negative entry: cached briefly so a slug scan cannot hammer PostgreSQL.
     Missing,
 }
@@ -48,7 +49,7 @@ impl CacheEntry {
     pub fn found(record: LinkCacheRecord) -> Self {
         Self {
             v: SCHEMA_VERSION,
-            link: CachedLink::Found(Box::new(record)),
+            link: CachedLink::Found(Arc::new(record)),
         }
     }
 

@@ -84,6 +84,7 @@ mod tests {
     use super::*;
     use crate::link::{sample_record, RedirectType, Utm};
     use crate::targeting::{Os, Rule};
+    use std::sync::Arc;
 
     const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 
@@ -101,7 +102,7 @@ mod tests {
         };
         assert_eq!(
             resolve(
-                &CachedLink::Found(Box::new(record)),
+                &CachedLink::Found(Arc::new(record)),
                 0,
                 Some("ref=a"),
                 anyone
@@ -118,7 +119,7 @@ mod tests {
     fn expiry_is_checked_against_now() {
         let mut record = sample_record();
         record.expires_at = Some(100);
-        let link = CachedLink::Found(Box::new(record));
+        let link = CachedLink::Found(Arc::new(record));
         assert!(matches!(
             resolve(&link, 99, None, anyone),
             Resolution::Redirect { .. }
@@ -135,7 +136,7 @@ mod tests {
         record.status = LinkStatus::Disabled;
         assert_eq!(
             resolve(
-                &CachedLink::Found(Box::new(record.clone())),
+                &CachedLink::Found(Arc::new(record.clone())),
                 0,
                 None,
                 anyone
@@ -145,7 +146,7 @@ mod tests {
         record.status = LinkStatus::Expired;
         assert_eq!(
             resolve(
-                &CachedLink::Found(Box::new(record.clone())),
+                &CachedLink::Found(Arc::new(record.clone())),
                 0,
                 None,
                 anyone
@@ -155,7 +156,7 @@ mod tests {
         record.status = LinkStatus::Active;
         record.protection = Protection::Pin;
         assert_eq!(
-            resolve(&CachedLink::Found(Box::new(record)), 0, None, anyone),
+            resolve(&CachedLink::Found(Arc::new(record)), 0, None, anyone),
             Resolution::Protected {
                 kind: Protection::Pin,
                 status: 302,
@@ -180,7 +181,7 @@ mod tests {
         let mut ios = Rule::new("r-ios", "https://apps.apple.com/app?id=1");
         ios.os = vec![Os::Ios];
         record.rules = vec![ios];
-        let link = CachedLink::Found(Box::new(record));
+        let link = CachedLink::Found(Arc::new(record));
         let iphone = || Visitor {
             method: "GET".into(),
             user_agent: Some(IPHONE.into()),
@@ -208,7 +209,7 @@ mod tests {
         let mut record = sample_record();
         assert!(matches!(
             resolve(
-                &CachedLink::Found(Box::new(record.clone())),
+                &CachedLink::Found(Arc::new(record.clone())),
                 0,
                 None,
                 untouched
@@ -218,7 +219,7 @@ mod tests {
         record.rules = vec![Rule::new("r", "https://example.org/")];
         record.expires_at = Some(10);
         assert_eq!(
-            resolve(&CachedLink::Found(Box::new(record)), 10, None, untouched),
+            resolve(&CachedLink::Found(Arc::new(record)), 10, None, untouched),
             Resolution::Gone(GoneReason::Expired)
         );
     }

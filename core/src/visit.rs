@@ -11,6 +11,7 @@ use crate::resolve::{resolve, GoneReason, Resolution};
 use crate::slug;
 use crate::targeting::Visitor;
 use crate::unlock::{self, UnlockOutcome};
+use std::sync::Arc;
 
 /// `Allow` of every 405 a visitor gets.
 pub const ALLOWED_METHODS: &str = "GET, HEAD";
@@ -51,7 +52,7 @@ pub enum Outcome<'e> {
 /// What the click of a redirect is about.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Click<'e> {
-    pub record: &'e LinkCacheRecord,
+    pub record: &'e Arc<LinkCacheRecord>,
     /// The visit came from a QR code (`?qr=1`).
     pub qr: bool,
     /// The id of the targeting rule that picked the destination; `None`: the link's own.
@@ -111,7 +112,7 @@ pub fn answer<'e, H: Fn(&str) -> Option<String>>(
     let post = method(request.method) == Some(Method::Post);
     let (qr, query) = click::take_qr_marker(request.query);
     let record = match entry {
-        CachedLink::Found(record) => record.as_ref(),
+        CachedLink::Found(record) => record,
         CachedLink::Missing => return Step::Answer(Outcome::Page(Page::NotFound)),
     };
     let click = |rule| Click { record, qr, rule };
@@ -283,7 +284,7 @@ mod tests {
     fn protected(kind: Protection) -> CachedLink {
         let mut record = sample_record();
         record.protection = kind;
-        CachedLink::Found(Box::new(record))
+        CachedLink::Found(Arc::new(record))
     }
 
     #[test]
@@ -313,7 +314,7 @@ mod tests {
     #[test]
     fn a_plain_link_redirects_with_its_click_and_refuses_posts() {
         let none = headers(&[]);
-        let entry = CachedLink::Found(Box::new(sample_record()));
+        let entry = CachedLink::Found(Arc::new(sample_record()));
         let get = request("GET", "/abc", Some("qr=1&ref=a"), &none);
         let Step::Answer(Outcome::Redirect {
             status,
@@ -342,7 +343,7 @@ mod tests {
         let get = request("GET", "/abc", None, &none);
         let mut record = sample_record();
         record.status = LinkStatus::Disabled;
-        let disabled = CachedLink::Found(Box::new(record));
+        let disabled = CachedLink::Found(Arc::new(record));
         assert!(matches!(
             answer(&get, "abc", &disabled, 0, KEY),
             Step::Answer(Outcome::Page(Page::Disabled))
@@ -433,7 +434,7 @@ mod tests {
         let mut german = Rule::new("r-de", "https://example.de/");
         german.countries = vec!["DE".into()];
         record.rules = vec![ios, german];
-        CachedLink::Found(Box::new(record))
+        CachedLink::Found(Arc::new(record))
     }
 
     #[test]

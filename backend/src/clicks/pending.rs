@@ -6,6 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use smo1_core::click::{self, ClickEvent, VisitorRequest};
 use smo1_core::link::LinkCacheRecord;
 use smo1_core::visit::Click;
+use std::sync::Arc;
 
 /// One redirect's click, not yet enriched. Header values are shared with the request (cloning
 /// one is a reference count, not a copy).
@@ -13,7 +14,7 @@ use smo1_core::visit::Click;
 pub struct PendingClick {
     /// Unix seconds of the redirect.
     pub clicked_at: u32,
-    pub record: LinkCacheRecord,
+    pub record: Arc<LinkCacheRecord>,
     /// Where the visitor was sent (after UTM merge).
     pub location: String,
     pub method: Method,
