@@ -35,9 +35,16 @@ const ORIGIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[wasm_bindgen(inline_js = r#"
 export function clickFacts(request, names) {
   const cf = request.cf || {};
-  const facts = [crypto.randomUUID(), cf.country, cf.region, cf.city];
-  for (const name of names) facts.push(request.headers.get(name));
-  return facts.map((v) => (v == null ? "" : "=" + v)).join("\0");
+  const headers = request.headers;
+  let facts = "=" + crypto.randomUUID();
+  const add = (v) => {
+    facts += v == null ? "\0" : "\0=" + v;
+  };
+  add(cf.country);
+  add(cf.region);
+  add(cf.city);
+  for (const name of names) add(headers.get(name));
+  return facts;
 }
 "#)]
 extern "C" {

@@ -6,6 +6,7 @@
 //! Entries are named by their Redis key without the prefix (`link:{domain}:{slug}`,
 //! `domain:{hostname}`).
 
+use crate::clock::now_ms;
 use smo1_core::domain::DomainEntry;
 use smo1_core::link::CacheEntry;
 use std::cell::RefCell;
@@ -31,10 +32,6 @@ struct Remembered {
 
 thread_local! {
     static RECENT: RefCell<HashMap<String, Remembered>> = RefCell::new(HashMap::new());
-}
-
-fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
 }
 
 fn fresh(r: &Remembered, now: u64, max_age: Duration) -> bool {

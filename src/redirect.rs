@@ -6,7 +6,8 @@
 use crate::config::EdgeConfig;
 use crate::recent::Record;
 use crate::upstash::UpstashError;
-use crate::{clicks, origin, protect, recent, respond};
+use crate::{clicks, clock, origin, protect, recent, respond};
+use http::Uri;
 use smo1_core::click;
 use smo1_core::domain::FALLBACK_REDIRECT_STATUS;
 use smo1_core::domain::{self, DomainEntry, DomainSettings, DomainState, Site};
@@ -14,12 +15,15 @@ use smo1_core::link::{self, CacheEntry};
 use smo1_core::pages::Page;
 use smo1_core::visit::{self, Click, Outcome, Start, Step};
 use std::rc::Rc;
-use worker::{console_error, console_warn, web_sys, Context, Date, Env, Error, Result, Url};
+use worker::{console_error, console_warn, web_sys, Context, Env, Result};
 
 pub async fn handle(req: web_sys::Request, env: &Env, ctx: &Context) -> Result<web_sys::Response> {
     let method = req.method();
     let head = method == "HEAD";
-    let url = Url::parse(&req.url()).map_err(|e| Error::RustError(format!("request URL: {e}")))?;
+    // The runtime's URL is already normalised (WHATWG): only split it, do not parse it again.
+    let Ok(url) = req.url().parse::<Uri>() else {
+        return respond::page(Page::NotFound, head);
+    };
     let headers = req.headers();
     // The flow asks for the country by its header name: the edge's own metadata answers first.
     let header = |name: &str| {
@@ -37,7 +41,7 @@ pub async fn handle(req: web_sys::Request, env: &Env, ctx: &Context) -> Result<w
         header,
     };
     let config = EdgeConfig::get(env)?;
-    let site = domain::site(url.host_str(), &config.default_hosts);
+    let site = domain::site(url.host(), &config.default_hosts);
     let settings = match &site {
         Site::Default => None,
         Site::Custom(hostname) => match find_domain(&config, hostname).await {
@@ -56,7 +60,7 @@ pub async fn handle(req: web_sys::Request, env: &Env, ctx: &Context) -> Result<w
         Ok(entry) => entry,
         Err(page) => return respond::page(page, head),
     };
-    let now = (Date::now().as_millis() / 1000) as i64;
+    let now = (clock::now_ms() / 1000) as i64;
     let outcome = match visit::answer(
         &request,
         slug,

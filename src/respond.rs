@@ -1,6 +1,7 @@
 //! Turning the shared flow's answers into the worker's responses, with or without a body (HEAD).
-//! Each response is made by one call into JavaScript ([`make_response`]): building it through
-//! `Headers` and `ResponseInit` would cost a call across the wasm boundary per header and field.
+//! Each response is made by one call into JavaScript ([`make_response`], [`make_redirect`]):
+//! building it through `Headers` and `ResponseInit` would cost a call across the wasm boundary
+//! per header and field.
 
 use smo1_core::pages::{self, Page};
 use smo1_core::resolve::REDIRECT_CACHE_CONTROL;
@@ -15,6 +16,12 @@ export function makeResponse(status, body, headers) {
   for (let i = 0; i + 1 < fields.length; i += 2) list.push([fields[i], fields[i + 1]]);
   return new Response(body, { status, headers: list });
 }
+
+export function makeRedirect(status, location, cacheControl, setCookie) {
+  const headers = { Location: location, "Cache-Control": cacheControl };
+  if (setCookie !== undefined) headers["Set-Cookie"] = setCookie;
+  return new Response(null, { status, headers });
+}
 "#)]
 extern "C" {
     /// A `Response` with `status`, `body` (none when `undefined`) and `headers`: names and
@@ -25,6 +32,20 @@ extern "C" {
         body: Option<String>,
         headers: &str,
     ) -> std::result::Result<web_sys::Response, JsValue>;
+
+    /// A redirect: the most common response, made without encoding a header list.
+    #[wasm_bindgen(js_name = makeRedirect, catch)]
+    fn make_redirect(
+        status: u16,
+        location: &str,
+        cache_control: &JsValue,
+        set_cookie: Option<&str>,
+    ) -> std::result::Result<web_sys::Response, JsValue>;
+}
+
+thread_local! {
+    /// [`REDIRECT_CACHE_CONTROL`] as a JavaScript string, made once per isolate.
+    static CACHE_CONTROL: JsValue = JsValue::from_str(REDIRECT_CACHE_CONTROL);
 }
 
 fn response(
@@ -94,10 +115,6 @@ pub fn redirect(
     location: &str,
     set_cookie: Option<&str>,
 ) -> Result<web_sys::Response> {
-    let mut headers = vec![
-        ("Location", location),
-        ("Cache-Control", REDIRECT_CACHE_CONTROL),
-    ];
-    headers.extend(set_cookie.map(|cookie| ("Set-Cookie", cookie)));
-    response(status, None, &headers)
+    Ok(CACHE_CONTROL
+        .with(|cache_control| make_redirect(status, location, cache_control, set_cookie))?)
 }

@@ -8,6 +8,7 @@
 //! every lookup skips Upstash and goes straight to the origin, then one request probes. So an
 //! Upstash outage costs one timeout per isolate and retry period, not one per request.
 
+use crate::clock::now_ms;
 use crate::fetch::{self, Auth, FetchError};
 use serde::Deserialize;
 use smo1_core::breaker::Breaker;
@@ -109,8 +110,4 @@ impl Upstash {
             ))),
         }
     }
-}
-
-fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
 }
