@@ -376,6 +376,18 @@ pub struct WorkerTargets<'a> {
     pub vars: &'a [(&'static str, String)],
 }
 
+/// `workerd serve config`. With `WORKERD_INSPECTOR_ADDR` set (e.g. `127.0.0.1:9229`), workerd
+/// also listens there for the V8 inspector, so a CPU profile of the worker can be taken while a
+/// test or benchmark runs (`bench/profile-worker.mjs`; one workerd at a time).
+fn serve(config: &Path) -> Command {
+    let mut command = Command::new(workerd_bin());
+    command.arg("serve").arg(config);
+    if let Some(addr) = std::env::var_os("WORKERD_INSPECTOR_ADDR") {
+        command.arg("--inspector-addr").arg(addr);
+    }
+    command
+}
+
 /// The built worker in a real workerd on a reserved port, killed on drop.
 pub struct Workerd {
     pub url: String,
@@ -410,9 +422,7 @@ impl Workerd {
         )
         .expect("write workerd config");
         drop(reserved);
-        let mut child = Command::new(workerd_bin())
-            .arg("serve")
-            .arg(&config_path)
+        let mut child = serve(&config_path)
             .arg("--verbose")
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
@@ -642,9 +652,7 @@ const js :Workerd.Worker = (
         );
         let config_path = dir.path.join("workerd.capnp");
         std::fs::write(&config_path, config).expect("write workerd config");
-        let mut workerd = Command::new(workerd_bin())
-            .arg("serve")
-            .arg(&config_path)
+        let mut workerd = serve(&config_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
