@@ -1,17 +1,20 @@
 //! End to end: custom domains through the built wasm worker in workerd — a domain verified
 //! against a real DNS server (hickory-server, `DnsServer`) serves its own links by `Host` and no
-//! other domain's, an unverified one shows the page saying it serves nothing, and its root and
-//! unknown-slug targets and its removal reach the edge within the cache bound.
+//! other domain's, an unverified one shows the page saying it serves nothing, its root and
+//! unknown-slug targets and its removal reach the edge within the cache bound, and a protected
+//! link on it unlocks through the origin's check of that domain's link.
 
 mod support;
 
 use reqwest::StatusCode;
-use smo1_origin::domains::repo::DomainStatus;
+use smo1_core::link::Protection;
+use smo1_origin::domains::repo::{Domain, DomainStatus};
 use smo1_origin::domains::service::{self as domains, TargetsPatch};
-use smo1_origin::links::service;
+use smo1_origin::links::{protection, service};
 use smo1_origin::users::repo;
 use smo1_testkit::DnsServer;
 use support::{Stack, Wiring};
+use uuid::Uuid;
 
 /// `path` at the edge with `host` as the `Host` header.
 async fn visit(stack: &Stack, host: &str, path: &str) -> reqwest::Response {
@@ -40,35 +43,52 @@ async fn says_domain_serves_nothing(response: reqwest::Response) -> bool {
             .is_ok_and(|html| html.contains("<title>This domain serves no links</title>"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_verified_custom_domain_serves_its_own_links_at_the_edge() {
-    let dns = DnsServer::start().await;
+/// A stack whose origin verifies domains against `dns`, and the owner of the links it serves.
+async fn stack_over(dns: &DnsServer) -> (Stack, Uuid) {
     let addr = dns.addr;
     let stack = Stack::start_configured(Wiring::default(), move |c| {
         c.domains.dns_resolver = Some(addr);
     })
     .await;
-    let state = &stack.state;
-    let user = repo::upsert_user(&state.db, "owner@example.com")
+    let user = repo::upsert_user(&stack.state.db, "owner@example.com")
         .await
         .unwrap();
-    let domain = domains::add(state, user, "go.brand.test").await.unwrap();
+    (stack, user)
+}
+
+/// `hostname` added by `user` and verified by its TXT record on `dns`.
+async fn verified(stack: &Stack, dns: &DnsServer, user: Uuid, hostname: &str) -> Domain {
+    let domain = domains::add(&stack.state, user, hostname).await.unwrap();
     dns.set_txt(
         &domain.verification.name,
         &[domain.verification.value.as_str()],
     )
     .await;
-    let domain = domains::verify(state, user, domain.id).await.unwrap();
-    assert_eq!(domain.status, DomainStatus::Verified, "{domain:?}");
-    domains::add(state, user, "waiting.brand.test")
+    let domain = domains::verify(&stack.state, user, domain.id)
         .await
         .unwrap();
-    let link = |slug: &str, destination: &str, domain: Option<&str>| service::CreateLink {
+    assert_eq!(domain.status, DomainStatus::Verified, "{domain:?}");
+    domain
+}
+
+fn link(slug: &str, destination: &str, domain: Option<&str>) -> service::CreateLink {
+    service::CreateLink {
         custom_slug: Some(slug.into()),
         destination: destination.into(),
         domain: domain.map(str::to_owned),
         ..Default::default()
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verified_custom_domain_serves_its_own_links_at_the_edge() {
+    let dns = DnsServer::start().await;
+    let (stack, user) = stack_over(&dns).await;
+    let state = &stack.state;
+    let domain = verified(&stack, &dns, user, "go.brand.test").await;
+    domains::add(state, user, "waiting.brand.test")
+        .await
+        .unwrap();
     service::create(
         state,
         user,
@@ -168,4 +188,89 @@ async fn a_verified_custom_domain_serves_its_own_links_at_the_edge() {
         location(&stack.get("/plain").await).as_deref(),
         Some("https://example.com/default")
     );
+}
+
+/// A PIN on a custom domain's link: the edge shows the form for that host, the origin checks the
+/// PIN and counts the wrong one against that domain's link, and the cookie opens it after; the
+/// default domain's link of the same slug stays open.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_protected_link_on_a_custom_domain_unlocks_at_the_edge() {
+    let dns = DnsServer::start().await;
+    let (stack, user) = stack_over(&dns).await;
+    let state = &stack.state;
+    verified(&stack, &dns, user, "vault.brand.test").await;
+    let guarded = service::create(
+        state,
+        user,
+        link(
+            "safe",
+            "https://example.com/guarded",
+            Some("vault.brand.test"),
+        ),
+    )
+    .await
+    .unwrap();
+    protection::set(state, user, guarded.id, Protection::Pin, "2468".into())
+        .await
+        .unwrap();
+    service::create(state, user, link("safe", "https://example.com/open", None))
+        .await
+        .unwrap();
+    let submit = |secret: &'static str| {
+        stack
+            .http
+            .post(format!("{}/safe", stack.worker_url))
+            .header("host", "vault.brand.test")
+            .header("cf-connecting-ip", "198.51.100.9")
+            .form(&[("secret", secret)])
+            .send()
+    };
+
+    let form = visit(&stack, "vault.brand.test", "/safe").await;
+    assert_eq!(form.status(), StatusCode::FORBIDDEN);
+    assert!(form
+        .text()
+        .await
+        .unwrap()
+        .contains("<form method=\"post\" action=\"/safe\">"));
+
+    let wrong = submit("0000").await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    let failures: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM protection_attempts WHERE link_id = $1 AND NOT succeeded",
+    )
+    .bind(guarded.id)
+    .fetch_one(&state.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        failures, 1,
+        "the wrong PIN counts against the custom domain's link"
+    );
+
+    let unlocked = submit("2468").await.unwrap();
+    assert_eq!(unlocked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&unlocked).as_deref(),
+        Some("https://example.com/guarded")
+    );
+    let cookie = unlocked.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let again = stack
+        .http
+        .get(format!("{}/safe", stack.worker_url))
+        .header("host", "vault.brand.test")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::FOUND);
+    assert_eq!(
+        location(&again).as_deref(),
+        Some("https://example.com/guarded")
+    );
+
+    let open = stack.get("/safe").await;
+    assert_eq!(open.status(), StatusCode::FOUND);
+    assert_eq!(location(&open).as_deref(), Some("https://example.com/open"));
 }
