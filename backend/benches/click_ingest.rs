@@ -12,6 +12,7 @@ use smo1_core::link::{LinkCacheRecord, LinkStatus, Protection, RedirectType, Utm
 use smo1_core::visit::Click;
 use smo1_origin::clicks::{self, PendingClick};
 use smo1_testkit::{self as testkit, TestDb};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 const EVENTS: usize = 200_000;
@@ -37,8 +38,8 @@ fn record() -> LinkCacheRecord {
     }
 }
 
-fn ip(i: usize) -> String {
-    format!("10.0.{}.{}", (i / 256) % 256, i % 256)
+fn ip(i: usize) -> IpAddr {
+    IpAddr::from([10, 0, ((i / 256) % 256) as u8, (i % 256) as u8])
 }
 
 fn clicked_at(i: usize) -> u32 {
@@ -49,7 +50,7 @@ fn events(prefix: &str) -> Vec<ClickEvent> {
     let record = record();
     (0..EVENTS)
         .map(|i| {
-            let ip = ip(i);
+            let ip = ip(i).to_string();
             let request = VisitorRequest {
                 method: "GET",
                 ip: &ip,

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use smo1_core::click::{self, ClickEvent, VisitorRequest};
 use smo1_core::link::LinkCacheRecord;
 use smo1_core::visit::Click;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// One redirect's click, not yet enriched. Header values are shared with the request (cloning
@@ -18,7 +19,7 @@ pub struct PendingClick {
     /// Where the visitor was sent (after UTM merge).
     pub location: String,
     pub method: Method,
-    pub ip: String,
+    pub ip: IpAddr,
     pub qr: bool,
     /// The id of the targeting rule that picked the destination.
     pub rule: Option<String>,
@@ -42,7 +43,7 @@ impl PendingClick {
         click: Click<'_>,
         location: String,
         method: Method,
-        ip: String,
+        ip: IpAddr,
         headers: &HeaderMap,
     ) -> Self {
         let get = |name: &str| headers.get(name).cloned();
@@ -68,9 +69,10 @@ impl PendingClick {
 
     /// The enriched event, under a new click id.
     pub fn into_event(self, salt_secret: &str) -> ClickEvent {
+        let ip = self.ip.to_string();
         let request = VisitorRequest {
             method: self.method.as_str(),
-            ip: &self.ip,
+            ip: &ip,
             user_agent: text(self.user_agent.as_ref()).unwrap_or_default(),
             referrer: text(self.referrer.as_ref()),
             country: text(self.country.as_ref()),

@@ -142,7 +142,7 @@ fn record_click(
         click,
         location.to_owned(),
         method.clone(),
-        ip.to_string(),
+        ip,
         headers,
     ));
 }
