@@ -18,6 +18,7 @@ use smo1_origin::config::{DEFAULT_CLICK_BATCH_SIZE, DEFAULT_CLICK_QUEUE_CAPACITY
 use smo1_origin::links::rules::RuleInput;
 use smo1_origin::links::service;
 use smo1_origin::users::repo;
+use smo1_testkit::RunningServer;
 use std::process::Command;
 use std::time::Duration;
 use support::{JsWorker, Stack, Wiring};
@@ -27,6 +28,9 @@ const DURATION: &str = "10s";
 const CONNECTIONS: &str = "32";
 /// Connections of the origin rows (SPEC §8 states the origin's p99 at 64).
 const ORIGIN_CONNECTIONS: &str = "64";
+/// Rounds of every row: a row's figures are the median of its rounds, so one noisy run cannot
+/// settle a target at the line.
+const ROUNDS: usize = 3;
 
 const TRIVIAL_JS: &str = r#"export default {
   fetch() {
@@ -39,7 +43,7 @@ struct Run {
     name: &'static str,
     requests_per_sec: f64,
     requests: u64,
-    p99: String,
+    p99_ms: f64,
     /// CPU seconds of the serving workerd per request (edge rows only).
     cpu_per_request: Option<f64>,
 }
@@ -96,26 +100,52 @@ fn five_rules() -> Vec<RuleInput> {
     ]
 }
 
-/// `wrk` against `url`, with the CPU time of workerd `pid` per request.
-fn wrk_on(name: &'static str, url: &str, pid: u32) -> Run {
-    wrk_as_on(name, url, &[], pid)
+/// What one row measures.
+struct Target<'a> {
+    name: &'static str,
+    url: String,
+    /// Sent with every request.
+    headers: &'a [&'a str],
+    connections: &'static str,
+    /// The serving workerd, whose CPU time per request the row reports (edge rows).
+    workerd: Option<u32>,
 }
 
-/// [`wrk_on`] sending `headers` with every request.
-fn wrk_as_on(name: &'static str, url: &str, headers: &[&str], pid: u32) -> Run {
-    let before = cpu_seconds(pid);
-    let mut run = wrk_as(name, url, headers);
-    run.cpu_per_request = Some((cpu_seconds(pid) - before) / run.requests as f64);
-    run
-}
+impl<'a> Target<'a> {
+    /// An edge row: [`CONNECTIONS`], the CPU time of workerd `pid` per request.
+    fn edge(name: &'static str, url: String, pid: u32) -> Self {
+        Self {
+            name,
+            url,
+            headers: &[],
+            connections: CONNECTIONS,
+            workerd: Some(pid),
+        }
+    }
 
-/// An origin row: [`ORIGIN_CONNECTIONS`], no extra headers.
-fn wrk_origin(name: &'static str, url: &str) -> Run {
-    wrk_with(name, url, &[], ORIGIN_CONNECTIONS)
-}
+    /// An origin row: [`ORIGIN_CONNECTIONS`].
+    fn origin(name: &'static str, url: String) -> Self {
+        Self {
+            name,
+            url,
+            headers: &[],
+            connections: ORIGIN_CONNECTIONS,
+            workerd: None,
+        }
+    }
 
-fn wrk_as(name: &'static str, url: &str, headers: &[&str]) -> Run {
-    wrk_with(name, url, headers, CONNECTIONS)
+    fn sending(self, headers: &'a [&'a str]) -> Self {
+        Self { headers, ..self }
+    }
+
+    fn measure(&self) -> Run {
+        let before = self.workerd.map(cpu_seconds);
+        let mut run = wrk_with(self.name, &self.url, self.headers, self.connections);
+        if let (Some(pid), Some(before)) = (self.workerd, before) {
+            run.cpu_per_request = Some((cpu_seconds(pid) - before) / run.requests as f64);
+        }
+        run
+    }
 }
 
 fn wrk_with(name: &'static str, url: &str, headers: &[&str], connections: &str) -> Run {
@@ -151,14 +181,31 @@ fn wrk_with(name: &'static str, url: &str, headers: &[&str], connections: &str) 
         name,
         requests_per_sec: field("Requests/sec:").parse().expect("number"),
         requests,
-        p99: field("99%"),
+        p99_ms: milliseconds(&field("99%")),
         cpu_per_request: None,
     };
     println!(
-        "{:<55} {:>10.0} req/s  p99 {}",
-        run.name, run.requests_per_sec, run.p99
+        "{:<55} {:>10.0} req/s  p99 {:.2} ms",
+        run.name, run.requests_per_sec, run.p99_ms
     );
     run
+}
+
+/// A wrk latency ("850.00us", "5.23ms", "1.02s") in milliseconds.
+fn milliseconds(latency: &str) -> f64 {
+    let (number, unit) = latency.split_at(
+        latency
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or_else(|| panic!("no unit in latency {latency:?}")),
+    );
+    let value: f64 = number.parse().expect("latency number");
+    match unit {
+        "us" => value / 1e3,
+        "ms" => value,
+        "s" => value * 1e3,
+        "m" => value * 60e3,
+        _ => panic!("unknown latency unit in {latency:?}"),
+    }
 }
 
 /// A bare nginx answering every request with `return 302` (SPEC §8's origin baseline).
@@ -285,85 +332,170 @@ fn gzipped_bundle_bytes() -> u64 {
     output.stdout.len() as u64
 }
 
+/// The origin's framework alone (axum on hyper, as `smo1-origin` serves), answering every request
+/// with a fixed 302: how much of the origin's distance to nginx is the framework's own.
+async fn bare_axum() -> RunningServer {
+    let router = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::FOUND,
+            [(axum::http::header::LOCATION, "https://example.com/")],
+        )
+    });
+    RunningServer::start(router).await
+}
+
+/// The middle value (of an odd count; the upper middle of an even one).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A row of the table: its runs, one per round, and its baseline's runs of the same rounds.
+struct Row<'a> {
+    runs: &'a [Run],
+    baseline: &'a [Run],
+}
+
+impl Row<'_> {
+    /// Each round's `of(run) / of(baseline run)`.
+    fn ratios(&self, of: impl Fn(&Run) -> Option<f64>) -> Option<Vec<f64>> {
+        self.runs
+            .iter()
+            .zip(self.baseline)
+            .map(|(run, base)| Some(of(run)? / of(base)?))
+            .collect()
+    }
+
+    fn markdown(&self) -> String {
+        let of_runs = |of: fn(&Run) -> f64| median(self.runs.iter().map(of).collect());
+        let cpu = match (
+            self.runs
+                .iter()
+                .map(|r| r.cpu_per_request)
+                .collect::<Option<Vec<_>>>(),
+            self.ratios(|r| r.cpu_per_request),
+        ) {
+            (Some(cpu), Some(ratios)) => {
+                format!("{:.0} µs ({})", median(cpu) * 1e6, spread(ratios))
+            }
+            _ => "—".into(),
+        };
+        let throughput = self
+            .ratios(|r| Some(r.requests_per_sec))
+            .expect("every run has a rate");
+        format!(
+            "| {} | {:.0} | {:.1} ms | {} | {cpu} |\n",
+            self.runs[0].name,
+            of_runs(|r| r.requests_per_sec),
+            of_runs(|r| r.p99_ms),
+            spread(throughput),
+        )
+    }
+}
+
+/// "median× (lowest–highest)" of one ratio over the rounds.
+fn spread(ratios: Vec<f64>) -> String {
+    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.2}× ({low:.2}–{high:.2})", median(ratios))
+}
+
 #[tokio::main]
 async fn main() {
     let load_before = report::load_average();
+    // Everything measured is up before the first round and stays up until the last, so the
+    // rounds alternate between the rows and a moment's noise falls on each alike.
     let nginx = Nginx::start().await;
-    let bare = wrk_origin(
-        "nginx `return 302` (origin baseline)",
-        &format!("{}/x", nginx.url),
-    );
-    drop(nginx);
-
+    let framework = bare_axum().await;
     let baseline = JsWorker::start(TRIVIAL_JS).await;
-    let js = wrk_on(
-        "trivial JS redirect worker (baseline)",
-        &format!("{}/x", baseline.url),
-        baseline.workerd_pid(),
-    );
-    drop(baseline);
-
+    // Worker clicks off; its origin (same stack) serves the origin row, so every click in this
+    // stack's ClickHouse is one of the origin's.
     let quiet = stack_with_link(Wiring {
         clicks: false,
         ..Wiring::default()
     })
     .await;
-    let off = wrk_on(
-        "Rust/wasm worker, hot link (isolate cache), clicks off",
-        &format!("{}/bench", quiet.worker_url),
-        quiet.workerd_pid(),
-    );
-    drop(quiet);
-
     let every_read = stack_with_link(Wiring::without_link_cache()).await;
-    let redis = wrk_on(
-        "Rust/wasm worker, Redis hit every request, clicks on",
-        &format!("{}/bench", every_read.worker_url),
-        every_read.workerd_pid(),
-    );
-    drop(every_read);
-
     let recording = stack_with_link(Wiring::default()).await;
-    let on = wrk_on(
-        "Rust/wasm worker, hot link (isolate cache), clicks on",
-        &format!("{}/bench", recording.worker_url),
-        recording.workerd_pid(),
-    );
+    let plain = stack_with_link(Wiring::default()).await;
+    let ruled = stack_with_rules(Wiring::default(), five_rules()).await;
+    let origin_url = quiet.origin.as_ref().expect("origin").url();
+
+    let worker = |name, stack: &Stack| {
+        Target::edge(
+            name,
+            format!("{}/bench", stack.worker_url),
+            stack.workerd_pid(),
+        )
+    };
+    let targets = [
+        Target::origin(
+            "nginx `return 302` (origin baseline)",
+            format!("{}/x", nginx.url),
+        ),
+        Target::origin(
+            "axum `return 302` (the origin's framework alone)",
+            format!("{}/x", framework.url()),
+        ),
+        Target::origin(
+            "origin `GET /{slug}`, hot link, click enqueued",
+            format!("{origin_url}/bench"),
+        ),
+        Target::edge(
+            "trivial JS redirect worker (baseline)",
+            format!("{}/x", baseline.url),
+            baseline.workerd_pid(),
+        ),
+        worker(
+            "Rust/wasm worker, hot link (isolate cache), clicks off",
+            &quiet,
+        ),
+        worker(
+            "Rust/wasm worker, hot link (isolate cache), clicks on",
+            &recording,
+        ),
+        worker(
+            "Rust/wasm worker, Redis hit every request, clicks on",
+            &every_read,
+        ),
+        // Targeting: the same hot link and visitor, without rules and with five that all fail.
+        worker(
+            "Rust/wasm worker, hot link, browser headers, clicks on",
+            &plain,
+        )
+        .sending(BROWSER_HEADERS),
+        worker(
+            "the same link with 5 targeting rules, none matching",
+            &ruled,
+        )
+        .sending(BROWSER_HEADERS),
+    ];
+    let mut runs: Vec<Vec<Run>> = targets.iter().map(|_| Vec::new()).collect();
+    for round in 1..=ROUNDS {
+        println!("round {round} of {ROUNDS}");
+        for (target, runs) in targets.iter().zip(&mut runs) {
+            runs.push(target.measure());
+        }
+    }
+    let [bare, axum_bare, origin, js, off, on, redis, untargeted, targeted]: [Vec<Run>; 9] =
+        runs.try_into().ok().expect("a row per target");
+    drop((nginx, framework, baseline, every_read, plain, ruled));
+    let total = |runs: &[Run]| runs.iter().map(|r| r.requests).sum::<u64>();
     // Every redirect's click, the warm-up's included, once the last batches are in.
-    let redirects = on.requests + 1;
+    let redirects = total(&on) + 1;
     let clicks = settled_clicks(&recording).await;
     let inserts = recording.edge_inserts.count();
-    let origin_url = recording.origin.as_ref().expect("origin").url();
-    let origin = wrk_origin(
-        "origin `GET /{slug}`, hot link, click enqueued",
-        &format!("{origin_url}/bench"),
-    );
-    // The origin's clicks on top of the edge's, once its writer has sent them all.
-    let origin_clicks = settled_clicks(&recording).await.saturating_sub(clicks);
     drop(recording);
-
-    // Targeting: the same hot link and visitor, without rules and with five that all fail.
-    let plain = stack_with_link(Wiring::default()).await;
-    let untargeted = wrk_as_on(
-        "Rust/wasm worker, hot link, browser headers, clicks on",
-        &format!("{}/bench", plain.worker_url),
-        BROWSER_HEADERS,
-        plain.workerd_pid(),
-    );
-    drop(plain);
-    let ruled = stack_with_rules(Wiring::default(), five_rules()).await;
-    let targeted = wrk_as_on(
-        "the same link with 5 targeting rules, none matching",
-        &format!("{}/bench", ruled.worker_url),
-        BROWSER_HEADERS,
-        ruled.workerd_pid(),
-    );
-    drop(ruled);
+    let origin_redirects = total(&origin);
+    let origin_clicks = settled_clicks(&quiet).await;
+    drop(quiet);
 
     let mut table = format!(
         "wrk -t2 -d{DURATION} on the same 2-core machine as workerd, the origin, Redis and \
 ClickHouse (so the numbers include their CPU), {CONNECTIONS} connections for the edge rows and \
-{ORIGIN_CONNECTIONS} for the origin rows. Each row is compared with its baseline in this run: the \
+{ORIGIN_CONNECTIONS} for the origin rows; {ROUNDS} rounds, each measuring every row in turn. \
+req/s and p99 are the median of the rounds. Each row is compared with its baseline in the same \
+round, and the table gives the median of those ratios with the lowest and highest: the \
 edge with the trivial JS worker in the same workerd (SPEC §8: ≥ 0.5×), the origin with bare \
 nginx (SPEC §8: ≥ 0.5×, p99 ≤ 5 ms at 64 connections). \"Hot link\": the isolate (or the \
 origin's memory, `ORIGIN_CACHE_STALENESS_MS`) reuses the link record for 2 s, so Redis is read \
@@ -372,7 +504,7 @@ workerd CPU per redirect: the serving workerd process's user + system CPU over t
 (SPEC target ≤ 2× the trivial worker's).\n\n\
 | target | req/s | p99 | vs its baseline | workerd CPU per redirect |\n|---|---|---|---|---|\n"
     );
-    for (run, baseline) in [
+    for (runs, baseline) in [
         (&js, &js),
         (&off, &js),
         (&on, &js),
@@ -380,51 +512,59 @@ workerd CPU per redirect: the serving workerd process's user + system CPU over t
         (&untargeted, &js),
         (&targeted, &js),
         (&bare, &bare),
+        (&axum_bare, &bare),
         (&origin, &bare),
     ] {
-        let cpu = match (run.cpu_per_request, baseline.cpu_per_request) {
-            (Some(cpu), Some(base)) => format!("{:.0} µs ({:.2}×)", cpu * 1e6, cpu / base),
-            _ => "—".into(),
-        };
-        table.push_str(&format!(
-            "| {} | {:.0} | {} | {:.2}× | {cpu} |\n",
-            run.name,
-            run.requests_per_sec,
-            run.p99,
-            run.requests_per_sec / baseline.requests_per_sec
-        ));
+        table.push_str(&Row { runs, baseline }.markdown());
     }
     let seconds: f64 = DURATION
         .trim_end_matches('s')
         .parse()
         .expect("duration in s");
     table.push_str(&format!(
-        "\nClicks on: {redirects} redirects, {clicks} distinct click ids in ClickHouse ({}), \
-sent in {inserts} inserts from the one isolate ({:.2} per 100 ms; target ≤ 1). Origin: {} \
-redirects, {origin_clicks} more distinct click ids ({}). Worker bundle: {} KB gzipped \
-(`build/index_bg.wasm`, gzip -9; target ≤ 400 KB).\n",
+        "\nThe origin against its framework alone: {}. Clicks on: {redirects} redirects, {clicks} \
+distinct click ids in ClickHouse ({}), sent in {inserts} inserts from the one isolate ({:.2} per \
+100 ms; target ≤ 1). Origin: {origin_redirects} redirects, {origin_clicks} distinct click ids \
+({}). Worker bundle: {} KB gzipped (`build/index_bg.wasm`, gzip -9; target ≤ 400 KB).\n",
+        spread(
+            Row {
+                runs: &origin,
+                baseline: &axum_bare
+            }
+            .ratios(|r| Some(r.requests_per_sec))
+            .expect("rates")
+        ),
         lost(redirects, clicks),
-        inserts as f64 / (seconds * 10.0),
-        origin.requests,
-        lost(origin.requests, origin_clicks),
+        inserts as f64 / (ROUNDS as f64 * seconds * 10.0),
+        lost(origin_redirects, origin_clicks),
         gzipped_bundle_bytes() / 1000,
     ));
     table.push_str(&format!(
-        "\nClick recording on vs off at the edge: {:.2}×. Load average before / after the run: \
+        "\nClick recording on vs off at the edge: {}. Load average before / after the run: \
 {load_before} / {}.\n",
-        on.requests_per_sec / off.requests_per_sec,
+        spread(
+            Row {
+                runs: &on,
+                baseline: &off
+            }
+            .ratios(|r| Some(r.requests_per_sec))
+            .expect("rates")
+        ),
         report::load_average()
     ));
-    let cpu_ratio = match (targeted.cpu_per_request, untargeted.cpu_per_request) {
-        (Some(with), Some(without)) => format!("{:.2}×", with / without),
-        _ => "—".into(),
+    let rules = Row {
+        runs: &targeted,
+        baseline: &untargeted,
     };
     table.push_str(&format!(
         "\nTargeting rules (a desktop browser in the US, `User-Agent`, `Accept-Language` and \
 `CF-IPCountry` sent by wrk; 5 rules on country, language, OS and device, none matching, so each \
-redirect evaluates all of them): throughput {:.2}× the same link without rules, workerd CPU per \
-redirect {cpu_ratio}.\n",
-        targeted.requests_per_sec / untargeted.requests_per_sec,
+redirect evaluates all of them): throughput {} the same link without rules, workerd CPU per \
+redirect {}.\n",
+        spread(rules.ratios(|r| Some(r.requests_per_sec)).expect("rates")),
+        rules
+            .ratios(|r| r.cpu_per_request)
+            .map_or("—".into(), spread),
     ));
     report::write_section(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
