@@ -100,6 +100,36 @@ fn five_rules() -> Vec<RuleInput> {
     ]
 }
 
+/// The machine's idle and total CPU time so far (`/proc/stat`, in ticks).
+fn cpu_idle_and_total() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").expect("read /proc/stat");
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .expect("/proc/stat starts with the cpu line")
+        .split_whitespace()
+        .map(|n| n.parse().expect("ticks"))
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    (ticks[3] + ticks[4], ticks.iter().take(8).sum())
+}
+
+/// Waits (at most 30 s) until the machine is quiet: at least 80% idle over half a second. A row
+/// leaves work behind (the origin's writer enriching and inserting its clicks, ClickHouse merging
+/// them), and the next row would pay for it.
+fn settle() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let (idle_before, total_before) = cpu_idle_and_total();
+        std::thread::sleep(Duration::from_millis(500));
+        let (idle, total) = cpu_idle_and_total();
+        if (idle - idle_before) as f64 >= 0.8 * (total - total_before).max(1) as f64 {
+            return;
+        }
+    }
+}
+
 /// What one row measures.
 struct Target<'a> {
     name: &'static str,
@@ -138,7 +168,9 @@ impl<'a> Target<'a> {
         Self { headers, ..self }
     }
 
+    /// One wrk run, once the machine has settled from the one before.
     fn measure(&self) -> Run {
+        settle();
         let before = self.workerd.map(cpu_seconds);
         let mut run = wrk_with(self.name, &self.url, self.headers, self.connections);
         if let (Some(pid), Some(before)) = (self.workerd, before) {
@@ -493,8 +525,9 @@ async fn main() {
     let mut table = format!(
         "wrk -t2 -d{DURATION} on the same 2-core machine as workerd, the origin, Redis and \
 ClickHouse (so the numbers include their CPU), {CONNECTIONS} connections for the edge rows and \
-{ORIGIN_CONNECTIONS} for the origin rows; {ROUNDS} rounds, each measuring every row in turn. \
-req/s and p99 are the median of the rounds. Each row is compared with its baseline in the same \
+{ORIGIN_CONNECTIONS} for the origin rows; {ROUNDS} rounds, each measuring every row in turn, \
+each run starting once the machine is at least 80% idle (the clicks a row leaves to write are \
+not the next row's cost; at most 30 s). req/s and p99 are the median of the rounds. Each row is compared with its baseline in the same \
 round, and the table gives the median of those ratios with the lowest and highest: the \
 edge with the trivial JS worker in the same workerd (SPEC §8: ≥ 0.5×), the origin with bare \
 nginx (SPEC §8: ≥ 0.5×, p99 ≤ 5 ms at 64 connections). \"Hot link\": the isolate (or the \
