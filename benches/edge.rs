@@ -398,6 +398,14 @@ impl Row<'_> {
             .collect()
     }
 
+    /// The throughput ratios' [`spread`].
+    fn throughput(&self) -> String {
+        spread(
+            self.ratios(|r| Some(r.requests_per_sec))
+                .expect("every run has a rate"),
+        )
+    }
+
     fn markdown(&self) -> String {
         let of_runs = |of: fn(&Run) -> f64| median(self.runs.iter().map(of).collect());
         let cpu = match (
@@ -412,15 +420,12 @@ impl Row<'_> {
             }
             _ => "—".into(),
         };
-        let throughput = self
-            .ratios(|r| Some(r.requests_per_sec))
-            .expect("every run has a rate");
         format!(
             "| {} | {:.0} | {:.1} ms | {} | {cpu} |\n",
             self.runs[0].name,
             of_runs(|r| r.requests_per_sec),
             of_runs(|r| r.p99_ms),
-            spread(throughput),
+            self.throughput(),
         )
     }
 }
@@ -559,14 +564,11 @@ workerd CPU per redirect: the serving workerd process's user + system CPU over t
 distinct click ids in ClickHouse ({}), sent in {inserts} inserts from the one isolate ({:.2} per \
 100 ms; target ≤ 1). Origin: {origin_redirects} redirects, {origin_clicks} distinct click ids \
 ({}). Worker bundle: {} KB gzipped (`build/index_bg.wasm`, gzip -9; target ≤ 400 KB).\n",
-        spread(
-            Row {
-                runs: &origin,
-                baseline: &axum_bare
-            }
-            .ratios(|r| Some(r.requests_per_sec))
-            .expect("rates")
-        ),
+        Row {
+            runs: &origin,
+            baseline: &axum_bare
+        }
+        .throughput(),
         lost(redirects, clicks),
         inserts as f64 / (ROUNDS as f64 * seconds * 10.0),
         lost(origin_redirects, origin_clicks),
@@ -575,14 +577,11 @@ distinct click ids in ClickHouse ({}), sent in {inserts} inserts from the one is
     table.push_str(&format!(
         "\nClick recording on vs off at the edge: {}. Load average before / after the run: \
 {load_before} / {}.\n",
-        spread(
-            Row {
-                runs: &on,
-                baseline: &off
-            }
-            .ratios(|r| Some(r.requests_per_sec))
-            .expect("rates")
-        ),
+        Row {
+            runs: &on,
+            baseline: &off
+        }
+        .throughput(),
         report::load_average()
     ));
     let rules = Row {
@@ -594,7 +593,7 @@ distinct click ids in ClickHouse ({}), sent in {inserts} inserts from the one is
 `CF-IPCountry` sent by wrk; 5 rules on country, language, OS and device, none matching, so each \
 redirect evaluates all of them): throughput {} the same link without rules, workerd CPU per \
 redirect {}.\n",
-        spread(rules.ratios(|r| Some(r.requests_per_sec)).expect("rates")),
+        rules.throughput(),
         rules
             .ratios(|r| r.cpu_per_request)
             .map_or("—".into(), spread),
