@@ -3,7 +3,7 @@
 //! and `seed` do their job and start nothing; `admin` prints sign-in links and invites.
 
 use smo1_origin::app;
-use smo1_testkit::{self as testkit, TestDb};
+use smo1_testkit::{self as testkit, eventually, ProxyMode, TcpProxy, TestDb};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -59,6 +59,54 @@ async fn migrate_and_seed_start_no_background_task_and_serve_does() {
     .await;
     serve.kill().await.expect("stops serve");
     assert_eq!(started, Ok(true), "serve logs that it started its tasks");
+}
+
+/// `migrate` against a ClickHouse that closes connections before answering (as a cluster node
+/// may while it starts): its first statement, `CREATE DATABASE IF NOT EXISTS`, is sent three
+/// times, then the command fails saying why; when ClickHouse answers the second time, it succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_sends_a_create_again_when_clickhouse_closes_the_connection() {
+    let db = TestDb::new().await;
+    let target = testkit::clickhouse_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy = TcpProxy::start(target).await;
+    let migrate = || {
+        let mut command = testkit::origin_process(
+            env!("CARGO_BIN_EXE_smo1-origin"),
+            &db.url,
+            &testkit::redis_url(),
+            &proxy.url(),
+            &db.name,
+        );
+        command.arg("migrate");
+        command
+    };
+
+    proxy.set_mode(ProxyMode::Close);
+    let output = migrate().output().await.expect("runs smo1-origin");
+    let log = String::from_utf8_lossy(&output.stdout);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{log}");
+    assert!(
+        error.contains("applying ClickHouse migrations")
+            && error.contains("clickhouse unreachable"),
+        "{error}"
+    );
+    assert_eq!(proxy.accepted(), 3, "{log}");
+
+    let child = migrate().spawn().expect("runs smo1-origin");
+    eventually("migrate's first connection", || async {
+        proxy.accepted() == 4
+    })
+    .await;
+    proxy.set_mode(ProxyMode::Forward);
+    let output = child.wait_with_output().await.expect("migrate ends");
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("sending it again"), "{log}");
+    assert!(log.contains("migrations applied"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

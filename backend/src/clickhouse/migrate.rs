@@ -2,6 +2,8 @@
 //! in order by `smo1-origin migrate` and tracked in the `schema_migrations` table.
 
 use super::{cluster, ClickHouse, ClickHouseError};
+use std::future::Future;
+use std::time::Duration;
 
 /// Every migration, in order. A test checks this list against the directory.
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -103,13 +105,56 @@ impl Plan {
     }
 }
 
+/// How many times a [`repeatable`] statement is sent when the connection fails before ClickHouse
+/// answers, and the pause before sending it again.
+const UNANSWERED_ATTEMPTS: u32 = 3;
+const UNANSWERED_PAUSE: Duration = Duration::from_millis(500);
+
+/// Whether running `statement` twice leaves the schema as running it once does, so a statement
+/// that got no answer (it may or may not have run) can be sent again. A backfill (`INSERT …
+/// SELECT`) or an `ALTER` cannot: sent twice it would count rows twice or fail.
+fn repeatable(statement: &str) -> bool {
+    (statement.starts_with("CREATE ") && statement.contains(" IF NOT EXISTS "))
+        || (statement.starts_with("DROP ") && statement.contains(" IF EXISTS "))
+}
+
+/// Runs `statement` with `send`; a [`repeatable`] one is sent again when the connection failed
+/// before ClickHouse answered (a server closing a connection it has just accepted, as a cluster
+/// node may while it starts).
+async fn execute<F>(statement: &str, send: impl Fn() -> F) -> Result<String, ClickHouseError>
+where
+    F: Future<Output = Result<String, ClickHouseError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match send().await {
+            Err(e)
+                if e.is_unanswered() && repeatable(statement) && attempt < UNANSWERED_ATTEMPTS =>
+            {
+                tracing::warn!(
+                    error = %e,
+                    attempt,
+                    statement,
+                    "clickhouse did not answer a migration statement; sending it again"
+                );
+                tokio::time::sleep(UNANSWERED_PAUSE).await;
+                attempt += 1;
+            }
+            answer => return answer,
+        }
+    }
+}
+
 /// Creates the database if needed and applies the migrations not yet recorded.
 /// Returns the versions applied now.
 pub async fn run(ch: &ClickHouse) -> Result<Vec<&'static str>, ClickHouseError> {
     let plan = Plan::new(&ch.config().clickhouse_database, ch.cluster())?;
-    ch.execute_global(&plan.create_database).await?;
+    execute(&plan.create_database, || {
+        ch.execute_global(&plan.create_database)
+    })
+    .await?;
     for statement in &plan.create_schema_migrations {
-        ch.execute(statement).await?;
+        execute(statement, || ch.execute(statement)).await?;
     }
     let applied: Vec<Applied> = ch.query("SELECT version FROM schema_migrations").await?;
     let mut now_applied = Vec::new();
@@ -117,8 +162,8 @@ pub async fn run(ch: &ClickHouse) -> Result<Vec<&'static str>, ClickHouseError> 
         if applied.iter().any(|a| a.version == version) {
             continue;
         }
-        for statement in statements {
-            ch.execute(&statement).await?;
+        for statement in &statements {
+            execute(statement, || ch.execute(statement)).await?;
         }
         ch.execute(&format!(
             "INSERT INTO schema_migrations (version, applied_at) VALUES ('{version}', now())"
@@ -163,6 +208,28 @@ mod tests {
                 "{version}"
             );
         }
+    }
+
+    /// What a migration creates or drops can be sent again when a connection fails before
+    /// ClickHouse answers; a backfill or an `ALTER` never is.
+    #[test]
+    fn creates_and_drops_are_repeatable_and_nothing_else_is() {
+        for cluster in [None, Some("c")] {
+            let plan = Plan::new("smo1", cluster).unwrap();
+            assert!(repeatable(&plan.create_database), "{cluster:?}");
+            let all = plan
+                .create_schema_migrations
+                .iter()
+                .chain(plan.migrations.iter().flat_map(|(_, s)| s));
+            for statement in all {
+                let ddl = statement.starts_with("CREATE ") || statement.starts_with("DROP ");
+                assert_eq!(repeatable(statement), ddl, "{cluster:?}: {statement}");
+            }
+        }
+        assert!(!repeatable(
+            "INSERT INTO t SELECT 1 WHERE 'CREATE ' IF NOT EXISTS "
+        ));
+        assert!(!repeatable("CREATE TABLE t (x String)"));
     }
 
     #[test]

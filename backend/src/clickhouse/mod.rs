@@ -43,6 +43,15 @@ pub enum ClickHouseError {
     Layout(#[from] cluster::Unsupported),
 }
 
+impl ClickHouseError {
+    /// The connection failed before ClickHouse answered (refused, reset, or closed with the
+    /// request sent): a statement may or may not have run. A timeout is not one: the statement
+    /// may still be running.
+    pub fn is_unanswered(&self) -> bool {
+        matches!(self, Self::Http(e) if (e.is_connect() || e.is_request()) && !e.is_timeout())
+    }
+}
+
 /// How long an idle connection is kept for reuse: less than ClickHouse's own
 /// `keep_alive_timeout` (3 s by default), or a request sent on a connection the server is closing
 /// fails ("connection closed before message completed").

@@ -201,6 +201,39 @@ impl ClickHouseCluster {
     }
 }
 
+/// Error lines of each node's log a failing test prints.
+const ERRORS_SHOWN: usize = 10;
+
+impl Drop for ClickHouseCluster {
+    /// When a test fails, prints whether each node is still running and its last errors: the
+    /// logs go with the cluster's directory.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for node in &mut self.nodes {
+            let state = match node.process.as_mut().map(Child::try_wait) {
+                None => "stopped by the test".to_owned(),
+                Some(Ok(None)) => "running".to_owned(),
+                Some(Ok(Some(status))) => format!("exited on its own ({status})"),
+                Some(Err(e)) => format!("unknown ({e})"),
+            };
+            let log = std::fs::read_to_string(node.dir.join("error.log")).unwrap_or_default();
+            let errors: Vec<&str> = log
+                .lines()
+                .filter(|line| line.contains("} <Error>") || line.contains("} <Fatal>"))
+                .collect();
+            eprintln!(
+                "ClickHouse node s{}r{}: {state}; its last errors:",
+                node.shard, node.replica
+            );
+            for line in &errors[errors.len().saturating_sub(ERRORS_SHOWN)..] {
+                eprintln!("  {}", line.chars().take(400).collect::<String>());
+            }
+        }
+    }
+}
+
 /// The user `default` (no password, loopback only) with the profile docs/DEPLOY.md asks for:
 /// `load_balancing` `in_order`, so the `Distributed` tables' background sends and every query go
 /// to the first live replica of each shard.
