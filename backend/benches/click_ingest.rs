@@ -11,6 +11,7 @@ use smo1_core::click::{self, ClickEvent, VisitorRequest};
 use smo1_core::link::{LinkCacheRecord, LinkStatus, Protection, RedirectType, Utm};
 use smo1_core::visit::Click;
 use smo1_origin::clicks::{self, PendingClick};
+use smo1_origin::config::DEFAULT_CLICK_BATCH_SIZE;
 use smo1_testkit::{self as testkit, TestDb};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -134,7 +135,7 @@ async fn main() {
     // The writer: events enqueued one by one, as the redirect path does.
     let db = TestDb::new().await;
     let mut config = testkit::origin_config(&db, &testkit::redis_prefix());
-    config.clicks.click_batch_size = 10_000;
+    config.clicks.click_batch_size = DEFAULT_CLICK_BATCH_SIZE;
     config.clicks.click_flush_interval = Duration::from_millis(200);
     config.clicks.click_queue_capacity = EVENTS;
     let pool = smo1_origin::db::pool(&config.data).expect("pool");
@@ -155,7 +156,7 @@ async fn main() {
         "{EVENTS} click events, ClickHouse {version} on this machine (load average {load}).\n\n\
 | path | time | events/s | vs raw insert |\n|---|---|---|---|\n\
 | raw single `INSERT … JSONEachRow` (baseline) | {raw:.2?} | {raw_rate:.0} | 1.00× |\n\
-| origin batching writer (enqueue → classify → ClickHouse, batches of 10k) | {writer:.2?} | {writer_rate:.0} | {ratio:.2}× |\n\n\
+| origin batching writer (enqueue → classify → ClickHouse, batches of {DEFAULT_CLICK_BATCH_SIZE}, the default) | {writer:.2?} | {writer_rate:.0} | {ratio:.2}× |\n\n\
 Enqueueing alone (the redirect path's cost) took {enqueued:.2?} ({enqueue_rate:.0} events/s).\n",
         version = clickhouse_version().await,
         load = report::load_average(),
