@@ -35,12 +35,20 @@ pub struct ClickHouseCluster {
     _dir: tempfile::TempDir,
 }
 
-/// A port nothing listens on now.
+/// A port nothing listens on now, below Linux's ephemeral range (32768 and up): a port the
+/// kernel hands out can be taken by an outgoing connection (a node's to ZooKeeper) before the
+/// node that was given it listens.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = 20_000 + (random % 12_768) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn spawn(command: &mut Command, log: &Path) -> Child {
@@ -70,7 +78,8 @@ impl ClickHouseCluster {
             &zoo_cfg,
             format!(
                 "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={zookeeper_port}\n\
-                 clientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
+                 clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+                 4lw.commands.whitelist=ruok\n",
                 zookeeper_dir.join("data").display()
             ),
         )
@@ -83,6 +92,7 @@ impl ClickHouseCluster {
                 .arg(&zoo_cfg),
             &zookeeper_dir.join("zookeeper.log"),
         );
+        wait_for_zookeeper(zookeeper_port).await;
         let mut nodes = Vec::new();
         for shard in 1..=SHARDS {
             for replica in 1..=REPLICAS {
@@ -171,8 +181,28 @@ impl ClickHouseCluster {
         }
     }
 
-    /// Starts node `index` and waits until it answers queries that need ZooKeeper.
+    /// Starts node `index` and waits until it answers queries that need ZooKeeper. A node whose
+    /// DDL worker could not reach ZooKeeper as it started is started again: ClickHouse 18.16 may
+    /// crash a moment later (SIGSEGV in `zkutil::ZooKeeper::createImpl`, seen in CI).
     pub async fn start_node(&mut self, index: usize) {
+        for _ in 0..3 {
+            let errors = self.nodes[index].dir.join("error.log");
+            let logged_before = std::fs::metadata(&errors).map_or(0, |m| m.len() as usize);
+            self.spawn_node(index).await;
+            let log = std::fs::read(&errors).unwrap_or_default();
+            let new = String::from_utf8_lossy(log.get(logged_before..).unwrap_or_default());
+            if !new.contains("DDLWorker::run()") {
+                return;
+            }
+            eprintln!(
+                "ClickHouse node {index}: its DDL worker missed ZooKeeper at start; restarting it"
+            );
+            self.stop_node(index).await;
+        }
+        panic!("ClickHouse node {index} starts with its DDL worker connected to ZooKeeper");
+    }
+
+    async fn spawn_node(&mut self, index: usize) {
         let node = &mut self.nodes[index];
         node.process = Some(spawn(
             Command::new("clickhouse-server").arg(format!(
@@ -198,6 +228,30 @@ impl ClickHouseCluster {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+/// Returns once ZooKeeper answers `ruok`. A ClickHouse 18.16 node started while ZooKeeper is
+/// still starting can crash a moment later (SIGSEGV in `zkutil::ZooKeeper::createImpl`, after
+/// its DDL worker failed to connect), so no node starts before this.
+async fn wait_for_zookeeper(port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut answer = String::new();
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            if stream.write_all(b"ruok").await.is_ok() {
+                let _ = stream.read_to_string(&mut answer).await;
+            }
+        }
+        if answer == "imok" {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ZooKeeper answers on port {port} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
