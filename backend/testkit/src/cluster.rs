@@ -231,28 +231,20 @@ impl ClickHouseCluster {
     }
 }
 
-/// Returns once ZooKeeper answers `ruok`. A ClickHouse 18.16 node started while ZooKeeper is
-/// still starting can crash a moment later (SIGSEGV in `zkutil::ZooKeeper::createImpl`, after
-/// its DDL worker failed to connect), so no node starts before this.
+/// Returns once ZooKeeper answers `ruok`, so that no node starts while it is still starting.
 async fn wait_for_zookeeper(port: u16) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    let what = format!("ZooKeeper to answer on port {port}");
+    crate::within(Duration::from_secs(60), &what, || async {
         let mut answer = String::new();
         if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             if stream.write_all(b"ruok").await.is_ok() {
                 let _ = stream.read_to_string(&mut answer).await;
             }
         }
-        if answer == "imok" {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "ZooKeeper answers on port {port} within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        answer == "imok"
+    })
+    .await;
 }
 
 /// Error lines of each node's log a failing test prints.
