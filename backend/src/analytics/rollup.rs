@@ -219,13 +219,25 @@ struct Partition {
     day: NaiveDate,
 }
 
+#[derive(Deserialize)]
+struct Table {
+    name: String,
+}
+
 /// Drops the partitions older than [`RECENT_KEEP_DAYS`] before `now`'s day from the recent
 /// copies of the clicks: the one queries read (migration 0008) and the first one (0006), still
-/// filled for origins of the previous release until a later migration drops it. On a cluster,
-/// on every node: the days are read through the `Distributed` tables.
+/// filled for origins of the previous release until a later migration drops it; a copy that is
+/// gone is skipped, so origins of this release keep working once it is. On a cluster, on every
+/// node: the days are read through the `Distributed` tables.
 async fn drop_old_recent_days(ch: &ClickHouse, now: DateTime<Utc>) -> Result<(), ClickHouseError> {
     let oldest_kept = now.date_naive() - chrono::Duration::days(RECENT_KEEP_DAYS);
-    for table in ["link_clicks_recent_v2", "link_clicks_recent"] {
+    let copies: Vec<Table> = ch
+        .query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() \
+             AND name IN ('link_clicks_recent_v2', 'link_clicks_recent')",
+        )
+        .await?;
+    for Table { name: table } in copies {
         let partitions: Vec<Partition> = ch
             .query(&format!(
                 "SELECT DISTINCT toString(toDate(clicked_at)) AS day FROM {table} \
@@ -235,7 +247,7 @@ async fn drop_old_recent_days(ch: &ClickHouse, now: DateTime<Utc>) -> Result<(),
             .await?;
         for Partition { day } in partitions {
             let everywhere = ch
-                .alter_local(table, &format!("DROP PARTITION '{day}'"))
+                .alter_local(&table, &format!("DROP PARTITION '{day}'"))
                 .await?;
             if everywhere {
                 tracing::info!(%table, %day, "dropped an old day of the recent clicks");
