@@ -48,18 +48,6 @@ struct Run {
     cpu_per_request: Option<f64>,
 }
 
-/// User plus system CPU seconds `pid` has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
-    // Fields after the command name (which may hold spaces) start at the last ')'.
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("stat format") + 2..]
-        .split_whitespace()
-        .collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    ticks / 100.0
-}
-
 /// What a desktop browser in the US sends: the targeting rows' visitor, whom none of
 /// [`five_rules`] matches.
 const BROWSER_HEADERS: &[&str] = &[
@@ -171,10 +159,10 @@ impl<'a> Target<'a> {
     /// One wrk run, once the machine has settled from the one before.
     fn measure(&self) -> Run {
         settle();
-        let before = self.workerd.map(cpu_seconds);
+        let before = self.workerd.map(report::cpu_seconds);
         let mut run = wrk_with(self.name, &self.url, self.headers, self.connections);
         if let (Some(pid), Some(before)) = (self.workerd, before) {
-            run.cpu_per_request = Some((cpu_seconds(pid) - before) / run.requests as f64);
+            run.cpu_per_request = Some((report::cpu_seconds(pid) - before) / run.requests as f64);
         }
         run
     }

@@ -1,5 +1,7 @@
 //! Click ingest through the origin's batching writer into ClickHouse (SPEC §8: ≥ 100k events/s),
-//! against the same rows sent as one raw `INSERT … FORMAT JSONEachRow` in the same run.
+//! against the same rows sent as one raw `INSERT … FORMAT JSONEachRow` in the same run; and what
+//! a sustained stream of clicks costs ClickHouse behind `link_clicks_buffer` as migrated, against
+//! the buffer's first parameters (migration 0003).
 //!
 //! Run with `./bench/run` (or `cargo bench -p smo1-origin --bench click_ingest`).
 
@@ -10,9 +12,11 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use smo1_core::click::{self, ClickEvent, VisitorRequest};
 use smo1_core::link::{LinkCacheRecord, LinkStatus, Protection, RedirectType, Utm};
 use smo1_core::visit::Click;
+use smo1_origin::clickhouse::migrate;
 use smo1_origin::clicks::{self, PendingClick};
 use smo1_origin::config::DEFAULT_CLICK_BATCH_SIZE;
 use smo1_testkit::{self as testkit, TestDb};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -71,10 +75,10 @@ fn events(prefix: &str) -> Vec<ClickEvent> {
         .collect()
 }
 
-/// The same clicks as the redirect path leaves them: the writer classifies and enriches them.
-fn pending() -> Vec<PendingClick> {
+/// `count` clicks as the redirect path leaves them: the writer classifies and enriches them.
+fn pending(count: usize) -> Vec<PendingClick> {
     let record = std::sync::Arc::new(record());
-    (0..EVENTS)
+    (0..count)
         .map(|i| {
             let mut headers = HeaderMap::new();
             headers.insert(
@@ -141,7 +145,7 @@ async fn main() {
     let pool = smo1_origin::db::pool(&config.data).expect("pool");
     let sink = clicks::ClickSink::new(pool, &config.clicks);
     let pipeline = clicks::start(&sink, db.clickhouse(), &config.clicks);
-    let batch = pending();
+    let batch = pending(EVENTS);
     let started = Instant::now();
     for click in batch {
         sink.enqueue(click);
@@ -151,13 +155,43 @@ async fn main() {
     let writer = started.elapsed();
     pipeline.shutdown().await;
 
+    let first = TestDb::new().await;
+    let buffer_0003 = migrate::MIGRATIONS
+        .iter()
+        .find(|(name, _)| *name == "0003_link_clicks_buffer")
+        .expect("migration 0003");
+    first
+        .clickhouse()
+        .execute("DROP TABLE link_clicks_buffer")
+        .await
+        .expect("drop the buffer");
+    for statement in migrate::statements(buffer_0003.1) {
+        first
+            .clickhouse()
+            .execute(&statement)
+            .await
+            .expect("the first buffer");
+    }
+    let before = stream(&first).await;
+    drop(first);
+    let migrated = TestDb::new().await;
+    let now = stream(&migrated).await;
+    drop(migrated);
+
     let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
     let table = format!(
         "{EVENTS} click events, ClickHouse {version} on this machine (load average {load}).\n\n\
 | path | time | events/s | vs raw insert |\n|---|---|---|---|\n\
 | raw single `INSERT … JSONEachRow` (baseline) | {raw:.2?} | {raw_rate:.0} | 1.00× |\n\
 | origin batching writer (enqueue → classify → ClickHouse, batches of {DEFAULT_CLICK_BATCH_SIZE}, the default) | {writer:.2?} | {writer_rate:.0} | {ratio:.2}× |\n\n\
-Enqueueing alone (the redirect path's cost) took {enqueued:.2?} ({enqueue_rate:.0} events/s).\n",
+Enqueueing alone (the redirect path's cost) took {enqueued:.2?} ({enqueue_rate:.0} events/s).\n\n\
+A sustained stream: {STREAM_RATE} clicks a second for {STREAM_SECS} s through the writer (batches of \
+{DEFAULT_CLICK_BATCH_SIZE}), measured until {SETTLE:?} after the last (the buffer's last flush and the \
+merges it starts). ClickHouse CPU is the server process's user + system time.\n\n\
+| `link_clicks_buffer` | ClickHouse CPU | parts written | buffer flushes | merge time | clicks stored |\n|---|---|---|---|---|---|\n\
+{}{}",
+        before.row("migration 0003 (16 layers, flushed from 1 s; baseline)", before.cpu),
+        now.row("as migrated (0010: 4 layers, flushed from 5 s)", before.cpu),
         version = clickhouse_version().await,
         load = report::load_average(),
         raw_rate = rate(raw),
@@ -171,6 +205,107 @@ Enqueueing alone (the redirect path's cost) took {enqueued:.2?} ({enqueue_rate:.
         "Click ingest through the origin writer",
         &table,
     );
+}
+
+/// Clicks a second in the sustained stream: about what the origin serves on these 2 cores.
+const STREAM_RATE: usize = 40_000;
+const STREAM_SECS: usize = 10;
+/// How long after the stream its cost is still counted: past the buffer's longest hold (10 s).
+const SETTLE: Duration = Duration::from_secs(12);
+/// The stream is enqueued in slices this far apart, as a steady flow of redirects would be.
+const TICK: Duration = Duration::from_millis(10);
+
+/// What one sustained stream cost ClickHouse.
+struct StreamCost {
+    /// CPU seconds of the ClickHouse server processes.
+    cpu: f64,
+    parts: u64,
+    flushes: u64,
+    merge_ms: u64,
+    stored: usize,
+}
+
+impl StreamCost {
+    /// This cost's row of the table, its CPU as a ratio of `baseline_cpu`.
+    fn row(&self, label: &str, baseline_cpu: f64) -> String {
+        format!(
+            "| {label} | {:.2} s ({:.2}×) | {} | {} | {} ms | {} |\n",
+            self.cpu,
+            self.cpu / baseline_cpu,
+            self.parts,
+            self.flushes,
+            self.merge_ms,
+            self.stored
+        )
+    }
+}
+
+/// Streams [`STREAM_RATE`] clicks a second for [`STREAM_SECS`] through the origin's writer into
+/// `db`, and measures ClickHouse from the first click until [`SETTLE`] after the last.
+async fn stream(db: &TestDb) -> StreamCost {
+    let mut config = testkit::origin_config(db, &testkit::redis_prefix());
+    config.clicks.click_batch_size = DEFAULT_CLICK_BATCH_SIZE;
+    config.clicks.click_queue_capacity = STREAM_RATE * STREAM_SECS;
+    let pool = smo1_origin::db::pool(&config.data).expect("pool");
+    let sink = clicks::ClickSink::new(pool, &config.clicks);
+    let pipeline = clicks::start(&sink, db.clickhouse(), &config.clicks);
+    let mut clicks = pending(STREAM_RATE * STREAM_SECS).into_iter();
+    let per_tick = STREAM_RATE * TICK.as_millis() as usize / 1000;
+    let (cpu, counters) = (clickhouse_cpu(), server_counters(db).await);
+    let mut ticks = tokio::time::interval(TICK);
+    for _ in 0..STREAM_SECS * 1000 / TICK.as_millis() as usize {
+        ticks.tick().await;
+        for click in clicks.by_ref().take(per_tick) {
+            sink.enqueue(click);
+        }
+    }
+    tokio::time::sleep(SETTLE).await;
+    let after = server_counters(db).await;
+    let cpu = clickhouse_cpu() - cpu;
+    pipeline.shutdown().await;
+    let total = |counters: &HashMap<String, u64>, event: &str| counters.get(event).copied();
+    let delta = |event| total(&after, event).unwrap_or(0) - total(&counters, event).unwrap_or(0);
+    StreamCost {
+        cpu,
+        parts: delta("MergeTreeDataWriterBlocks"),
+        flushes: delta("StorageBufferFlush"),
+        merge_ms: delta("MergesTimeMilliseconds"),
+        stored: distinct(db).await,
+    }
+}
+
+/// The server's running totals of the events [`StreamCost`] reports (one not yet counted is
+/// absent).
+async fn server_counters(db: &TestDb) -> HashMap<String, u64> {
+    #[derive(serde::Deserialize)]
+    struct Event {
+        event: String,
+        #[serde(deserialize_with = "smo1_origin::clickhouse::uint64")]
+        value: u64,
+    }
+    let events: Vec<Event> = db
+        .clickhouse()
+        .query(
+            "SELECT event, value FROM system.events WHERE event IN \
+             ('MergeTreeDataWriterBlocks', 'StorageBufferFlush', 'MergesTimeMilliseconds')",
+        )
+        .await
+        .expect("system.events");
+    events.into_iter().map(|e| (e.event, e.value)).collect()
+}
+
+/// CPU seconds used so far by every ClickHouse server process on this machine (the benchmarks
+/// run alone, so that is the one serving them).
+fn clickhouse_cpu() -> f64 {
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.starts_with("clickhouse"))
+        })
+        .map(report::cpu_seconds)
+        .sum()
 }
 
 async fn clickhouse_version() -> String {

@@ -135,6 +135,44 @@ async fn internal_clicks_require_the_shared_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn remaking_the_buffer_writes_what_it_holds_to_link_clicks() {
+    let app = TestApp::start().await;
+    let record = record(&app, "remade").await;
+    let ch = app.db.clickhouse();
+    let mut rows = Vec::new();
+    for id in ["held-1", "held-2", "held-3"] {
+        serde_json::to_writer(&mut rows, &event(&record, id)).unwrap();
+        rows.push(b'\n');
+    }
+    ch.insert_json_rows("link_clicks_buffer", &[], rows)
+        .await
+        .unwrap();
+
+    // Migration 0010 again, as it runs on a database whose buffer holds clicks.
+    let (_, buffer_layers) = smo1_origin::clickhouse::migrate::MIGRATIONS
+        .iter()
+        .find(|(name, _)| *name == "0010_link_clicks_buffer_layers")
+        .unwrap();
+    for statement in smo1_origin::clickhouse::migrate::statements(buffer_layers) {
+        ch.execute(&statement).await.unwrap();
+    }
+
+    assert_eq!(
+        scalar(&ch, "SELECT uniqExact(click_id) FROM link_clicks").await,
+        3
+    );
+    let engine: Vec<Value> = ch
+        .query("SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'link_clicks_buffer'")
+        .await
+        .unwrap();
+    let engine = engine[0]["engine_full"].as_str().unwrap();
+    assert!(
+        engine.ends_with("link_clicks, 4, 5, 10, 1000, 1000000, 1000000, 100000000)"),
+        "{engine}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn duplicate_deliveries_are_counted_once() {
     let app = TestApp::start().await;
     let record = record(&app, "twice").await;

@@ -43,6 +43,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_click_rule",
         include_str!("../../../migrations/clickhouse/0009_click_rule.sql"),
     ),
+    (
+        "0010_link_clicks_buffer_layers",
+        include_str!("../../../migrations/clickhouse/0010_link_clicks_buffer_layers.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split on `;` at line ends, comments dropped.
