@@ -397,7 +397,7 @@ async fn main() {
     let db = TestDb::new().await;
     let prefix = testkit::redis_prefix();
     let proxies = Proxies::start().await;
-    let bind: SocketAddr = format!("127.0.0.1:{}", support::free_port())
+    let bind: SocketAddr = format!("127.0.0.1:{}", testkit::free_port())
         .parse()
         .expect("addr");
     let origin_url = format!("http://{bind}");
@@ -408,7 +408,7 @@ async fn main() {
     let bridge =
         testkit::start_bridge_to(&proxies.redis.url().replace("http://", "redis://")).await;
     let workerd = Workerd::start(
-        support::reserve_port(),
+        testkit::reserve_port(),
         WorkerTargets {
             upstash_url: &bridge.url(),
             origin_url: &origin_url,

@@ -17,7 +17,7 @@ use smo1_testkit::cluster::{ClickHouseCluster, REPLICAS, SHARDS};
 use smo1_testkit::{self as testkit, RunningServer, TestDb};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use support::{reserve_port, WorkerTargets, Workerd};
+use support::{WorkerTargets, Workerd};
 
 /// Nodes killed while answers and inserts must keep working: the second replica of shard 1
 /// and the first of shard 2 (index order: s1r1, s1r2, s2r1, s2r2). Node 0 is the one the origin
@@ -165,7 +165,7 @@ impl Suite {
         let prefix = state.config.data.redis_key_prefix.clone();
         let bridge = testkit::start_bridge_to(&testkit::redis_url()).await;
         let workerd = Workerd::start(
-            reserve_port(),
+            testkit::reserve_port(),
             WorkerTargets {
                 upstash_url: &bridge.url(),
                 origin_url: &origin.url(),

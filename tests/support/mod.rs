@@ -105,8 +105,8 @@ impl Stack {
     /// `config.short_url_base` this stack's worker.
     pub async fn start_configured(wiring: Wiring, adjust: impl FnOnce(&mut OriginConfig)) -> Self {
         let db = TestDb::new().await;
-        // Held until workerd starts, so no server started meanwhile on port 0 can take it.
-        let worker_port = reserve_port();
+        // Held until workerd starts, so no server started meanwhile can take it.
+        let worker_port = testkit::reserve_port();
         let port = worker_port.local_addr().expect("addr").port();
         let prefix = testkit::redis_prefix();
         let clickhouse_proxy =
@@ -330,19 +330,6 @@ impl Stack {
             origin.stop().await;
         }
     }
-}
-
-/// A free port, held open by the returned listener until it is dropped.
-pub fn reserve_port() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").expect("bind")
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 async fn wait_until_serving(http: &reqwest::Client, url: &str, workerd: &mut Child) {
@@ -637,7 +624,7 @@ impl JsWorker {
     pub async fn start(script: &str) -> Self {
         let dir = TempDir::new();
         std::fs::write(dir.path.join("worker.js"), script).expect("write script");
-        let port = free_port();
+        let port = testkit::free_port();
         let config = format!(
             r#"using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (

@@ -4,7 +4,6 @@
 //! removed with it.
 
 use smo1_origin::config::ClickHouseConfig;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -35,22 +34,6 @@ pub struct ClickHouseCluster {
     _dir: tempfile::TempDir,
 }
 
-/// A port nothing listens on now, below Linux's ephemeral range (32768 and up): a port the
-/// kernel hands out can be taken by an outgoing connection (a node's to ZooKeeper) before the
-/// node that was given it listens.
-fn free_port() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    loop {
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        let port = 20_000 + (random % 12_768) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 fn spawn(command: &mut Command, log: &Path) -> Child {
     let out = std::fs::File::create(log).expect("log file");
     let err = out.try_clone().expect("log file");
@@ -70,7 +53,7 @@ impl ClickHouseCluster {
             .prefix("smo1-clickhouse-cluster-")
             .tempdir()
             .expect("temporary directory");
-        let zookeeper_port = free_port();
+        let zookeeper_port = crate::free_port();
         let zookeeper_dir = dir.path().join("zookeeper");
         std::fs::create_dir_all(&zookeeper_dir).expect("zookeeper dir");
         let zoo_cfg = zookeeper_dir.join("zoo.cfg");
@@ -101,9 +84,9 @@ impl ClickHouseCluster {
                 nodes.push(Node {
                     shard,
                     replica,
-                    http_port: free_port(),
-                    tcp_port: free_port(),
-                    interserver_port: free_port(),
+                    http_port: crate::free_port(),
+                    tcp_port: crate::free_port(),
+                    interserver_port: crate::free_port(),
                     dir: node_dir,
                     process: None,
                 });

@@ -447,6 +447,35 @@ pub async fn start_origin(config: OriginConfig) -> (AppState, RunningServer) {
     start_origin_on(bind_local().await, config).await
 }
 
+/// A loopback port nothing listens on now, for a server a test starts as another process. It is
+/// below Linux's ephemeral range (32768 and up): a port the kernel hands out (`bind(0)`) can be
+/// taken by an outgoing connection before that server listens on it.
+pub fn free_port() -> u16 {
+    reserve_port().local_addr().expect("addr").port()
+}
+
+/// Like [`free_port`], held by the returned listener until it is dropped. A port is handed out
+/// once per test process, so two servers of one test never get the same.
+pub fn reserve_port() -> std::net::TcpListener {
+    use std::hash::{BuildHasher, Hasher};
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = 20_000 + (random % 12_768) as u16;
+        let mut given = GIVEN.lock().expect("the port list is never poisoned");
+        if given.contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            given.insert(port);
+            return listener;
+        }
+    }
+}
+
 /// A free port on 127.0.0.1, bound: its address can go into a config before the server starts.
 pub async fn bind_local() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").await.expect("bind")

@@ -10,12 +10,6 @@ pub struct MailDev {
     _child: tokio::process::Child,
 }
 
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 impl MailDev {
     pub async fn start() -> Self {
         let bin = concat!(
@@ -26,7 +20,7 @@ impl MailDev {
             std::path::Path::new(bin).exists(),
             "{bin} is missing: run `npm ci` at the repository root"
         );
-        let (smtp, web) = (free_port(), free_port());
+        let (smtp, web) = (crate::free_port(), crate::free_port());
         let child = tokio::process::Command::new(bin)
             .args(["--smtp", &smtp.to_string(), "--web", &web.to_string()])
             .args(["--ip", "127.0.0.1", "--web-ip", "127.0.0.1", "--silent"])

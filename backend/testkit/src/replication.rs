@@ -69,14 +69,6 @@ async fn run(program: PathBuf, args: Vec<String>) {
     );
 }
 
-/// A loopback port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// One server of the pair: its data directory and port.
 struct Server {
     data: PathBuf,
@@ -143,11 +135,11 @@ impl Replication {
         let replication = Self {
             primary: Server {
                 data: root.join("primary"),
-                port: free_port(),
+                port: crate::free_port(),
             },
             replica: Server {
                 data: root.join("replica"),
-                port: free_port(),
+                port: crate::free_port(),
             },
             root,
         };
