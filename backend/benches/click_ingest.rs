@@ -12,7 +12,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use smo1_core::click::{self, ClickEvent, VisitorRequest};
 use smo1_core::link::{LinkCacheRecord, LinkStatus, Protection, RedirectType, Utm};
 use smo1_core::visit::Click;
-use smo1_origin::clickhouse::migrate;
 use smo1_origin::clicks::{self, PendingClick};
 use smo1_origin::config::DEFAULT_CLICK_BATCH_SIZE;
 use smo1_testkit::{self as testkit, TestDb};
@@ -156,22 +155,12 @@ async fn main() {
     pipeline.shutdown().await;
 
     let first = TestDb::new().await;
-    let buffer_0003 = migrate::MIGRATIONS
-        .iter()
-        .find(|(name, _)| *name == "0003_link_clicks_buffer")
-        .expect("migration 0003");
     first
         .clickhouse()
         .execute("DROP TABLE link_clicks_buffer")
         .await
         .expect("drop the buffer");
-    for statement in migrate::statements(buffer_0003.1) {
-        first
-            .clickhouse()
-            .execute(&statement)
-            .await
-            .expect("the first buffer");
-    }
+    testkit::rerun_clickhouse_migration(&first.clickhouse(), "0003_link_clicks_buffer").await;
     let before = stream(&first).await;
     drop(first);
     let migrated = TestDb::new().await;
@@ -263,8 +252,7 @@ async fn stream(db: &TestDb) -> StreamCost {
     let after = server_counters(db).await;
     let cpu = clickhouse_cpu() - cpu;
     pipeline.shutdown().await;
-    let total = |counters: &HashMap<String, u64>, event: &str| counters.get(event).copied();
-    let delta = |event| total(&after, event).unwrap_or(0) - total(&counters, event).unwrap_or(0);
+    let delta = |event: &str| after.get(event).unwrap_or(&0) - counters.get(event).unwrap_or(&0);
     StreamCost {
         cpu,
         parts: delta("MergeTreeDataWriterBlocks"),

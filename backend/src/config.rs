@@ -201,9 +201,10 @@ pub struct ClickHouseConfig {
     pub clickhouse_cluster: String,
 }
 
-/// Most clicks in one ClickHouse insert by default (`CLICK_BATCH_SIZE`). A batch stays below what
-/// `link_clicks_buffer` holds (10 MB): a larger one is written through to `link_clicks` while the
-/// insert waits, and the writer falls behind a burst (docs/BENCHMARKS.md, "Click ingest").
+/// Most clicks in one ClickHouse insert by default (`CLICK_BATCH_SIZE`). A batch stays well below
+/// a layer of `link_clicks_buffer` (100 MB, about 400,000 clicks): a larger one is written through
+/// to `link_clicks` while the insert waits, and the writer falls behind a burst
+/// (docs/BENCHMARKS.md, "Click ingest").
 pub const DEFAULT_CLICK_BATCH_SIZE: usize = 10_000;
 /// Clicks the in-memory queue holds by default (`CLICK_QUEUE_CAPACITY`).
 pub const DEFAULT_CLICK_QUEUE_CAPACITY: usize = 200_000;

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use smo1_core::click::ClickEvent;
 use smo1_origin::analytics::escape::quote;
 use smo1_origin::analytics::{rollup, sync};
-use smo1_origin::clickhouse::migrate;
 use smo1_testkit as testkit;
 use std::time::{Duration, Instant};
 
@@ -1179,13 +1178,7 @@ async fn qr_and_link_clicks_are_counted_exactly() {
     })
     .await;
     assert_eq!(qr_counts(&f.get(&l2_qr).await), []);
-    let (_, migration) = migrate::MIGRATIONS
-        .iter()
-        .find(|(version, _)| *version == "0007_rollup_qr")
-        .unwrap();
-    for statement in migrate::statements(migration) {
-        ch.execute(&statement).await.unwrap();
-    }
+    testkit::rerun_clickhouse_migration(&ch, "0007_rollup_qr").await;
     assert_eq!(qr_counts(&f.get(&l2_qr).await), l2_want);
     assert_eq!(qr_counts(&f.get(&account_qr).await), account_want);
 

@@ -149,13 +149,7 @@ async fn remaking_the_buffer_writes_what_it_holds_to_link_clicks() {
         .unwrap();
 
     // Migration 0010 again, as it runs on a database whose buffer holds clicks.
-    let (_, buffer_layers) = smo1_origin::clickhouse::migrate::MIGRATIONS
-        .iter()
-        .find(|(name, _)| *name == "0010_link_clicks_buffer_layers")
-        .unwrap();
-    for statement in smo1_origin::clickhouse::migrate::statements(buffer_layers) {
-        ch.execute(&statement).await.unwrap();
-    }
+    testkit::rerun_clickhouse_migration(&ch, "0010_link_clicks_buffer_layers").await;
 
     assert_eq!(
         scalar(&ch, "SELECT uniqExact(click_id) FROM link_clicks").await,

@@ -447,6 +447,23 @@ pub async fn start_origin(config: OriginConfig) -> (AppState, RunningServer) {
     start_origin_on(bind_local().await, config).await
 }
 
+/// Runs ClickHouse migration `version` (a name in `migrate::MIGRATIONS`) again on `ch`'s
+/// database, statement by statement: a migration replayed over the data a test has made.
+///
+/// # Panics
+/// When no migration has that name, or a statement fails.
+pub async fn rerun_clickhouse_migration(ch: &ClickHouse, version: &str) {
+    let (_, sql) = smo1_origin::clickhouse::migrate::MIGRATIONS
+        .iter()
+        .find(|(name, _)| *name == version)
+        .unwrap_or_else(|| panic!("no ClickHouse migration {version}"));
+    for statement in smo1_origin::clickhouse::migrate::statements(sql) {
+        ch.execute(&statement)
+            .await
+            .unwrap_or_else(|e| panic!("{version}: {e}"));
+    }
+}
+
 /// A loopback port nothing listens on now, for a server a test starts as another process. It is
 /// below Linux's ephemeral range (32768 and up): a port the kernel hands out (`bind(0)`) can be
 /// taken by an outgoing connection before that server listens on it.
